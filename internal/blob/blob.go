@@ -1,0 +1,108 @@
+// Package blob defines the identity of stored bytes: a blob ID is the
+// BLAKE3-256 digest of the content, so `b3sum` on a downloaded file prints
+// the same hex as the ID cairn reports. Chunk IDs use the same type.
+//
+// IDs are comparable arrays, usable as map keys. The zero ID is invalid: no
+// content hashes to it in practice, and ParseID never returns it.
+//
+// Everything here is safe for concurrent use.
+//
+//	id := blob.Sum([]byte("hello"))
+//	fmt.Println(id) // ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f
+package blob
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/zeebo/blake3"
+)
+
+// Size is the length of an ID in bytes.
+const Size = 32
+
+// ID is the BLAKE3-256 digest of a blob's or chunk's bytes.
+type ID [Size]byte
+
+// ErrInvalidID reports a string that is not 64 lower- or upper-case hex
+// digits, or that decodes to the zero ID.
+var ErrInvalidID = errors.New("blob: invalid id")
+
+// Empty is the ID of zero bytes of content.
+var Empty = Sum(nil)
+
+// Sum returns the ID of b.
+func Sum(b []byte) ID { return ID(blake3.Sum256(b)) }
+
+// New returns a streaming hasher whose Sum256 is the ID of what was written.
+func New() *Hasher { return &Hasher{h: blake3.New()} }
+
+// Hasher computes an ID incrementally.
+type Hasher struct{ h *blake3.Hasher }
+
+// Write adds p to the hashed content; it never fails.
+func (h *Hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
+
+// ID returns the ID of everything written so far.
+func (h *Hasher) ID() ID {
+	var id ID
+	h.h.Sum(id[:0])
+	return id
+}
+
+// Reset forgets everything written.
+func (h *Hasher) Reset() { h.h.Reset() }
+
+// ParseID parses the 64-digit hex form printed by String.
+func ParseID(s string) (ID, error) {
+	var id ID
+	if len(s) != 2*Size {
+		return ID{}, fmt.Errorf("%w: %q has length %d, want %d", ErrInvalidID, truncate(s), len(s), 2*Size)
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return ID{}, fmt.Errorf("%w: %q: %w", ErrInvalidID, truncate(s), err)
+	}
+	if id.IsZero() {
+		return ID{}, fmt.Errorf("%w: zero id", ErrInvalidID)
+	}
+	return id, nil
+}
+
+// FromBytes copies a 32-byte slice into an ID.
+func FromBytes(b []byte) (ID, error) {
+	if len(b) != Size {
+		return ID{}, fmt.Errorf("%w: %d bytes, want %d", ErrInvalidID, len(b), Size)
+	}
+	return ID(b), nil
+}
+
+// String returns the lower-case hex form, as b3sum prints it.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether id is the invalid zero ID.
+func (id ID) IsZero() bool { return id == ID{} }
+
+// MarshalText implements encoding.TextMarshaler.
+func (id ID) MarshalText() ([]byte, error) {
+	b := make([]byte, 2*Size)
+	hex.Encode(b, id[:])
+	return b, nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (id *ID) UnmarshalText(b []byte) error {
+	p, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = p
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

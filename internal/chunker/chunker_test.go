@@ -1,0 +1,184 @@
+package chunker
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"testing/iotest"
+
+	"github.com/cairnstore/cairn/internal/blob"
+)
+
+// data returns n deterministic pseudo-random bytes. ChaCha8's output is
+// specified, so the pinned cut points below are stable across Go releases.
+func data(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	var s [32]byte
+	s[0] = byte(seed)
+	r := rand.NewChaCha8(s)
+	r.Read(b)
+	return b
+}
+
+func lengths(t testing.TB, r io.Reader, p Params) []int {
+	t.Helper()
+	c := New(r, p)
+	defer c.Close()
+	var out []int
+	for {
+		chunk, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, len(chunk))
+	}
+}
+
+// TestPinnedCutPoints pins the chunk boundaries of the default parameters: a
+// change here means stored data would stop deduplicating against new uploads.
+func TestPinnedCutPoints(t *testing.T) {
+	got := lengths(t, bytes.NewReader(data(1, 16<<20)), Params{})
+	want := []int{1372156, 1285071, 1377263, 1559641, 1584075, 1535136, 1290724, 1079489, 1007954, 1297787, 1157611, 1303565, 926744}
+	if !slices.Equal(got, want) {
+		t.Fatalf("cut points changed:\n got %#v\nwant %#v", got, want)
+	}
+}
+
+func TestBounds(t *testing.T) {
+	p := Params{}.WithDefaults()
+	for _, size := range []int{0, 1, p.MinSize - 1, p.MinSize, p.MinSize + 1, p.MaxSize - 1, p.MaxSize, p.MaxSize + 1, 3*p.MaxSize + 7} {
+		in := data(2, size)
+		got := lengths(t, bytes.NewReader(in), p)
+		total := 0
+		for i, n := range got {
+			total += n
+			if n > p.MaxSize {
+				t.Errorf("size %d: chunk %d has %d bytes > MaxSize", size, i, n)
+			}
+			if n < p.MinSize && i != len(got)-1 {
+				t.Errorf("size %d: chunk %d has %d bytes < MinSize and is not last", size, i, n)
+			}
+			if n == 0 {
+				t.Errorf("size %d: empty chunk %d", size, i)
+			}
+		}
+		if total != size {
+			t.Errorf("size %d: chunks sum to %d", size, total)
+		}
+		if size == 0 && len(got) != 0 {
+			t.Errorf("empty stream gave %d chunks", len(got))
+		}
+		if size > 0 && size <= p.MinSize && len(got) != 1 {
+			t.Errorf("size %d ≤ MinSize gave %d chunks, want 1", size, len(got))
+		}
+	}
+}
+
+// TestReaderIndependence checks that cut points depend on the content only,
+// not on how the reader splits its reads.
+func TestReaderIndependence(t *testing.T) {
+	in := data(3, 9<<20)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		wrap func(io.Reader) io.Reader
+	}{
+		{"onebyte", in[:3<<20], iotest.OneByteReader},
+		{"halfread", in, iotest.HalfReader},
+		{"dataerr", in, iotest.DataErrReader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := lengths(t, bytes.NewReader(tc.in), Params{})
+			got := lengths(t, tc.wrap(bytes.NewReader(tc.in)), Params{})
+			if !slices.Equal(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestShiftedContent measures the property dedup relies on: bytes inserted
+// at the front leave most chunks of the rest unchanged.
+func TestShiftedContent(t *testing.T) {
+	in := data(4, 16<<20)
+	for _, insert := range []int{1, 100, 4096} {
+		shifted := append(bytes.Repeat([]byte{0x5a}, insert), in...)
+		a := chunkSet(t, in)
+		shared := 0
+		for id, n := range chunkSet(t, shifted) {
+			if _, ok := a[id]; ok {
+				shared += n
+			}
+		}
+		frac := float64(shared) / float64(len(shifted))
+		t.Logf("insert %d bytes: %.1f%% of the shifted content in shared chunks", insert, 100*frac)
+		if frac < 0.8 {
+			t.Errorf("insert %d bytes: only %.1f%% shared, want ≥ 80%%", insert, 100*frac)
+		}
+	}
+}
+
+func chunkSet(t *testing.T, b []byte) map[blob.ID]int {
+	c := New(bytes.NewReader(b), Params{})
+	defer c.Close()
+	m := map[blob.ID]int{}
+	for {
+		chunk, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			return m
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[blob.Sum(chunk)] = len(chunk)
+	}
+}
+
+func TestReadError(t *testing.T) {
+	boom := errors.New("boom")
+	c := New(io.MultiReader(bytes.NewReader(data(5, 100)), iotest.ErrReader(boom)), Params{})
+	defer c.Close()
+	if _, err := c.Next(); !errors.Is(err, boom) {
+		t.Fatalf("Next error = %v, want boom", err)
+	}
+	if _, err := c.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Next after error = %v, want EOF", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, p := range []Params{
+		{MinSize: 10},
+		{NormalSize: 3 << 20},
+		{MinSize: 2 << 20, NormalSize: 1 << 20},
+		{MaxSize: 512 << 10},
+	} {
+		if err := p.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want error", p)
+		}
+	}
+	if err := (Params{}).Validate(); err != nil {
+		t.Errorf("defaults invalid: %v", err)
+	}
+}
+
+func BenchmarkChunker(b *testing.B) {
+	in := data(6, 64<<20)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c := New(bytes.NewReader(in), Params{})
+		for {
+			if _, err := c.Next(); err != nil {
+				break
+			}
+		}
+		c.Close()
+	}
+}

@@ -1,0 +1,425 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/cairnstore/cairn/internal/blob"
+)
+
+// Defaults for WriterOptions.
+const (
+	DefaultSegmentSize = 1 << 30
+	DefaultPreallocate = 64 << 20
+)
+
+// WriterOptions configure a Writer. The zero value means the defaults.
+type WriterOptions struct {
+	// SegmentSize is the size at which the active segment is sealed: a
+	// record that would take it past this size goes to a new segment
+	// instead. A segment always holds at least one record. Default 1 GiB.
+	SegmentSize int64
+	// Preallocate is how much space is reserved ahead of the write offset,
+	// so that appends rarely allocate blocks. Default 64 MiB, capped at
+	// SegmentSize.
+	Preallocate int64
+	// OnSeal, if set, is called after a segment is synced for the last time,
+	// before the next one is created, with the writer locked. size is the
+	// end of its data. An error fails the writer.
+	OnSeal func(id uint64, size int64) error
+	// OnSync, if set, is called after each fdatasync with its duration.
+	OnSync func(time.Duration)
+}
+
+func (o WriterOptions) withDefaults() WriterOptions {
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.Preallocate <= 0 {
+		o.Preallocate = DefaultPreallocate
+	}
+	o.Preallocate = min(o.Preallocate, o.SegmentSize)
+	return o
+}
+
+// Pos is a position in the sequence of segments: everything before it.
+type Pos struct {
+	Segment uint64
+	Offset  int64
+}
+
+// Less orders positions by segment, then offset.
+func (p Pos) Less(q Pos) bool {
+	return p.Segment < q.Segment || p.Segment == q.Segment && p.Offset < q.Offset
+}
+
+// Location is where a record was appended.
+type Location struct {
+	Segment uint64
+	Offset  int64 // of the record header
+	Size    int64 // header and payload
+}
+
+// End is the position just after the record.
+func (l Location) End() Pos { return Pos{l.Segment, l.Offset + l.Size} }
+
+// Record is a chunk to append: its ID, content length, and payload as the
+// Compressor produced it.
+type Record struct {
+	ID          blob.ID
+	Compression Compression
+	Raw         uint32
+	Payload     []byte
+}
+
+// Writer appends records to the active segment of a directory, sealing it
+// and starting the next at the size limit. See the package doc.
+type Writer struct {
+	fs   vfs.FS
+	dir  string
+	opts WriterOptions
+
+	mu   sync.Mutex
+	cond sync.Cond // signalled when a sync ends; uses mu
+	// f is the active segment, opened for writing. It is nil after Close,
+	// and between sealing a segment and creating the next when the disk
+	// was full (the next Append retries the creation).
+	f vfs.File
+	// closed is set by Close.
+	closed bool
+	// id is the active segment's id.
+	id uint64
+	// off is where the next record goes; everything before it is written.
+	off int64
+	// alloc is how far space is preallocated in f.
+	alloc int64
+	// synced: everything before it is durable. synced ≤ (id, off).
+	synced Pos
+	// syncing is true while a goroutine runs fdatasync without mu held.
+	syncing bool
+	// err is sticky: once a write or sync fails, every call returns it.
+	err error
+	// buf assembles a record; guarded by mu.
+	buf []byte
+}
+
+// OpenWriter returns a writer that appends to segment id of dir at offset.
+// With offset 0 the segment must not exist: it is created, with its header,
+// and the directory is synced. Otherwise the segment must exist and hold
+// nothing that matters from offset on (see Recover).
+func OpenWriter(fs vfs.FS, dir string, id uint64, offset int64, opts WriterOptions) (*Writer, error) {
+	w := &Writer{fs: fs, dir: dir, opts: opts.withDefaults()}
+	w.cond.L = &w.mu
+	if offset == 0 {
+		if err := w.create(id); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
+	if offset < FileHeaderSize {
+		return nil, fmt.Errorf("segment: open writer at offset %d inside the file header", offset)
+	}
+	f, err := fs.OpenReadWrite(fs.PathJoin(dir, FileName(id)), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, fmt.Errorf("segment: open %s: %w", FileName(id), err)
+	}
+	w.f, w.id, w.off, w.alloc = f, id, offset, offset
+	w.synced = Pos{id, offset}
+	return w, nil
+}
+
+// create makes segment id the active one: a new file with its header,
+// synced, and the directory synced so the file survives a crash.
+func (w *Writer) create(id uint64) error {
+	path := w.fs.PathJoin(w.dir, FileName(id))
+	if _, err := w.fs.Stat(path); err == nil {
+		return fmt.Errorf("segment: create %s: file exists", path)
+	}
+	f, err := w.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("segment: create %s: %w", path, err)
+	}
+	fail := func(err error) error {
+		f.Close()
+		w.fs.Remove(path)
+		return err
+	}
+	if err := w.preallocate(f, 0, min(w.opts.Preallocate, w.opts.SegmentSize)); err != nil {
+		return fail(err)
+	}
+	if _, err := f.WriteAt(AppendFileHeader(nil, id), 0); err != nil {
+		return fail(writeError(fmt.Errorf("segment: write header of %s: %w", path, err)))
+	}
+	if err := w.syncFile(f); err != nil {
+		return fail(fmt.Errorf("segment: sync %s: %w", path, err))
+	}
+	if err := syncDir(w.fs, w.dir); err != nil {
+		return fail(err)
+	}
+	w.f, w.id, w.off = f, id, FileHeaderSize
+	w.alloc = min(w.opts.Preallocate, w.opts.SegmentSize)
+	w.synced = Pos{id, FileHeaderSize}
+	return nil
+}
+
+func (w *Writer) preallocate(f vfs.File, off, n int64) error {
+	if err := f.Preallocate(off, n); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("%w: preallocate: %w", ErrNoSpace, err)
+		}
+		if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) {
+			return nil // a file system without fallocate: appends allocate as they go
+		}
+		return fmt.Errorf("segment: preallocate: %w", err)
+	}
+	return nil
+}
+
+// writeError classifies a failed write: a full disk is not sticky (the
+// bytes are rewritten by the next append at the same offset), anything
+// else is.
+func writeError(err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// Append writes rec at the end of the active segment, sealing it first if
+// rec would take it past the size limit. The record is not durable until a
+// Sync covering its end returns.
+func (w *Writer) Append(rec Record) (Location, error) {
+	if len(rec.Payload) > MaxPayload || rec.Raw > MaxPayload {
+		return Location{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, max(len(rec.Payload), int(rec.Raw)))
+	}
+	size := RecordHeaderSize + int64(len(rec.Payload))
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return Location{}, err
+	}
+	if w.f == nil {
+		if err := w.createNext(); err != nil {
+			return Location{}, err
+		}
+	}
+	if w.off+size > w.opts.SegmentSize && w.off > FileHeaderSize {
+		if err := w.rollover(); err != nil {
+			return Location{}, err
+		}
+	}
+	if end := w.off + size; end > w.alloc {
+		// Reserve the next step, but not past the size limit unless this
+		// record needs it.
+		n := max(w.opts.Preallocate, end-w.alloc)
+		if w.alloc < w.opts.SegmentSize {
+			n = max(min(n, w.opts.SegmentSize-w.alloc), end-w.alloc)
+		}
+		if err := w.preallocate(w.f, w.alloc, n); err != nil {
+			return Location{}, err
+		}
+		w.alloc += n
+	}
+
+	h := Header{
+		Kind: KindChunk, Compression: rec.Compression,
+		Stored: uint32(len(rec.Payload)), Raw: rec.Raw, ID: rec.ID,
+		PayloadCRC: checksum(rec.Payload),
+	}
+	if cap(w.buf) < int(size) {
+		w.buf = make([]byte, size)
+	}
+	b := w.buf[:size]
+	h.encode(b)
+	// Re-parse what was encoded: an encoding bug must not reach the disk.
+	if got, reason := decodeHeader(b); reason != "" || got != h {
+		panic(fmt.Sprintf("segment: header does not round-trip: %+v -> %+v (%s)", h, got, reason))
+	}
+	copy(b[RecordHeaderSize:], rec.Payload)
+	if _, err := w.f.WriteAt(b, w.off); err != nil {
+		err = writeError(fmt.Errorf("segment: append to %s at %d: %w", FileName(w.id), w.off, err))
+		if !errors.Is(err, ErrNoSpace) {
+			w.err = err
+		}
+		return Location{}, err
+	}
+	loc := Location{Segment: w.id, Offset: w.off, Size: size}
+	w.off += size
+	return loc, nil
+}
+
+func (w *Writer) usable() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// rollover seals the active segment and creates the next. Called with mu.
+func (w *Writer) rollover() error {
+	for w.syncing {
+		w.cond.Wait()
+	}
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if err := w.syncFile(w.f); err != nil {
+		w.err = fmt.Errorf("segment: sync %s before sealing: %w", FileName(w.id), err)
+		return w.err
+	}
+	w.synced = Pos{w.id, w.off}
+	if w.opts.OnSeal != nil {
+		if err := w.opts.OnSeal(w.id, w.off); err != nil {
+			w.err = fmt.Errorf("segment: seal %s: %w", FileName(w.id), err)
+			return w.err
+		}
+	}
+	if err := w.f.Close(); err != nil {
+		w.err = fmt.Errorf("segment: close sealed %s: %w", FileName(w.id), err)
+		return w.err
+	}
+	w.f = nil
+	return w.createNext()
+}
+
+// createNext creates the segment after the sealed one. On a full disk the
+// writer stays usable with no active file, and the next Append retries.
+func (w *Writer) createNext() error {
+	if err := w.create(w.id + 1); err != nil {
+		if !errors.Is(err, ErrNoSpace) {
+			w.err = err
+		}
+		return err
+	}
+	return nil
+}
+
+func (w *Writer) syncFile(f vfs.File) error {
+	start := time.Now()
+	err := f.SyncData()
+	if w.opts.OnSync != nil {
+		w.opts.OnSync(time.Since(start))
+	}
+	return err
+}
+
+// Sync returns once everything before pos is durable. Concurrent callers
+// share one fdatasync: while one runs, the others wait for it and, if it did
+// not cover them, one of them runs the next. A failed sync fails the writer
+// for good: a sync is never retried and then trusted.
+func (w *Writer) Sync(pos Pos) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		if w.err != nil {
+			return w.err
+		}
+		if !w.synced.Less(pos) {
+			return nil
+		}
+		if w.f == nil {
+			// Closed, or between segments: everything written is synced, so
+			// pos was never written.
+			return fmt.Errorf("segment: sync to %v, past the end of what was written", pos)
+		}
+		if w.syncing {
+			w.cond.Wait()
+			continue
+		}
+		w.syncing = true
+		f, target := w.f, Pos{w.id, w.off}
+		w.mu.Unlock()
+		err := w.syncFile(f)
+		w.mu.Lock()
+		w.syncing = false
+		if err != nil {
+			w.err = fmt.Errorf("segment: sync %s: %w", FileName(target.Segment), err)
+		} else if w.synced.Less(target) {
+			w.synced = target
+		}
+		w.cond.Broadcast()
+	}
+}
+
+// Synced returns the position before which everything is durable.
+func (w *Writer) Synced() Pos {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.synced
+}
+
+// End returns the position where the next record would be appended.
+func (w *Writer) End() Pos {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return Pos{w.id, w.off}
+}
+
+// Err returns the sticky error, if the writer has failed.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Close syncs what was appended and closes the active segment. After a
+// failure it closes without syncing and returns the sticky error.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.syncing {
+		w.cond.Wait()
+	}
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	f := w.f
+	w.f = nil
+	if f == nil {
+		return w.err
+	}
+	if w.err != nil {
+		f.Close()
+		return w.err
+	}
+	if err := w.syncFile(f); err != nil {
+		f.Close()
+		w.err = fmt.Errorf("segment: sync %s: %w", FileName(w.id), err)
+		return w.err
+	}
+	w.synced = Pos{w.id, w.off}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("segment: close %s: %w", FileName(w.id), err)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, so that files created or removed in it
+// survive a crash.
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return fmt.Errorf("segment: open dir %s: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("segment: sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// SyncDir fsyncs dir; exported for callers that remove segment files.
+func SyncDir(fs vfs.FS, dir string) error { return syncDir(fs, dir) }
