@@ -1,0 +1,415 @@
+// Package engine is cairn's content-addressed store: blobs cut into
+// content-defined chunks, each stored once in append-only segment files,
+// located and reference-counted by a Pebble index, and records (what the
+// APIs name: paths, asset IDs, media) that refer to blobs.
+//
+// Writes stream: Upload chunks, hashes (BLAKE3 of each chunk and of the
+// blob in one pass), deduplicates and appends, then syncs the segment;
+// Update commits the records that refer to the upload in one index batch
+// with pebble.Sync. Nothing is visible before both are durable, and a
+// crash at any instant loses nothing acknowledged (see DESIGN.md).
+//
+// Reads verify: every chunk's bytes are hashed against its ID before they
+// are returned, and a mismatch is ErrCorrupt, never wrong bytes.
+//
+// An Engine is safe for concurrent use. Readers returned by Open are not
+// (each is one stream); their ReadAt is.
+//
+//	e, err := engine.Open("cairn-data", engine.Options{})
+//	defer e.Close()
+//	rec, err := e.PutRecord(ctx, engine.Key{Namespace: "ns", Tenant: "t", Name: "a.jpg"}, body, engine.Write{ContentType: "image/jpeg"})
+//	r, err := e.Open(rec.Blob)
+//	defer r.Close()
+//	http.ServeContent(w, req, "a.jpg", rec.Modified, r)
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/chunker"
+	"github.com/cairnstore/cairn/segment"
+)
+
+// Options configure an engine. The zero value means the defaults.
+type Options struct {
+	// FS holds the data folder; default the real disk. Tests pass
+	// vfs.NewCrashableMem() or an errorfs wrapper. Segments and Pebble
+	// share it.
+	FS vfs.FS
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// SegmentSize seals a segment at this size; default 1 GiB.
+	SegmentSize int64
+	// MinChunk, AvgChunk and MaxChunk bound content-defined chunks; default
+	// 256 KiB, 1 MiB, 4 MiB. AvgChunk must be a power of two.
+	MinChunk, AvgChunk, MaxChunk int
+	// IndexCacheSize is Pebble's block cache; default 64 MiB.
+	IndexCacheSize int64
+	// MinFreeBytes: uploads fail with ErrNoSpace while the file system has
+	// less free space than this, leaving room for deletes and the index.
+	// Default 64 MiB; negative disables the check.
+	MinFreeBytes int64
+	// Now is the clock; default time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = segment.DefaultSegmentSize
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 64 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	p := o.chunking()
+	if err := p.Validate(); err != nil {
+		return o, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if p.MaxSize > segment.MaxPayload {
+		return o, fmt.Errorf("%w: MaxChunk %d above the segment format's %d", ErrInvalid, p.MaxSize, segment.MaxPayload)
+	}
+	return o, nil
+}
+
+func (o Options) chunking() chunker.Params {
+	return chunker.Params{MinSize: o.MinChunk, NormalSize: o.AvgChunk, MaxSize: o.MaxChunk}.WithDefaults()
+}
+
+// Folder layout under the data directory.
+const (
+	indexDir    = "index"
+	segmentsDir = "segments"
+)
+
+// Engine is an open store. See the package doc.
+type Engine struct {
+	opts    Options
+	fs      vfs.FS
+	dir     string
+	segDir  string
+	log     *slog.Logger
+	idx     *index.DB
+	w       *segment.Writer
+	comp    *segment.Compressor
+	locks   *stripes
+	files   fileTable
+	scratch sync.Pool // *[]byte, chunk-sized read buffers
+
+	// failed holds the first write or sync failure; once set the engine
+	// refuses writes until reopened.
+	failed atomic.Pointer[error]
+	closed atomic.Bool
+	// ops counts operations in flight, so Close waits for them.
+	ops sync.WaitGroup
+
+	// uploads tracks the active segment each in-flight upload started in:
+	// segments from the oldest of these on may hold chunks an upload is
+	// about to index, so compaction leaves them alone.
+	uploadsMu sync.Mutex
+	uploads   map[*Upload]uint64
+
+	stats counters
+}
+
+// Open opens the store in dir, creating it if needed, and recovers from a
+// crash: a torn tail of the active segment is cut off and appending
+// continues after the last good record. Sealed segments are not scanned.
+func Open(dir string, opts Options) (*Engine, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	fs := opts.FS
+	e := &Engine{
+		opts:    opts,
+		fs:      fs,
+		dir:     dir,
+		segDir:  fs.PathJoin(dir, segmentsDir),
+		log:     opts.Logger,
+		comp:    segment.NewCompressor(),
+		locks:   newStripes(),
+		uploads: map[*Upload]uint64{},
+	}
+	e.files.fs, e.files.dir, e.files.comp = fs, e.segDir, e.comp
+	if err := mkdirSynced(fs, e.segDir); err != nil {
+		return nil, err
+	}
+	e.idx, err = index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.recover(); err != nil {
+		e.idx.Close()
+		e.comp.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// mkdirSynced creates dir and its missing parents, syncing each parent so
+// that the new entries survive a crash.
+func mkdirSynced(fs vfs.FS, dir string) error {
+	var missing []string
+	for d := dir; ; d = fs.PathDir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if parent := fs.PathDir(d); parent == d || parent == "." || parent == "" || parent == "/" {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("engine: create %s: %w", dir, err)
+	}
+	for _, d := range missing {
+		parent := fs.PathDir(d)
+		if parent == d {
+			continue
+		}
+		if parent == "." {
+			parent = ""
+		}
+		if err := segment.SyncDir(fs, parent); err != nil {
+			return fmt.Errorf("engine: %w", err)
+		}
+	}
+	return nil
+}
+
+// recover finds the active segment, makes sure every earlier one is known
+// to be sealed, cuts the active one's torn tail and opens the writer.
+func (e *Engine) recover() error {
+	names, err := e.fs.List(e.segDir)
+	if err != nil {
+		return fmt.Errorf("engine: list %s: %w", e.segDir, err)
+	}
+	var ids []uint64
+	for _, n := range names {
+		if id, ok := segment.ParseFileName(n); ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	segs, err := e.idx.Segments()
+	if err != nil {
+		return err
+	}
+	known := map[uint64]index.Segment{}
+	var maxKnown uint64
+	for _, s := range segs {
+		known[s.ID] = s
+		maxKnown = max(maxKnown, s.ID)
+		if !slices.Contains(ids, s.ID) && s.LiveChunks > 0 {
+			return corruptf("segment %s holds %d chunks in the index but its file is missing", segment.FileName(s.ID), s.LiveChunks)
+		}
+	}
+	wopts := segment.WriterOptions{
+		SegmentSize: e.opts.SegmentSize,
+		OnSeal:      e.onSeal,
+		OnSync:      e.stats.observeSync,
+	}
+	if len(ids) == 0 {
+		e.w, err = segment.OpenWriter(e.fs, e.segDir, maxKnown+1, 0, wopts)
+		return err
+	}
+	active := ids[len(ids)-1]
+	// A segment before the active one whose seal never reached the index
+	// (a crash right after rolling over): find its end once, and record it.
+	for _, id := range ids[:len(ids)-1] {
+		if known[id].Sealed > 0 {
+			continue
+		}
+		res, err := segment.Recover(e.fs, e.segDir, id, known[id].End)
+		if err != nil {
+			return fmt.Errorf("engine: recover sealed segment: %w", err)
+		}
+		if err := e.onSeal(id, res.End); err != nil {
+			return err
+		}
+		e.logRecovery(id, res)
+	}
+	if known[active].Sealed > 0 {
+		// Sealed, and the crash came before its successor existed.
+		e.w, err = segment.OpenWriter(e.fs, e.segDir, max(active, maxKnown)+1, 0, wopts)
+		return err
+	}
+	res, err := segment.Recover(e.fs, e.segDir, active, known[active].End)
+	if err != nil {
+		if known[active].End > segment.FileHeaderSize || !errors.Is(err, segment.ErrCorrupt) {
+			return fmt.Errorf("engine: recover active segment: %w", err)
+		}
+		// The file was created but its header never became durable, and
+		// nothing in it was ever indexed: start it again.
+		e.log.Warn("recreating a segment whose header was torn", "segment", segment.FileName(active), "err", err)
+		if err := e.fs.Remove(e.fs.PathJoin(e.segDir, segment.FileName(active))); err != nil {
+			return fmt.Errorf("engine: remove torn segment: %w", err)
+		}
+		if err := segment.SyncDir(e.fs, e.segDir); err != nil {
+			return err
+		}
+		e.w, err = segment.OpenWriter(e.fs, e.segDir, active, 0, wopts)
+		return err
+	}
+	e.logRecovery(active, res)
+	e.w, err = segment.OpenWriter(e.fs, e.segDir, active, res.End, wopts)
+	return err
+}
+
+func (e *Engine) logRecovery(id uint64, res segment.RecoverResult) {
+	if res.Torn != nil || res.Zeroed > 0 {
+		e.log.Warn("cut a torn segment tail", "segment", segment.FileName(id), "end", res.End, "zeroed", res.Zeroed, "reason", res.Torn)
+	}
+}
+
+// onSeal records a sealed segment's size in the index, durably, before
+// the writer moves on.
+func (e *Engine) onSeal(id uint64, size int64) error {
+	b := e.idx.NewBatch()
+	b.SetSealed(id, size)
+	b.RaiseEnd(id, size)
+	return b.Commit()
+}
+
+// begin registers an operation, failing if the engine is closed.
+func (e *Engine) begin() error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	e.ops.Add(1)
+	if e.closed.Load() {
+		e.ops.Done()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (e *Engine) end() { e.ops.Done() }
+
+// writable reports why writes are refused, if they are.
+func (e *Engine) writable() error {
+	if p := e.failed.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrReadOnly, *p)
+	}
+	return nil
+}
+
+// fail makes the engine read-only after a write or sync failure. A full
+// disk is not a failure: nothing was written that matters.
+func (e *Engine) fail(err error) error {
+	if errors.Is(err, segment.ErrNoSpace) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	if e.failed.CompareAndSwap(nil, &err) {
+		e.log.Error("write failed; refusing writes until restart", "err", err)
+	}
+	return fmt.Errorf("%w: %w", ErrReadOnly, err)
+}
+
+// Writable returns nil if the engine accepts writes, or why it does not.
+func (e *Engine) Writable() error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if err := e.writable(); err != nil {
+		return err
+	}
+	return e.checkSpace()
+}
+
+// checkSpace fails when the disk is below the free-space reserve.
+func (e *Engine) checkSpace() error {
+	if e.opts.MinFreeBytes < 0 {
+		return nil
+	}
+	u, err := e.fs.GetDiskUsage(e.segDir)
+	if err != nil || u.TotalBytes == 0 { // unknown (in-memory file systems)
+		return nil
+	}
+	if int64(u.AvailBytes) < e.opts.MinFreeBytes {
+		return fmt.Errorf("%w: %d bytes free, reserve is %d", ErrNoSpace, u.AvailBytes, e.opts.MinFreeBytes)
+	}
+	return nil
+}
+
+// Close waits for operations in flight, then syncs and closes the store.
+func (e *Engine) Close() error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	e.ops.Wait()
+	var errs []error
+	if err := e.w.Close(); err != nil && e.failed.Load() == nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, e.files.closeAll())
+	errs = append(errs, e.idx.Close())
+	e.comp.Close()
+	return errors.Join(errs...)
+}
+
+// fileTable keeps segment files open for reading.
+type fileTable struct {
+	fs   vfs.FS
+	dir  string
+	comp *segment.Compressor
+	mu   sync.Mutex
+	m    map[uint64]*segment.Reader
+	open []vfs.File
+}
+
+// reader returns a Reader for segment id, opening the file on first use.
+func (t *fileTable) reader(id uint64) (*segment.Reader, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r, ok := t.m[id]; ok {
+		return r, nil
+	}
+	path := t.fs.PathJoin(t.dir, segment.FileName(id))
+	f, err := t.fs.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: segment file %s is missing", ErrCorrupt, path)
+		}
+		return nil, fmt.Errorf("engine: open %s: %w", path, err)
+	}
+	if t.m == nil {
+		t.m = map[uint64]*segment.Reader{}
+	}
+	r := segment.NewReader(f, path, t.comp)
+	t.m[id] = r
+	t.open = append(t.open, f)
+	return r, nil
+}
+
+func (t *fileTable) closeAll() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	for _, f := range t.open {
+		errs = append(errs, f.Close())
+	}
+	t.m, t.open = nil, nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,271 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/blob"
+)
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	ID      blob.ID
+	Size    int64
+	Refs    uint64 // records referring to it
+	Chunks  int
+	Created time.Time
+}
+
+// Stat returns what the index knows of a blob, or ErrNotFound.
+func (e *Engine) Stat(id blob.ID) (BlobInfo, error) {
+	b, ok, err := e.idx.Blob(id)
+	if err != nil {
+		return BlobInfo{}, corrupt(err)
+	}
+	if !ok {
+		return BlobInfo{}, fmt.Errorf("%w: blob %s", ErrNotFound, id)
+	}
+	return BlobInfo{ID: id, Size: b.Size, Refs: b.Refs, Chunks: len(b.Chunks), Created: time.Unix(0, b.Created).UTC()}, nil
+}
+
+// Reader reads one blob. Read and Seek make it an io.ReadSeeker for
+// http.ServeContent; ReadAt may be called concurrently. Only the chunks a
+// read touches are read, and each is verified before its bytes are
+// returned. While a Reader is open its blob is not released, even if the
+// last record referring to it is deleted. Close it.
+type Reader struct {
+	e      *Engine
+	id     blob.ID
+	size   int64
+	chunks []index.ChunkRef
+	// starts[i] is the offset of chunk i in the blob; starts[len] = size.
+	starts []int64
+	pos    int64
+	closed bool
+
+	// mu guards the last chunk read: small sequential reads (and ReadAt
+	// calls walking forward) decode and verify each chunk once.
+	mu sync.Mutex
+	// cur is the chunk whose content is in data, or -1.
+	cur     int
+	data    []byte
+	scratch *[]byte
+}
+
+// Open returns a Reader of blob id, or ErrNotFound.
+func (e *Engine) Open(id blob.ID) (*Reader, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	var (
+		b   index.Blob
+		ok  bool
+		err error
+	)
+	k := pinKey{index.ZeroBlob, id}
+	e.locks.withStripe(e.locks.ofID(k.kind, id), func(st *stripe) {
+		b, ok, err = e.idx.Blob(id)
+		if ok && err == nil {
+			st.pin(k)
+		}
+	})
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, id)
+	}
+	r := &Reader{e: e, id: id, size: b.Size, chunks: b.Chunks, cur: -1}
+	r.starts = make([]int64, len(b.Chunks)+1)
+	for i, c := range b.Chunks {
+		r.starts[i+1] = r.starts[i] + int64(c.Size)
+	}
+	if r.starts[len(b.Chunks)] != b.Size {
+		r.Close()
+		return nil, corruptf("blob %s: chunks add up to %d bytes, not %d", id, r.starts[len(b.Chunks)], b.Size)
+	}
+	return r, nil
+}
+
+// ID returns the blob's ID.
+func (r *Reader) ID() blob.ID { return r.id }
+
+// Size returns the blob's length.
+func (r *Reader) Size() int64 { return r.size }
+
+// Close releases the reader's pin on its blob.
+func (r *Reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	k := pinKey{index.ZeroBlob, r.id}
+	r.e.locks.withStripe(r.e.locks.ofID(k.kind, r.id), func(st *stripe) { st.unpin(k) })
+	r.mu.Lock()
+	if r.scratch != nil {
+		r.e.scratch.Put(r.scratch)
+		r.scratch, r.data, r.cur = nil, nil, -1
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// chunkAt returns the index of the chunk holding offset off < size.
+func (r *Reader) chunkAt(off int64) int {
+	return sort.Search(len(r.chunks), func(i int) bool { return r.starts[i+1] > off })
+}
+
+// Read implements io.Reader.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, os.ErrClosed
+	}
+	if r.pos >= r.size {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := r.copyAt(p, r.pos)
+	r.pos += int64(n)
+	return n, err
+}
+
+// copyAt copies into p the bytes at off < size from the one chunk that
+// holds off, reading it unless it is the cached one.
+func (r *Reader) copyAt(p []byte, off int64) (int, error) {
+	i := r.chunkAt(off)
+	r.mu.Lock()
+	if r.cur == i {
+		n := copy(p, r.data[off-r.starts[i]:])
+		r.mu.Unlock()
+		return n, nil
+	}
+	r.mu.Unlock()
+	// Read without the lock so that concurrent ReadAt calls on different
+	// chunks do not wait for each other.
+	scratch := r.e.getScratch()
+	data, err := r.e.readChunk(r.id, r.chunks[i], scratch)
+	if err != nil {
+		r.e.scratch.Put(scratch)
+		return 0, err
+	}
+	n := copy(p, data[off-r.starts[i]:])
+	r.mu.Lock()
+	if r.closed {
+		r.e.scratch.Put(scratch)
+	} else {
+		if r.scratch != nil {
+			r.e.scratch.Put(r.scratch)
+		}
+		r.cur, r.data, r.scratch = i, data, scratch
+	}
+	r.mu.Unlock()
+	return n, nil
+}
+
+// Seek implements io.Seeker.
+func (r *Reader) Seek(offset int64, whence int) (int64, error) {
+	if r.closed {
+		return 0, os.ErrClosed
+	}
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = r.pos + offset
+	case io.SeekEnd:
+		abs = r.size + offset
+	default:
+		return 0, fmt.Errorf("engine: seek: invalid whence %d", whence)
+	}
+	if abs < 0 {
+		return 0, fmt.Errorf("engine: seek: negative position %d", abs)
+	}
+	r.pos = abs
+	return abs, nil
+}
+
+// ReadAt implements io.ReaderAt; it is safe to call concurrently with
+// other ReadAt calls.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if r.closed {
+		return 0, os.ErrClosed
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("engine: read at negative offset %d", off)
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) && off < r.size {
+		c, err := r.copyAt(p[n:], off)
+		n += c
+		off += int64(c)
+		if err != nil {
+			return n, err
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (e *Engine) getScratch() *[]byte {
+	if p, ok := e.scratch.Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, 64<<10)
+	return &b
+}
+
+// readChunk returns the verified content of one chunk of blob id.
+func (e *Engine) readChunk(id blob.ID, ref index.ChunkRef, scratch *[]byte) ([]byte, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	// A chunk can move (compaction copies it and removes its old segment)
+	// between the index lookup and the read: look again if the file went.
+	for attempt := 0; ; attempt++ {
+		c, ok, err := e.idx.Chunk(ref.ID)
+		if err != nil {
+			return nil, corrupt(err)
+		}
+		if !ok {
+			return nil, e.corruptRead(corruptf("blob %s: chunk %s is missing from the index", id, ref.ID))
+		}
+		if c.Raw != ref.Size {
+			return nil, e.corruptRead(corruptf("blob %s: chunk %s has %d bytes, the blob says %d", id, ref.ID, c.Raw, ref.Size))
+		}
+		sr, err := e.files.reader(c.Segment)
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) && attempt < 3 {
+				continue
+			}
+			return nil, e.corruptRead(err)
+		}
+		data, err := sr.ReadChunk(c.Offset, int(c.Stored), ref.ID, scratch)
+		if err != nil {
+			if isCorrupt(err) {
+				return nil, e.corruptRead(err)
+			}
+			return nil, err
+		}
+		return data, nil
+	}
+}
+
+func (e *Engine) corruptRead(err error) error {
+	e.stats.corruptReads.Add(1)
+	e.log.Error("corrupt data", "err", err)
+	return corrupt(err)
+}

@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/blob"
+)
+
+// Write says how PutRecord stores a record, and on what condition.
+type Write struct {
+	ContentType string
+	Meta        []byte
+	// Expires, if not zero, schedules the record's deletion.
+	Expires time.Time
+	// IfVersion, if not zero, requires the record to exist at this version
+	// (ErrNotFound if it does not exist, ErrConflict if it has another).
+	IfVersion uint64
+	// IfAbsent requires that no record exist at the key (ErrExists).
+	IfAbsent bool
+}
+
+// check applies w's condition to the current record.
+func (w Write) check(tx *Tx, k Key) error {
+	if w.IfVersion == 0 && !w.IfAbsent {
+		return nil
+	}
+	cur, err := tx.Get(k)
+	switch {
+	case err != nil && w.IfAbsent && errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case w.IfAbsent:
+		return fmt.Errorf("%w: %s", ErrExists, k)
+	case cur.Version != w.IfVersion:
+		return fmt.Errorf("%w: %s is at version %d, not %d", ErrConflict, k, cur.Version, w.IfVersion)
+	}
+	return nil
+}
+
+// PutRecord streams r into the store and, atomically with the references
+// it takes, writes the record at k. It returns the record as stored.
+func (e *Engine) PutRecord(ctx context.Context, k Key, r io.Reader, w Write) (Record, error) {
+	if err := validKey(k); err != nil {
+		return Record{}, err
+	}
+	up, err := e.Upload(ctx, r)
+	if err != nil {
+		return Record{}, err
+	}
+	defer up.Close()
+	var out Record
+	err = e.Update(ctx, func(tx *Tx) error {
+		if err := w.check(tx, k); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.Put(k, Record{ContentType: w.ContentType, Meta: w.Meta, Expires: w.Expires}, up)
+		return err
+	})
+	return out, err
+}
+
+// DeleteRecord removes the record at k (ErrNotFound if there is none);
+// ifVersion, if not zero, must be its version (ErrConflict).
+func (e *Engine) DeleteRecord(ctx context.Context, k Key, ifVersion uint64) error {
+	return e.Update(ctx, func(tx *Tx) error {
+		if err := (Write{IfVersion: ifVersion}).check(tx, k); err != nil {
+			return err
+		}
+		return tx.Delete(k)
+	})
+}
+
+// GetRecord returns the record at k, or ErrNotFound.
+func (e *Engine) GetRecord(k Key) (Record, error) {
+	if err := validKey(k); err != nil {
+		return Record{}, err
+	}
+	r, ok, err := e.idx.Record(k)
+	if err != nil {
+		return Record{}, corrupt(err)
+	}
+	if !ok {
+		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, k)
+	}
+	return fromIndex(k, r), nil
+}
+
+// Records yields the records of (namespace, tenant) whose names begin with
+// prefix, in name order, starting at the first name ≥ start.
+func (e *Engine) Records(namespace, tenant, prefix, start string) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		for r, err := range e.idx.Records(namespace, tenant, prefix, start) {
+			if err != nil {
+				yield(Record{}, corrupt(err))
+				return
+			}
+			if !yield(fromIndex(r.Key, r.Record), nil) {
+				return
+			}
+		}
+	}
+}
+
+// Put streams r into the store and returns its ID and size. The content is
+// durable and readable with Open, but no record refers to it: it is kept
+// until garbage collection reclaims unreferenced content. APIs store
+// content with PutRecord or Update instead.
+func (e *Engine) Put(ctx context.Context, r io.Reader) (blob.ID, int64, error) {
+	up, err := e.Upload(ctx, r)
+	if err != nil {
+		return blob.ID{}, 0, err
+	}
+	defer up.Close()
+	err = e.Update(ctx, func(tx *Tx) error { return tx.addUnreferenced(up) })
+	if err != nil {
+		return blob.ID{}, 0, err
+	}
+	return up.id, up.size, nil
+}

@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnstore/cairn/index"
+)
+
+// SyncBuckets are the upper bounds, in seconds, of the fsync latency
+// histogram in Stats.
+var SyncBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+// counters are the engine's in-memory, since-open figures.
+type counters struct {
+	uploads      atomic.Uint64
+	dedupChunks  atomic.Uint64
+	dedupBytes   atomic.Uint64
+	writtenBytes atomic.Uint64 // record bytes appended to segments
+	corruptReads atomic.Uint64
+	syncCount    atomic.Uint64
+	syncNanos    atomic.Uint64
+	syncBuckets  [15]atomic.Uint64 // len(SyncBuckets)+1, the last is +Inf
+}
+
+func (c *counters) observeSync(d time.Duration) {
+	c.syncCount.Add(1)
+	c.syncNanos.Add(uint64(d))
+	s := d.Seconds()
+	i := 0
+	for i < len(SyncBuckets) && s > SyncBuckets[i] {
+		i++
+	}
+	c.syncBuckets[i].Add(1)
+}
+
+// Stats are the engine's figures: exact store-wide totals from the index,
+// per-segment live and dead bytes, and counters since Open.
+type Stats struct {
+	// Totals: records and the bytes clients stored (logical), distinct
+	// blobs and chunks, and the chunk bytes in segments.
+	index.Totals
+	// Segments is the number of segment files; SegmentBytes their data.
+	Segments     int
+	SegmentBytes int64
+	// LiveBytes are segment bytes that chunk entries point to; DeadBytes
+	// the rest (deleted data and orphans, reclaimed by compaction).
+	LiveBytes, DeadBytes int64
+
+	// Since Open:
+	Uploads      uint64
+	DedupChunks  uint64 // chunks found stored instead of written
+	DedupBytes   uint64 // their content bytes
+	WrittenBytes uint64 // bytes appended to segments
+	CorruptReads uint64
+
+	// Segment fdatasync latency: count, total, and a cumulative histogram
+	// over SyncBuckets (the last entry counts all).
+	SyncCount   uint64
+	SyncSeconds float64
+	SyncBuckets []uint64
+
+	// ReadOnly is set after a write failure, with the reason.
+	ReadOnly       bool
+	ReadOnlyReason string
+}
+
+// Stats returns the engine's figures. It reads a few index keys; it does
+// not scan.
+func (e *Engine) Stats() (Stats, error) {
+	var s Stats
+	t, err := e.idx.Totals()
+	if err != nil {
+		return s, err
+	}
+	s.Totals = t
+	segs, err := e.idx.Segments()
+	if err != nil {
+		return s, err
+	}
+	active := e.w.End()
+	for _, seg := range segs {
+		size := seg.Sealed
+		if seg.ID == active.Segment {
+			size = active.Offset
+		}
+		if size == 0 {
+			size = seg.End
+		}
+		s.SegmentBytes += size
+		s.LiveBytes += seg.LiveBytes
+	}
+	s.Segments = len(segs)
+	if !containsSegment(segs, active.Segment) {
+		s.Segments++
+		s.SegmentBytes += active.Offset
+	}
+	s.DeadBytes = max(0, s.SegmentBytes-s.LiveBytes)
+	s.Uploads = e.stats.uploads.Load()
+	s.DedupChunks = e.stats.dedupChunks.Load()
+	s.DedupBytes = e.stats.dedupBytes.Load()
+	s.WrittenBytes = e.stats.writtenBytes.Load()
+	s.CorruptReads = e.stats.corruptReads.Load()
+	s.SyncCount = e.stats.syncCount.Load()
+	s.SyncSeconds = time.Duration(e.stats.syncNanos.Load()).Seconds()
+	s.SyncBuckets = make([]uint64, len(e.stats.syncBuckets))
+	var cum uint64
+	for i := range e.stats.syncBuckets {
+		cum += e.stats.syncBuckets[i].Load()
+		s.SyncBuckets[i] = cum
+	}
+	if p := e.failed.Load(); p != nil {
+		s.ReadOnly, s.ReadOnlyReason = true, (*p).Error()
+	}
+	return s, nil
+}
+
+func containsSegment(segs []index.Segment, id uint64) bool {
+	for _, s := range segs {
+		if s.ID == id {
+			return true
+		}
+	}
+	return false
+}

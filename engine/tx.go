@@ -1,0 +1,487 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/blob"
+	"github.com/cairnstore/cairn/segment"
+)
+
+// Key names a record: the API's namespace, the tenant (bucket, owner,
+// account) and the name within it. Lookups never cross namespaces or
+// tenants.
+type Key = index.RecordKey
+
+// Limits on keys, so that index keys stay small.
+const (
+	MaxNamespace = 64
+	MaxTenant    = 512
+	MaxName      = 4096
+)
+
+func validKey(k Key) error {
+	switch {
+	case k.Namespace == "" || len(k.Namespace) > MaxNamespace:
+		return fmt.Errorf("%w: namespace %q", ErrInvalid, k.Namespace)
+	case len(k.Tenant) > MaxTenant:
+		return fmt.Errorf("%w: tenant of %d bytes", ErrInvalid, len(k.Tenant))
+	case k.Name == "" || len(k.Name) > MaxName:
+		return fmt.Errorf("%w: name of %d bytes", ErrInvalid, len(k.Name))
+	case !utf8.ValidString(k.Namespace):
+		return fmt.Errorf("%w: namespace is not UTF-8", ErrInvalid)
+	}
+	return nil
+}
+
+// Record is what an API stored under a key.
+type Record struct {
+	Key Key
+	// Blob is the content's ID, or zero for a record without content.
+	Blob        blob.ID
+	Size        int64
+	ContentType string
+	// Meta is the API's own metadata; the engine does not read it.
+	Meta []byte
+	// Created is when the key was first written; Modified, the last write.
+	Created, Modified time.Time
+	// Expires, if not zero, is when the record is deleted by the sweeper.
+	Expires time.Time
+	// Version is 1 after the first write and grows by one with each.
+	Version uint64
+}
+
+func fromIndex(k Key, r index.Record) Record {
+	rec := Record{
+		Key: k, Blob: r.Blob, Size: r.Size, ContentType: r.ContentType, Meta: r.Meta,
+		Created: time.Unix(0, r.Created).UTC(), Modified: time.Unix(0, r.Modified).UTC(),
+		Version: r.Version,
+	}
+	if r.Expires != 0 {
+		rec.Expires = time.Unix(0, r.Expires).UTC()
+	}
+	return rec
+}
+
+// Tx is one atomic update of records and the references they hold. It is
+// only valid inside the function passed to Update.
+type Tx struct {
+	e     *Engine
+	locks *lockSet
+	now   time.Time
+	// retry is set when a lock could not be taken in order; every later
+	// call fails, and Update runs the function again holding more locks.
+	retry   bool
+	chunks  map[blob.ID]*chunkState
+	blobs   map[blob.ID]*blobState
+	records map[Key]*recordState
+	ends    map[uint64]int64
+	// uploads are the uploads whose content this transaction references.
+	uploads []*Upload
+}
+
+type chunkState struct {
+	existed, wasZero bool
+	orig, cur        index.Chunk
+	exists           bool
+	stripe           int
+}
+
+type blobState struct {
+	existed, wasZero bool
+	orig, cur        index.Blob
+	exists, changed  bool
+	stripe           int
+}
+
+type recordState struct {
+	existed         bool
+	orig, cur       index.Record
+	exists, changed bool
+}
+
+var errRetry = errors.New("engine: transaction must retry with more locks")
+
+// maxAttempts bounds lock retries; each retry holds a strictly larger set
+// of stripes, so this is never reached in practice.
+const maxAttempts = 64
+
+// Update runs fn as one atomic transaction and commits it durably (the
+// index batch is synced before Update returns). fn may run more than once
+// (when it needs a lock out of order); it must act only through tx and
+// must not keep anything from a run that fails. If fn returns an error,
+// nothing is written and Update returns that error.
+func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	if err := e.begin(); err != nil {
+		return err
+	}
+	defer e.end()
+	if err := e.writable(); err != nil {
+		return err
+	}
+	var need []int
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tx := &Tx{
+			e: e, locks: newLockSet(e.locks), now: e.opts.Now(),
+			chunks: map[blob.ID]*chunkState{}, blobs: map[blob.ID]*blobState{},
+			records: map[Key]*recordState{}, ends: map[uint64]int64{},
+		}
+		tx.locks.lockAll(need)
+		err := fn(tx)
+		if tx.retry && attempt < maxAttempts {
+			need = tx.locks.list()
+			tx.locks.unlockAll()
+			continue
+		}
+		if err == nil && tx.retry {
+			err = fmt.Errorf("engine: transaction could not take its locks in %d attempts", maxAttempts)
+		}
+		if err == nil {
+			err = tx.commit()
+		}
+		tx.locks.unlockAll()
+		return err
+	}
+}
+
+func (tx *Tx) lock(i int) error {
+	if tx.retry {
+		return errRetry
+	}
+	if !tx.locks.acquire(i) {
+		tx.retry = true
+		return errRetry
+	}
+	return nil
+}
+
+func (tx *Tx) chunk(id blob.ID) (*chunkState, error) {
+	if cs, ok := tx.chunks[id]; ok {
+		return cs, nil
+	}
+	i := tx.e.locks.ofID(index.ZeroChunk, id)
+	if err := tx.lock(i); err != nil {
+		return nil, err
+	}
+	c, ok, err := tx.e.idx.Chunk(id)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	cs := &chunkState{existed: ok, orig: c, cur: c, exists: ok, stripe: i}
+	cs.wasZero = ok && c.Refs == 0
+	tx.chunks[id] = cs
+	return cs, nil
+}
+
+func (tx *Tx) blob(id blob.ID) (*blobState, error) {
+	if bs, ok := tx.blobs[id]; ok {
+		return bs, nil
+	}
+	i := tx.e.locks.ofID(index.ZeroBlob, id)
+	if err := tx.lock(i); err != nil {
+		return nil, err
+	}
+	b, ok, err := tx.e.idx.Blob(id)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	bs := &blobState{existed: ok, orig: b, cur: b, exists: ok, stripe: i}
+	bs.wasZero = ok && b.Refs == 0
+	tx.blobs[id] = bs
+	return bs, nil
+}
+
+func (tx *Tx) record(k Key) (*recordState, error) {
+	if err := validKey(k); err != nil {
+		return nil, err
+	}
+	if rs, ok := tx.records[k]; ok {
+		return rs, nil
+	}
+	if err := tx.lock(tx.e.locks.ofRecord(k)); err != nil {
+		return nil, err
+	}
+	r, ok, err := tx.e.idx.Record(k)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	rs := &recordState{existed: ok, orig: r, cur: r, exists: ok}
+	tx.records[k] = rs
+	return rs, nil
+}
+
+// Get returns the record at k, or ErrNotFound.
+func (tx *Tx) Get(k Key) (Record, error) {
+	rs, err := tx.record(k)
+	if err != nil {
+		return Record{}, err
+	}
+	if !rs.exists {
+		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, k)
+	}
+	return fromIndex(k, rs.cur), nil
+}
+
+// Put writes the record at k, replacing any record there. Its content is
+// up's if up is not nil; otherwise rec.Blob, which must be stored already
+// (another record's content, as for a copy or a move) or zero for none.
+// From rec, Put takes ContentType, Meta and Expires; it sets Size, the
+// timestamps and the version, and returns the record as stored.
+func (tx *Tx) Put(k Key, rec Record, up *Upload) (Record, error) {
+	rs, err := tx.record(k)
+	if err != nil {
+		return Record{}, err
+	}
+	id := rec.Blob
+	var size int64
+	if up != nil {
+		if up.closed || up.e != tx.e {
+			return Record{}, fmt.Errorf("%w: upload closed or of another engine", ErrInvalid)
+		}
+		id, size = up.id, up.size
+		if err := tx.addUpload(up); err != nil {
+			return Record{}, err
+		}
+	} else if !id.IsZero() {
+		bs, err := tx.blob(id)
+		if err != nil {
+			return Record{}, err
+		}
+		if !bs.exists {
+			return Record{}, fmt.Errorf("%w: blob %s", ErrNotFound, id)
+		}
+		bs.cur.Refs++
+		bs.changed = true
+		size = bs.cur.Size
+	}
+	if rs.exists && !rs.cur.Blob.IsZero() {
+		if err := tx.dropBlob(rs.cur.Blob); err != nil {
+			return Record{}, err
+		}
+	}
+	now := tx.now.UnixNano()
+	created := now
+	if rs.exists {
+		created = rs.cur.Created
+	}
+	var expires int64
+	if !rec.Expires.IsZero() {
+		expires = rec.Expires.UnixNano()
+	}
+	rs.cur = index.Record{
+		Blob: id, Size: size, ContentType: rec.ContentType, Meta: rec.Meta,
+		Created: created, Modified: now, Expires: expires, Version: rs.cur.Version + 1,
+	}
+	if !rs.exists && rs.existed {
+		// Deleted and written again in one transaction: the version goes on.
+		rs.cur.Version = rs.orig.Version + 1
+	}
+	rs.exists, rs.changed = true, true
+	return fromIndex(k, rs.cur), nil
+}
+
+// Delete removes the record at k; ErrNotFound if there is none. If it held
+// the last reference to its content, the content's space is released.
+func (tx *Tx) Delete(k Key) error {
+	rs, err := tx.record(k)
+	if err != nil {
+		return err
+	}
+	if !rs.exists {
+		return fmt.Errorf("%w: record %s", ErrNotFound, k)
+	}
+	if !rs.cur.Blob.IsZero() {
+		if err := tx.dropBlob(rs.cur.Blob); err != nil {
+			return err
+		}
+	}
+	rs.exists, rs.changed = false, true
+	return nil
+}
+
+// addUpload references an upload's content once more: its blob exists
+// already (then only its count changes), or it is created from the
+// upload's chunk list, each chunk referenced, new ones located where the
+// upload appended them.
+func (tx *Tx) addUpload(up *Upload) error {
+	bs, err := tx.blob(up.id)
+	if err != nil {
+		return err
+	}
+	tx.uploads = append(tx.uploads, up)
+	if bs.exists {
+		bs.cur.Refs++
+		bs.changed = true
+		return nil
+	}
+	for _, c := range up.chunks {
+		cs, err := tx.chunk(c.ID)
+		if err != nil {
+			return err
+		}
+		if !cs.exists {
+			loc, ok := up.fresh[c.ID]
+			if !ok {
+				// The upload found it stored and pinned it: it cannot be gone.
+				return corruptf("chunk %s, pinned by an upload, is missing from the index", c.ID)
+			}
+			cs.cur = index.Chunk{Location: loc}
+			cs.exists = true
+			tx.ends[loc.Segment] = max(tx.ends[loc.Segment], up.ends[loc.Segment])
+		}
+		cs.cur.Refs++
+	}
+	bs.cur = index.Blob{Size: up.size, Refs: 1, Created: tx.now.UnixNano(), Chunks: up.chunks}
+	bs.exists, bs.changed = true, true
+	return nil
+}
+
+// addUnreferenced stores an upload's content with no reference (Put).
+func (tx *Tx) addUnreferenced(up *Upload) error {
+	if err := tx.addUpload(up); err != nil {
+		return err
+	}
+	bs := tx.blobs[up.id]
+	bs.cur.Refs--
+	return nil
+}
+
+// dropBlob removes one reference to a blob. The last one releases it: its
+// chunks lose a reference each, and chunks left without one become dead
+// bytes. A blob pinned by an open reader is kept, unreferenced, for GC.
+func (tx *Tx) dropBlob(id blob.ID) error {
+	bs, err := tx.blob(id)
+	if err != nil {
+		return err
+	}
+	if !bs.exists || bs.cur.Refs == 0 {
+		return corruptf("record refers to blob %s, which has no references left", id)
+	}
+	bs.cur.Refs--
+	bs.changed = true
+	if bs.cur.Refs > 0 || tx.e.locks.s[bs.stripe].pinned(pinKey{index.ZeroBlob, id}) {
+		return nil
+	}
+	for _, c := range bs.cur.Chunks {
+		cs, err := tx.chunk(c.ID)
+		if err != nil {
+			return err
+		}
+		if !cs.exists || cs.cur.Refs == 0 {
+			return corruptf("blob %s lists chunk %s, which has no references left", id, c.ID)
+		}
+		cs.cur.Refs--
+	}
+	bs.exists = false
+	return nil
+}
+
+// recordSize is a chunk record's size in its segment.
+func recordSize(l index.Location) int64 { return segment.RecordHeaderSize + int64(l.Stored) }
+
+// commit writes the transaction's effects in one synced batch.
+func (tx *Tx) commit() error {
+	b := tx.e.idx.NewBatch()
+	defer b.Close()
+	now := tx.now.UnixNano()
+	var tot index.Totals
+	for k, rs := range tx.records {
+		if !rs.changed {
+			continue
+		}
+		if rs.existed {
+			tot.Records--
+			tot.RecordBytes -= rs.orig.Size
+			if rs.orig.Expires != 0 && (!rs.exists || rs.cur.Expires != rs.orig.Expires) {
+				b.DeleteExpiry(rs.orig.Expires, k)
+			}
+		}
+		if rs.exists {
+			tot.Records++
+			tot.RecordBytes += rs.cur.Size
+			b.SetRecord(k, rs.cur)
+			if rs.cur.Expires != 0 && (!rs.existed || rs.cur.Expires != rs.orig.Expires) {
+				b.SetExpiry(rs.cur.Expires, k)
+			}
+		} else if rs.existed {
+			b.DeleteRecord(k)
+		}
+	}
+	for id, bs := range tx.blobs {
+		switch {
+		case !bs.changed:
+		case bs.exists:
+			b.SetBlob(id, bs.cur)
+			if !bs.existed {
+				tot.Blobs++
+				tot.BlobBytes += bs.cur.Size
+			}
+			if bs.cur.Refs == 0 && !bs.wasZero {
+				b.SetZero(index.ZeroBlob, id, now)
+			} else if bs.cur.Refs > 0 && bs.wasZero {
+				b.DeleteZero(index.ZeroBlob, id)
+			}
+		case bs.existed:
+			b.DeleteBlob(id)
+			tot.Blobs--
+			tot.BlobBytes -= bs.orig.Size
+			if bs.wasZero {
+				b.DeleteZero(index.ZeroBlob, id)
+			}
+		}
+	}
+	for id, cs := range tx.chunks {
+		if !cs.exists || cs.cur == cs.orig && cs.existed {
+			continue
+		}
+		l := cs.cur.Location
+		switch {
+		case cs.cur.Refs > 0:
+			b.SetChunk(id, cs.cur)
+			if !cs.existed {
+				b.AddLive(l.Segment, recordSize(l), 1)
+				tot.Chunks++
+				tot.ChunkBytes += int64(l.Raw)
+				tot.ChunkDisk += recordSize(l)
+			} else if cs.wasZero {
+				b.DeleteZero(index.ZeroChunk, id)
+			}
+		case !cs.existed:
+			// Created and released in one transaction: never written.
+		case tx.e.locks.s[cs.stripe].pinned(pinKey{index.ZeroChunk, id}):
+			// An upload will reference it: keep it, for GC to reclaim if
+			// that upload never commits.
+			b.SetChunk(id, cs.cur)
+			if !cs.wasZero {
+				b.SetZero(index.ZeroChunk, id, now)
+			}
+		default:
+			b.DeleteChunk(id)
+			b.AddLive(l.Segment, -recordSize(l), -1)
+			tot.Chunks--
+			tot.ChunkBytes -= int64(l.Raw)
+			tot.ChunkDisk -= recordSize(l)
+			if cs.wasZero {
+				b.DeleteZero(index.ZeroChunk, id)
+			}
+		}
+	}
+	for seg, end := range tx.ends {
+		b.RaiseEnd(seg, end)
+	}
+	b.AddTotals(tot)
+	if b.Empty() {
+		return nil
+	}
+	if err := b.Commit(); err != nil {
+		return tx.e.fail(err)
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/blob"
+	"github.com/cairnstore/cairn/internal/chunker"
+	"github.com/cairnstore/cairn/segment"
+)
+
+// Upload is content streamed into the segments and synced, but not yet
+// referenced by the index: pass it to Tx.Put (or use PutRecord) to make it
+// visible. Close it when done, committed or not; content never committed
+// becomes dead bytes that compaction reclaims.
+type Upload struct {
+	e    *Engine
+	id   blob.ID
+	size int64
+	// chunks is the blob's chunk list, in order.
+	chunks []index.ChunkRef
+	// fresh are the chunks this upload appended, not found stored when it
+	// looked; a concurrent upload may have committed the same chunk since,
+	// in which case this copy is an orphan.
+	fresh map[blob.ID]index.Location
+	// pinned are the chunks found stored; pins keep them from being
+	// released until Close.
+	pinned []blob.ID
+	// ends is, per segment this upload appended to, the end of its last
+	// record there.
+	ends   map[uint64]int64
+	closed bool
+}
+
+// ID is the blob's ID: the BLAKE3-256 of its content.
+func (u *Upload) ID() blob.ID { return u.id }
+
+// Size is the content length.
+func (u *Upload) Size() int64 { return u.size }
+
+// Close releases the upload's pins. It is safe to call more than once.
+func (u *Upload) Close() {
+	if u.closed {
+		return
+	}
+	u.closed = true
+	for _, id := range u.pinned {
+		k := pinKey{index.ZeroChunk, id}
+		u.e.locks.withStripe(u.e.locks.ofID(k.kind, id), func(st *stripe) { st.unpin(k) })
+	}
+	u.pinned = nil
+	u.e.uploadsMu.Lock()
+	delete(u.e.uploads, u)
+	u.e.uploadsMu.Unlock()
+}
+
+// Upload streams r into the store: content-defined chunks, each hashed
+// with BLAKE3 while the whole content is hashed in the same pass; chunks
+// already stored are not written again; the others are compressed where
+// that pays and appended to the active segment, which is synced (shared
+// with concurrent uploads) before Upload returns.
+//
+// The content is not visible until an Update references it.
+func (e *Engine) Upload(ctx context.Context, r io.Reader) (*Upload, error) {
+	if err := e.begin(); err != nil {
+		return nil, err
+	}
+	defer e.end()
+	if err := e.writable(); err != nil {
+		return nil, err
+	}
+	if err := e.checkSpace(); err != nil {
+		return nil, err
+	}
+	u := &Upload{e: e, fresh: map[blob.ID]index.Location{}, ends: map[uint64]int64{}}
+	e.uploadsMu.Lock()
+	e.uploads[u] = e.w.End().Segment
+	e.uploadsMu.Unlock()
+	if err := e.stream(ctx, u, r); err != nil {
+		u.Close()
+		return nil, err
+	}
+	e.stats.uploads.Add(1)
+	return u, nil
+}
+
+func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
+	ch := chunker.New(r, e.opts.chunking())
+	defer ch.Close()
+	whole := blob.New()
+	seen := map[blob.ID]bool{}
+	var (
+		compressed []byte
+		last       segment.Location
+		sinceCheck int64
+	)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := ch.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("engine: read upload: %w", err)
+		}
+		whole.Write(data)
+		id := blob.Sum(data)
+		u.chunks = append(u.chunks, index.ChunkRef{ID: id, Size: uint32(len(data))})
+		u.size += int64(len(data))
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		stored, err := e.pinIfStored(id)
+		if err != nil {
+			return err
+		}
+		if stored {
+			u.pinned = append(u.pinned, id)
+			e.stats.dedupChunks.Add(1)
+			e.stats.dedupBytes.Add(uint64(len(data)))
+			continue
+		}
+		// A long upload rechecks the reserve as it goes.
+		if sinceCheck += int64(len(data)); sinceCheck >= 64<<20 {
+			sinceCheck = 0
+			if err := e.checkSpace(); err != nil {
+				return err
+			}
+		}
+		comp, payload := e.comp.Compress(compressed, data)
+		if comp != segment.Raw {
+			compressed = payload
+		}
+		loc, err := e.w.Append(segment.Record{ID: id, Compression: comp, Raw: uint32(len(data)), Payload: payload})
+		if err != nil {
+			return e.fail(err)
+		}
+		e.stats.writtenBytes.Add(uint64(loc.Size))
+		u.fresh[id] = index.Location{
+			Segment: loc.Segment, Offset: loc.Offset,
+			Stored: uint32(len(payload)), Raw: uint32(len(data)), Compression: uint8(comp),
+		}
+		u.ends[loc.Segment] = loc.Offset + loc.Size
+		last = loc
+	}
+	u.id = whole.ID()
+	if len(u.fresh) > 0 {
+		if err := e.w.Sync(last.End()); err != nil {
+			return e.fail(err)
+		}
+	}
+	return nil
+}
+
+// pinIfStored pins chunk id if the index has it, under its stripe lock, so
+// that no delete can release it before the upload commits.
+func (e *Engine) pinIfStored(id blob.ID) (bool, error) {
+	var (
+		stored bool
+		err    error
+	)
+	k := pinKey{index.ZeroChunk, id}
+	e.locks.withStripe(e.locks.ofID(k.kind, id), func(st *stripe) {
+		_, stored, err = e.idx.Chunk(id)
+		if stored && err == nil {
+			st.pin(k)
+		}
+	})
+	return stored, err
+}
+
+// oldestUploadSegment returns the lowest active segment an in-flight upload
+// started in, or 0 if there is none.
+func (e *Engine) oldestUploadSegment() uint64 {
+	e.uploadsMu.Lock()
+	defer e.uploadsMu.Unlock()
+	var oldest uint64
+	for _, s := range e.uploads {
+		if oldest == 0 || s < oldest {
+			oldest = s
+		}
+	}
+	return oldest
+}
