@@ -418,8 +418,8 @@ func (v View) Segments() ([]Segment, error) {
 
 // Totals are store-wide counters, kept exact by every batch.
 type Totals struct {
-	Records, RecordBytes           int64 // what clients stored: logical bytes
-	Blobs, BlobBytes               int64 // distinct contents
+	Records, RecordBytes          int64 // what clients stored: logical bytes
+	Blobs, BlobBytes              int64 // distinct contents
 	Chunks, ChunkBytes, ChunkDisk int64 // distinct chunks: content bytes, bytes in segments
 }
 
