@@ -536,11 +536,38 @@ func (b *Batch) Commit() error {
 		b.merge(metaKey(metaTotals), sumOperand(b.totals.vector()...))
 	}
 	defer b.b.Close()
-	if err := b.b.Commit(pebble.Sync); err != nil {
+	return commitSynced(b.b)
+}
+
+// commitSynced commits b with pebble.Sync. A failed WAL write or sync is
+// fatal to Pebble (its commit pipeline cannot go on, and after a failed
+// fsync the page cache cannot be trusted): Pebble calls Fatalf, which
+// panics with a fatalError, turned here into an error matching ErrFatal
+// so the engine can stop writing instead of the process dying mid-request.
+func commitSynced(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = f
+		}
+	}()
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	return nil
 }
+
+// ErrFatal reports that Pebble hit an error it cannot go on from (a failed
+// WAL sync): no more writes may be made until the index is reopened.
+var ErrFatal = errors.New("index: fatal error, reopen to recover")
+
+type fatalError struct{ msg string }
+
+func (f fatalError) Error() string { return "index: " + f.msg }
+func (f fatalError) Unwrap() error { return ErrFatal }
 
 // Close discards an uncommitted batch.
 func (b *Batch) Close() { b.b.Close() }
@@ -561,5 +588,5 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
+	panic(fatalError{msg})
 }
