@@ -457,7 +457,9 @@ func (d *decoder) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && d.b[n-1] == 0 {
+		// A minimal encoding never ends in a zero byte: each value has
+		// exactly one encoding, so equal values are equal bytes.
 		d.fail("bad uvarint")
 		return 0
 	}
@@ -470,7 +472,7 @@ func (d *decoder) varint() int64 {
 		return 0
 	}
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
+	if n <= 0 || n > 1 && d.b[n-1] == 0 {
 		d.fail("bad varint")
 		return 0
 	}
