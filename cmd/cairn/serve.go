@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/server"
+)
+
+func serveCommand() command {
+	return command{
+		name:  "serve",
+		short: "run the HTTP server (127.0.0.1:8080, data in ./cairn-data)",
+		long: `
+Serve opens the store (creating it if needed) and serves HTTP until
+SIGINT or SIGTERM. On a signal /readyz turns false, requests in flight
+finish (up to --shutdown-timeout), and the store is closed cleanly.`,
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
+			data := dataFlag(fs)
+			listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+			level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+			grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish on shutdown")
+			return func(ctx context.Context) error {
+				log, err := newLogger(e.stderr, *level)
+				if err != nil {
+					return err
+				}
+				return serve(ctx, e, log, *data, *listen, *grace)
+			}
+		},
+	}
+}
+
+func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, grace time.Duration) error {
+	eng, err := engine.Open(data, engine.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := eng.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	srv := server.New(server.Config{Engine: eng, Logger: log})
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slogErrorLog(log),
+	}
+	fmt.Fprintf(e.stdout, "cairn: serving http://%s/ with data in %s\n", ln.Addr(), data)
+	log.Info("serving", "addr", ln.Addr().String(), "data", data)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", grace)
+	srv.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("requests still in flight at shutdown were cut off", "err", err)
+		hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// dataFlag declares --data, shared by every command that opens the store.
+func dataFlag(fs *flag.FlagSet) *string {
+	return fs.String("data", "cairn-data", "the data folder")
+}
