@@ -2,8 +2,15 @@ package blob
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/internal/testtool"
 )
 
 // Known answers from the BLAKE3 reference (b3sum): pinned so an accidental
@@ -67,5 +74,30 @@ func TestParseInvalid(t *testing.T) {
 	}
 	if _, err := FromBytes(make([]byte, 31)); !errors.Is(err, ErrInvalidID) {
 		t.Errorf("FromBytes(31 bytes) error = %v", err)
+	}
+}
+
+// TestB3sum checks IDs against the b3sum tool on random files, so that
+// `b3sum` on a downloaded file prints the blob's ID.
+func TestB3sum(t *testing.T) {
+	b3sum := testtool.Path(t, "b3sum", "apt-get install -y b3sum")
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(7, 7))
+	for _, n := range []int{0, 1, 1023, 1024, 1025, 64 << 10, 1<<20 + 3} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(r.Uint32())
+		}
+		path := filepath.Join(dir, fmt.Sprintf("f%d", n))
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(b3sum, "--no-names", path).Output()
+		if err != nil {
+			t.Fatalf("b3sum %s: %v", path, err)
+		}
+		if got, want := strings.TrimSpace(string(out)), Sum(data).String(); got != want {
+			t.Errorf("size %d: b3sum = %s, blob.Sum = %s", n, got, want)
+		}
 	}
 }

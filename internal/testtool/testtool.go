@@ -1,0 +1,33 @@
+// Package testtool finds the outside programs some tests run (b3sum,
+// curl, promtool, …). Where one is missing the test is skipped with a
+// message naming it, so `go test ./...` passes on any machine; with
+// CAIRN_REQUIRE_TOOLS=1 (set by .ci/run, which installs them all) a
+// missing tool fails the test instead, so CI never skips one silently.
+//
+// Only tests import this package.
+package testtool
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// RequireEnv is the environment variable that turns a missing tool from
+// a skip into a failure.
+const RequireEnv = "CAIRN_REQUIRE_TOOLS"
+
+// Path returns the path of the named program, or ends the test: skipped
+// normally, failed when RequireEnv is set. hint says how to install it.
+func Path(t testing.TB, name, hint string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s is required (%s=%s) but not found: %v; install it: %s", name, RequireEnv, os.Getenv(RequireEnv), err, hint)
+	}
+	t.Skipf("%s not found (%v); install it to run this test: %s", name, err, hint)
+	return ""
+}
