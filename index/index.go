@@ -535,7 +535,7 @@ func (b *Batch) Commit() error {
 	if b.totals != (Totals{}) {
 		b.merge(metaKey(metaTotals), sumOperand(b.totals.vector()...))
 	}
-	defer b.b.Close()
+	defer b.Close()
 	return commitSynced(b.b)
 }
 
@@ -569,8 +569,16 @@ type fatalError struct{ msg string }
 func (f fatalError) Error() string { return "index: " + f.msg }
 func (f fatalError) Unwrap() error { return ErrFatal }
 
-// Close discards an uncommitted batch.
-func (b *Batch) Close() { b.b.Close() }
+// Close discards an uncommitted batch; after Commit it does nothing. It
+// may be called more than once: Pebble recycles a closed batch through a
+// pool, so closing its *pebble.Batch twice could release a batch another
+// goroutine has since taken.
+func (b *Batch) Close() {
+	if b.b != nil {
+		b.b.Close()
+		b.b = nil
+	}
+}
 
 // pebbleLogger sends Pebble's messages to slog.
 type pebbleLogger struct{ l *slog.Logger }
