@@ -1,36 +1,60 @@
-// Package server is cairn's HTTP front: the router, the health endpoints
-// and, as the APIs land, the middleware and API packages they share. It
-// holds no global state: everything it uses comes in through Config.
+// Package server is cairn's HTTP front: the router, the middleware every
+// route runs through (request ID, access log, panic recovery, body
+// limits, a read deadline extended while an upload makes progress,
+// metrics), the health endpoints, /metrics, and the API packages mounted
+// on one listener. It holds no global state: everything comes in through
+// Config.
 //
 // A Server is an http.Handler, safe for concurrent use.
 //
-//	srv := server.New(server.Config{Engine: e, Logger: log})
-//	http.ListenAndServe("127.0.0.1:8080", srv)
+//	reg := prometheus.NewRegistry()
+//	srv := server.New(server.Config{Engine: e, Logger: log, Registry: reg})
+//	hs := &http.Server{Handler: srv}
+//	server.Harden(hs)
 package server
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/server/cloudstorage"
+	"github.com/cairnstore/cairn/server/internal/web"
 )
 
-// Config is what a Server serves from.
+// Config is what a Server serves from. Only Engine is required.
 type Config struct {
-	// Engine is the open store; required.
 	Engine *engine.Engine
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Registry receives the server's metrics and is what /metrics serves;
+	// default a new registry of the server's own.
+	Registry *prometheus.Registry
+	// Version is reported in cairn_build_info.
+	Version string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// BodyIdleTimeout: an upload that sends nothing for this long is cut
+	// off; one that keeps sending is never. Default one minute.
+	BodyIdleTimeout time.Duration
+	// CloudStorage configures the cloud storage API.
+	CloudStorage cloudstorage.Config
 }
 
 // Server routes requests to the health endpoints and the APIs.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	router *httprouter.Router
+	cfg     Config
+	log     *slog.Logger
+	router  *httprouter.Router
+	metrics *httpMetrics
 	// draining is set by Drain: /readyz answers 503 so that a load
 	// balancer stops sending requests while in-flight ones finish.
 	draining atomic.Bool
@@ -41,13 +65,62 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BodyIdleTimeout <= 0 {
+		cfg.BodyIdleTimeout = time.Minute
+	}
+	if cfg.Version == "" {
+		cfg.Version = "devel"
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New()}
-	s.router.HandleMethodNotAllowed = true
-	s.router.GET("/livez", s.livez)
-	s.router.HEAD("/livez", s.livez)
-	s.router.GET("/readyz", s.readyz)
-	s.router.HEAD("/readyz", s.readyz)
+	s.metrics = newHTTPMetrics(cfg.Registry)
+	cfg.Registry.MustRegister(newEngineCollector(cfg.Engine))
+	registerBuildInfo(cfg.Registry, cfg.Version)
+
+	r := s.router
+	r.RedirectTrailingSlash = false // paths are canonicalised by the APIs, not redirected
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.NotFound = s.handler("none", web.Route{Path: "unmatched", Handle: func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		textError(w, http.StatusNotFound, "not found")
+	}})
+	r.MethodNotAllowed = s.handler("none", web.Route{Path: "unmatched", Handle: func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		textError(w, http.StatusMethodNotAllowed, "method not allowed")
+	}})
+	r.PanicHandler = nil // wrap recovers, so that the panic is logged with its request
+
+	metrics := promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)})
+	for _, rt := range []web.Route{
+		{Method: "GET", Path: "/livez", Handle: s.livez},
+		{Method: "HEAD", Path: "/livez", Handle: s.livez},
+		{Method: "GET", Path: "/readyz", Handle: s.readyz},
+		{Method: "HEAD", Path: "/readyz", Handle: s.readyz},
+		{Method: "GET", Path: "/metrics", Handle: func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { metrics.ServeHTTP(w, r) }},
+	} {
+		s.mount("server", rt)
+	}
+
+	cs := cfg.CloudStorage
+	cs.Engine, cs.Logger, cs.Now = cfg.Engine, cfg.Logger, cfg.Now
+	for _, rt := range cloudstorage.New(cs).Routes() {
+		s.mount("cloudstorage", rt)
+	}
 	return s
+}
+
+func (s *Server) mount(api string, rt web.Route) {
+	s.router.Handle(rt.Method, rt.Path, s.wrap(api, rt))
+}
+
+// handler is rt wrapped as an http.Handler, for the router's fallbacks.
+func (s *Server) handler(api string, rt web.Route) http.Handler {
+	h := s.wrap(api, rt)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, nil) })
 }
 
 // ServeHTTP implements http.Handler.
@@ -58,6 +131,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Drain marks the server as shutting down: /readyz turns false.
 func (s *Server) Drain() { s.draining.Store(true) }
 
+// Harden sets the http.Server limits that protect against slow or
+// oversized headers and idle connections. Bodies are guarded per request
+// (see Config.BodyIdleTimeout), so there is no overall ReadTimeout that
+// would cut off a large upload that is making progress.
+func Harden(hs *http.Server) {
+	hs.ReadHeaderTimeout = 10 * time.Second
+	hs.MaxHeaderBytes = 64 << 10
+	hs.IdleTimeout = 2 * time.Minute
+}
+
 // livez answers 200 while the process serves HTTP at all.
 func (s *Server) livez(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -67,17 +150,43 @@ func (s *Server) livez(w http.ResponseWriter, _ *http.Request, _ httprouter.Para
 // readyz answers 200 when the server accepts uploads: not draining, and
 // the engine open, writable and above its free-space reserve.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if s.draining.Load() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte("draining\n"))
+		textError(w, http.StatusServiceUnavailable, "draining")
 		return
 	}
 	if err := s.cfg.Engine.Writable(); err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte("not ready: " + err.Error() + "\n"))
+		textError(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
 		return
 	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
+}
+
+func textError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write([]byte(msg + "\n"))
+}
+
+// newRequestID returns a random request ID.
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validRequestID accepts a client's X-Request-Id when it is short and
+// plain, so that it can be logged and echoed safely.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

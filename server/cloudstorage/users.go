@@ -1,0 +1,225 @@
+package cloudstorage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/server/internal/auth"
+)
+
+// Perm is a user's access to a bucket. WRITE implies READ.
+type Perm string
+
+const (
+	Read  Perm = "READ"
+	Write Perm = "WRITE"
+)
+
+// ParsePerm accepts READ or WRITE in any case.
+func ParsePerm(s string) (Perm, error) {
+	switch p := Perm(strings.ToUpper(s)); p {
+	case Read, Write:
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: permission %q is neither READ nor WRITE", ErrInvalidUser, s)
+}
+
+// allows reports whether having p is enough for need.
+func (p Perm) allows(need Perm) bool { return p == Write || p == need }
+
+// User is a cloud storage user: an ID and secret that sign its JWTs, and
+// its access per bucket.
+type User struct {
+	ID      string          `json:"id"`
+	Secret  string          `json:"secret"`
+	Buckets map[string]Perm `json:"buckets"`
+	Created time.Time       `json:"created"`
+}
+
+// usersNamespace holds users in the index: one record per user, no
+// content, the user as JSON in Meta.
+const usersNamespace = "cloudstorage.users"
+
+var (
+	// ErrUserExists: Add of an ID that is taken.
+	ErrUserExists = errors.New("cloudstorage: user exists")
+	// ErrNoUser: the user does not exist.
+	ErrNoUser = errors.New("cloudstorage: no such user")
+	// ErrInvalidUser: a bad user ID, secret or permission.
+	ErrInvalidUser = errors.New("cloudstorage: invalid user")
+)
+
+// Users manages the users kept in the store. Safe for concurrent use.
+type Users struct{ e *engine.Engine }
+
+// NewUsers returns the users of the store e.
+func NewUsers(e *engine.Engine) *Users { return &Users{e: e} }
+
+func userKey(id string) engine.Key {
+	return engine.Key{Namespace: usersNamespace, Name: id}
+}
+
+func validUserID(id string) error {
+	if id == "" || len(id) > 128 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%w: user ID must be 1 to 128 characters without spaces or control characters", ErrInvalidUser)
+	}
+	return nil
+}
+
+// MinSecretLen is the shortest secret accepted: HS256 keys shorter than
+// this are guessable offline from any token.
+const MinSecretLen = 32
+
+func validSecret(s string) error {
+	if len(s) < MinSecretLen {
+		return fmt.Errorf("%w: a secret must be at least %d bytes", ErrInvalidUser, MinSecretLen)
+	}
+	return nil
+}
+
+// Add creates a user. An empty secret means a new random one.
+func (u *Users) Add(ctx context.Context, id, secret string) (User, error) {
+	if err := validUserID(id); err != nil {
+		return User{}, err
+	}
+	if secret == "" {
+		secret = auth.NewSecret()
+	}
+	if err := validSecret(secret); err != nil {
+		return User{}, err
+	}
+	usr := User{ID: id, Secret: secret, Buckets: map[string]Perm{}}
+	err := u.e.Update(ctx, func(tx *engine.Tx) error {
+		if _, err := tx.Get(userKey(id)); err == nil {
+			return fmt.Errorf("%w: %s", ErrUserExists, id)
+		} else if !errors.Is(err, engine.ErrNotFound) {
+			return err
+		}
+		usr.Created = time.Now().UTC().Truncate(time.Second)
+		return put(tx, usr)
+	})
+	return usr, err
+}
+
+func put(tx *engine.Tx, usr User) error {
+	meta, err := json.Marshal(usr)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Put(userKey(usr.ID), engine.Record{ContentType: "application/json", Meta: meta}, nil)
+	return err
+}
+
+func decode(rec engine.Record) (User, error) {
+	var usr User
+	if err := json.Unmarshal(rec.Meta, &usr); err != nil {
+		return User{}, fmt.Errorf("%w: user record %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
+	}
+	if usr.Buckets == nil {
+		usr.Buckets = map[string]Perm{}
+	}
+	return usr, nil
+}
+
+// Get returns a user, or ErrNoUser.
+func (u *Users) Get(id string) (User, error) {
+	if validUserID(id) != nil {
+		return User{}, ErrNoUser
+	}
+	rec, err := u.e.GetRecord(userKey(id))
+	if errors.Is(err, engine.ErrNotFound) {
+		return User{}, fmt.Errorf("%w: %s", ErrNoUser, id)
+	}
+	if err != nil {
+		return User{}, err
+	}
+	return decode(rec)
+}
+
+// List returns every user, in ID order.
+func (u *Users) List() ([]User, error) {
+	var out []User
+	for rec, err := range u.e.Records(usersNamespace, "", "", "") {
+		if err != nil {
+			return nil, err
+		}
+		usr, err := decode(rec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, usr)
+	}
+	return out, nil
+}
+
+// update applies fn to the user id in one transaction.
+func (u *Users) update(ctx context.Context, id string, fn func(*User) error) (User, error) {
+	var usr User
+	err := u.e.Update(ctx, func(tx *engine.Tx) error {
+		rec, err := tx.Get(userKey(id))
+		if errors.Is(err, engine.ErrNotFound) {
+			return fmt.Errorf("%w: %s", ErrNoUser, id)
+		}
+		if err != nil {
+			return err
+		}
+		if usr, err = decode(rec); err != nil {
+			return err
+		}
+		if err := fn(&usr); err != nil {
+			return err
+		}
+		return put(tx, usr)
+	})
+	return usr, err
+}
+
+// Rotate replaces a user's secret (a new random one if secret is empty);
+// tokens signed with the old one stop working at once.
+func (u *Users) Rotate(ctx context.Context, id, secret string) (User, error) {
+	if secret == "" {
+		secret = auth.NewSecret()
+	}
+	if err := validSecret(secret); err != nil {
+		return User{}, err
+	}
+	return u.update(ctx, id, func(usr *User) error { usr.Secret = secret; return nil })
+}
+
+// Grant gives a user p on bucket, replacing what it had there.
+func (u *Users) Grant(ctx context.Context, id, bucket string, p Perm) (User, error) {
+	if bucket == "" || strings.ContainsAny(bucket, `/\`) {
+		return User{}, fmt.Errorf("%w: bucket %q", ErrInvalidUser, bucket)
+	}
+	return u.update(ctx, id, func(usr *User) error { usr.Buckets[bucket] = p; return nil })
+}
+
+// Revoke removes a user's access to bucket.
+func (u *Users) Revoke(ctx context.Context, id, bucket string) (User, error) {
+	return u.update(ctx, id, func(usr *User) error { delete(usr.Buckets, bucket); return nil })
+}
+
+// Delete removes a user.
+func (u *Users) Delete(ctx context.Context, id string) error {
+	err := u.e.DeleteRecord(ctx, userKey(id), 0)
+	if errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNoUser, id)
+	}
+	return err
+}
+
+// BucketList is a user's grants as "bucket:PERM" in bucket order.
+func (usr User) BucketList() []string {
+	out := make([]string, 0, len(usr.Buckets))
+	for b, p := range usr.Buckets {
+		out = append(out, b+":"+string(p))
+	}
+	slices.Sort(out)
+	return out
+}
