@@ -57,7 +57,6 @@ func (s *Server) wrap(api string, rt web.Route) httprouter.Handle {
 					textError(rw, http.StatusInternalServerError, "internal error")
 				}
 			}
-			body.done()
 			rw.done()
 			code := rw.code
 			if code == 0 {
@@ -91,8 +90,9 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// extendEvery throttles deadline updates: at most one per second.
-const extendEvery = time.Second
+// extendEvery throttles deadline updates to one per second, or a quarter
+// of the idle timeout if that is shorter.
+func extendEvery(idle time.Duration) time.Duration { return min(time.Second, idle/4) }
 
 // bodyReader counts a request body and keeps its read deadline idle
 // ahead of the last progress, so a slow upload that keeps sending is
@@ -109,16 +109,18 @@ type bodyReader struct {
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if n > 0 && time.Since(b.extended) >= extendEvery {
+	if n > 0 && err == nil && time.Since(b.extended) >= extendEvery(b.idle) {
 		b.extend()
 	}
-	if err != nil {
+	switch {
+	case err == io.EOF:
 		b.release()
+	case err != nil:
+		// Leave the deadline where it is: net/http may try to discard the
+		// rest of the body before answering, and that must not wait
+		// longer than the idle timeout for a client that has stalled.
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return n, err
-		}
-		if err != io.EOF {
+		if !errors.As(err, &mbe) {
 			err = fmt.Errorf("reading the request body: %w", err)
 		}
 	}
@@ -132,16 +134,16 @@ func (b *bodyReader) extend() {
 	b.rc.SetReadDeadline(b.extended.Add(b.idle))
 }
 
-// release clears the deadline once the body is done, so that it cannot
-// fire on net/http's background read of the idle connection.
+// release clears the deadline once the body has been read to its end, so
+// that it cannot fire on net/http's background read of the idle
+// connection. A body not read to its end keeps its deadline: net/http
+// discards the rest, or closes the connection, within it.
 func (b *bodyReader) release() {
 	if !b.eof && !b.extended.IsZero() {
 		b.eof = true
 		b.rc.SetReadDeadline(time.Time{})
 	}
 }
-
-func (b *bodyReader) done() { b.release() }
 
 // responseWriter records the status and size of a response, and keeps
 // its write deadline idle ahead of the last progress, so a client that
@@ -167,7 +169,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.wrote {
 		w.code, w.wrote = http.StatusOK, true
 	}
-	if time.Since(w.extended) >= extendEvery {
+	if time.Since(w.extended) >= extendEvery(w.idle) {
 		w.extended = time.Now()
 		w.rc.SetWriteDeadline(w.extended.Add(w.idle))
 	}

@@ -414,6 +414,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code, msg = "unavailable", "the store is not accepting writes"
 	case status == http.StatusBadRequest:
 		code, msg = "bad_request", "the request could not be read"
+	case status == http.StatusRequestTimeout:
+		code, msg = "request_timeout", "the request body stopped arriving"
 	default:
 		status, code, msg = http.StatusInternalServerError, "internal", "internal error"
 	}

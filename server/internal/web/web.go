@@ -18,6 +18,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/gabriel-vasile/mimetype"
@@ -60,6 +61,9 @@ func Status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, engine.ErrInvalid), errors.Is(err, urlpath.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
+		// The client stopped sending the body.
+		return http.StatusRequestTimeout
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// The client went away or sent less than it declared.
 		return http.StatusBadRequest
@@ -137,4 +141,9 @@ func HasToken(header, token string) bool {
 		}
 	}
 	return false
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
 }
