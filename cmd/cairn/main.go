@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/cairnstore/cairn/engine"
 )
 
 func main() {
@@ -59,22 +61,53 @@ func exitCode(err error) int {
 // executes it once they are parsed.
 type command struct {
 	name, args, short, long string
-	flags                   func(fs *flag.FlagSet, env *env) func(ctx context.Context) error
+	// minArgs and maxArgs bound the positional arguments.
+	minArgs, maxArgs int
+	// store: the command works on the store in --data. When a server is
+	// running on it (and so holds its lock), the command is sent to that
+	// server over its admin socket and runs there.
+	store bool
+	flags func(fs *flag.FlagSet, env *env) func(ctx context.Context) error
 }
 
-// env is what every command shares: the process environment and outputs.
+// env is what every command shares: the process environment and outputs,
+// and, when a command runs inside the server, the server's open engine.
 type env struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
+	engine         *engine.Engine
+	// args are the command's positional arguments, flags removed.
+	args []string
+}
+
+// parseInterspersed parses flags wherever they appear among the
+// positional arguments ("user add alice --data d"), as users expect.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
 }
 
 func commands() []command {
-	return []command{serveCommand(), checkCommand(), reindexCommand()}
+	return []command{serveCommand(), userCommand(), checkCommand(), reindexCommand()}
 }
 
 // run is the whole program, with its inputs passed in so tests can call it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
+	return runEnv(ctx, args, &env{getenv: getenv, stdout: stdout, stderr: stderr})
+}
+
+func runEnv(ctx context.Context, args []string, e *env) error {
+	stdout, stderr, getenv := e.stdout, e.stderr, e.getenv
 	if len(args) == 0 {
 		usage(stderr)
 		return flag.ErrHelp
@@ -101,14 +134,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("unknown command %q", name)
 	}
 	fs, exec := c.flagSet(e)
-	if err := fs.Parse(rest); err != nil {
+	pos, err := parseInterspersed(fs, rest)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected arguments %q", name, fs.Args())
+	if len(pos) < c.minArgs || len(pos) > c.maxArgs {
+		fs.Usage()
+		return fmt.Errorf("%s: want %d to %d arguments, got %q", name, c.minArgs, c.maxArgs, pos)
 	}
+	e.args = pos
 	if err := applyEnv(fs, getenv); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
+	}
+	if c.store && e.engine == nil {
+		if sock := adminSocket(fs.Lookup("data").Value.String()); serverListening(sock) {
+			return forward(ctx, sock, args, stdout, stderr)
+		}
 	}
 	return exec(ctx)
 }

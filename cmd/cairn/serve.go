@@ -8,11 +8,24 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server"
+	"github.com/cairnstore/cairn/server/cloudstorage"
 )
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
 
 func serveCommand() command {
 	return command{
@@ -48,20 +61,25 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, g
 			log.Error("closing the store", "err", err)
 		}
 	}()
-	srv := server.New(server.Config{Engine: eng, Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := server.New(server.Config{Engine: eng, Logger: log, Registry: reg, Version: version()})
+	stopAdmin, err := serveAdmin(ctx, adminSocket(data), eng, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slogErrorLog(log),
-	}
+	hs := &http.Server{Handler: srv, ErrorLog: slogErrorLog(log)}
+	server.Harden(hs)
 	fmt.Fprintf(e.stdout, "cairn: serving http://%s/ with data in %s\n", ln.Addr(), data)
-	log.Info("serving", "addr", ln.Addr().String(), "data", data)
+	if users, err := cloudstorage.NewUsers(eng).List(); err == nil && len(users) == 0 {
+		fmt.Fprintf(e.stdout, "cairn: no cloud storage users yet; add one (while this runs) with:\n  cairn user add alice --data %s && cairn user grant alice <bucket> WRITE --data %s\n", data, data)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "data", data, "version", version())
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

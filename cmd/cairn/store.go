@@ -73,8 +73,12 @@ any segment are listed as damaged, and the command exits non-zero.`,
 	}
 }
 
-// withStore opens the store in data for fn and closes it after.
+// withStore opens the store in data for fn and closes it after; inside
+// the server, fn gets the server's engine.
 func withStore(data string, e *env, fn func(*engine.Engine) error) error {
+	if e.engine != nil {
+		return fn(e.engine)
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	eng, err := engine.Open(data, engine.Options{Logger: log})
 	if err != nil {

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cairnstore/cairn/engine"
+)
+
+// The admin socket lets store commands (cairn user …) run while a server
+// holds the store: `cairn serve` listens on a Unix socket in the data
+// folder, readable and writable by its owner only, and a command that
+// finds it sends its arguments there instead of opening the store.
+
+func adminSocket(data string) string { return filepath.Join(data, "admin.sock") }
+
+// serverListening reports whether a server answers on sock.
+func serverListening(sock string) bool {
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// adminRequest and adminResponse are the socket's one exchange.
+type adminRequest struct {
+	Args []string `json:"args"`
+}
+
+type adminResponse struct {
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+	Error  string `json:"error,omitempty"`
+	Code   int    `json:"code"`
+}
+
+func adminClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+}
+
+// forward runs args in the server listening on sock.
+func forward(ctx context.Context, sock string, args []string, stdout, stderr io.Writer) error {
+	body, _ := json.Marshal(adminRequest{Args: args})
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://admin/run", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	res, err := adminClient(sock).Do(req)
+	if err != nil {
+		return fmt.Errorf("sending the command to the running server: %w", err)
+	}
+	defer res.Body.Close()
+	var out adminResponse
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		return fmt.Errorf("reading the running server's answer: %w", err)
+	}
+	io.WriteString(stdout, out.Stdout)
+	io.WriteString(stderr, out.Stderr)
+	if out.Error != "" {
+		return &exitError{code: max(out.Code, 1), err: errors.New(out.Error)}
+	}
+	return nil
+}
+
+// serveAdmin answers store commands on sock with eng until ctx ends.
+func serveAdmin(ctx context.Context, sock string, eng *engine.Engine, log *slog.Logger) (stop func(), err error) {
+	if serverListening(sock) {
+		return nil, fmt.Errorf("another server is running on this data folder (%s answers)", sock)
+	}
+	os.Remove(sock) // left by a server that did not shut down
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /run", func(w http.ResponseWriter, r *http.Request) {
+		var req adminRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || len(req.Args) == 0 {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		c, ok := find(req.Args[0])
+		if !ok || !c.store {
+			http.Error(w, "not a store command", http.StatusBadRequest)
+			return
+		}
+		var stdout, stderr bytes.Buffer
+		err := runEnv(r.Context(), req.Args, &env{getenv: func(string) string { return "" }, stdout: &stdout, stderr: &stderr, engine: eng})
+		out := adminResponse{Stdout: stdout.String(), Stderr: stderr.String()}
+		if err != nil {
+			out.Error, out.Code = err.Error(), exitCode(err)
+		}
+		log.Info("admin command", "command", req.Args[0], "ok", err == nil)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+		os.Remove(sock)
+	}, nil
+}
