@@ -93,6 +93,7 @@ func BenchmarkPutParallel(b *testing.B) {
 				b.SetBytes(int64(s.n))
 				b.ReportAllocs()
 				b.SetParallelism(par)
+				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					r := rand.NewChaCha8([32]byte{byte(seed.Add(1))})
 					buf := make([]byte, s.n)
@@ -180,6 +181,7 @@ func BenchmarkGetParallel(b *testing.B) {
 			var next atomic.Uint64
 			b.SetBytes(int64(s.n))
 			b.ReportAllocs()
+			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					readAll(b, e, ids[int(next.Add(1))%len(ids)])

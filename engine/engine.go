@@ -188,9 +188,6 @@ func mkdirSynced(fs vfs.FS, dir string) error {
 		if parent == d {
 			continue
 		}
-		if parent == "." {
-			parent = ""
-		}
 		if err := segment.SyncDir(fs, parent); err != nil {
 			return fmt.Errorf("engine: %w", err)
 		}

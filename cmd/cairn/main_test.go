@@ -170,3 +170,155 @@ func TestHelp(t *testing.T) {
 		t.Errorf("exitCode(ErrHelp) = %d, want 2", exitCode(flag.ErrHelp))
 	}
 }
+
+// TestUserCommands manages users on a stopped store and then, through the
+// admin socket, on a running server, and uses the token against the API.
+func TestUserCommands(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	cairn := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append(args, "--data", data), noEnv, &out, io.Discard)
+		return out.String(), err
+	}
+	if out, err := cairn("user", "add", "alice"); err != nil || !strings.Contains(out, "secret: ") {
+		t.Fatalf("user add on a stopped store: %q, %v", out, err)
+	}
+	if _, err := cairn("user", "add", "alice"); err == nil {
+		t.Fatal("adding alice twice succeeded")
+	}
+	if _, err := cairn("user", "add", "shorty", "--secret", "too-short"); err == nil {
+		t.Fatal("a short secret was accepted")
+	}
+	base, stop := startServe(t, []string{"--data", data}, noEnv)
+	// Now the store is locked by the server: commands go through it.
+	if out, err := cairn("user", "grant", "alice", "277", "write"); err != nil || !strings.Contains(out, "277:WRITE") {
+		t.Fatalf("user grant through the server: %q, %v", out, err)
+	}
+	if _, err := cairn("user", "grant", "nobody", "277", "READ"); err == nil {
+		t.Fatal("granting to an unknown user succeeded")
+	}
+	tok, err := cairn("user", "token", "alice", "--ttl", "5m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", base+"/protected/277/a.txt", strings.NewReader("hello"))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("upload with the minted token: %d", res.StatusCode)
+	}
+	if out, err := cairn("user", "rotate", "alice"); err != nil || !strings.Contains(out, "secret: ") {
+		t.Fatalf("user rotate: %q, %v", out, err)
+	}
+	req, _ = http.NewRequest("GET", base+"/protected/277/a.txt", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok))
+	if res, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Fatalf("old token after rotate: %d, want 401", res.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cairn("user", "list")
+	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, "277:WRITE") {
+		t.Fatalf("user list after the server stopped: %q, %v", out, err)
+	}
+	if _, err := cairn("user", "delete", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := cairn("user", "list"); strings.Contains(out, "alice") {
+		t.Fatalf("alice listed after delete: %q", out)
+	}
+}
+
+// TestGracefulShutdown stops the server while an upload is in flight: the
+// upload finishes and is acknowledged, and it is there after a restart.
+func TestGracefulShutdown(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	cairn := func(args ...string) string {
+		var out bytes.Buffer
+		if err := run(context.Background(), append(args, "--data", data), noEnv, &out, io.Discard); err != nil {
+			t.Fatalf("cairn %q: %v", args, err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	cairn("user", "add", "w")
+	cairn("user", "grant", "w", "1", "WRITE")
+	tok := cairn("user", "token", "w")
+	base, stop := startServe(t, []string{"--data", data}, noEnv)
+
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", base+"/public/1/inflight", pr)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	done := make(chan int, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("in-flight upload: %v", err)
+			done <- 0
+			return
+		}
+		res.Body.Close()
+		done <- res.StatusCode
+	}()
+	part := bytes.Repeat([]byte("x"), 1<<20)
+	pw.Write(part)
+	// The server is handling it once /metrics counts two requests in
+	// flight: the upload and the scrape.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(10 * time.Second); ; <-tick.C {
+		if _, body := get(t, base+"/metrics"); strings.Contains(body, "\ncairn_http_requests_in_flight 2\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upload never reached the server")
+		}
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	for range 3 {
+		pw.Write(part)
+	}
+	pw.Close()
+	if code := <-done; code != 201 {
+		t.Fatalf("in-flight upload during shutdown: %d, want 201", code)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	base, _ = startServe(t, []string{"--data", data}, noEnv)
+	res, err := http.Get(base + "/public/1/inflight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || n != 4<<20 {
+		t.Fatalf("after restart: %d, %d bytes", res.StatusCode, n)
+	}
+}
+
+// TestServeDefaults runs `cairn serve` as the README does: no flags, data
+// in ./cairn-data relative to the working directory.
+func TestServeDefaults(t *testing.T) {
+	t.Chdir(t.TempDir())
+	base, stop := startServe(t, nil, noEnv)
+	if code, body := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("GET /readyz = %d %q", code, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"check"}, noEnv, &out, io.Discard); err != nil {
+		t.Fatalf("check in ./cairn-data: %v", err)
+	}
+}

@@ -25,7 +25,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/cairnstore/cairn/engine"
-	"github.com/cairnstore/cairn/server/internal/urlpath"
 )
 
 // Route is one endpoint of an API. The server wraps Handle with the
@@ -44,8 +43,8 @@ type Route struct {
 // requests, not uploads.
 const DefaultMaxBody = 64 << 10
 
-// Status is the HTTP status for an error from the engine, the body
-// reader or path parsing. Errors it does not know are 500.
+// Status is the HTTP status for an error from the engine or the body
+// reader. Errors it does not know are 500; APIs map their own first.
 func Status(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
@@ -59,7 +58,7 @@ func Status(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, engine.ErrConflict), errors.Is(err, engine.ErrExists):
 		return http.StatusConflict
-	case errors.Is(err, engine.ErrInvalid), errors.Is(err, urlpath.ErrInvalid):
+	case errors.Is(err, engine.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
 		// The client stopped sending the body.

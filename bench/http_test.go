@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/engine/enginetest"
+	"github.com/cairnstore/cairn/server"
+	"github.com/cairnstore/cairn/server/cloudstorage"
+)
+
+// httpEnv is a server on loopback with a WRITE token on bucket 1.
+type httpEnv struct {
+	url, auth string
+	client    *http.Client
+}
+
+func newHTTPEnv(b *testing.B) *httpEnv {
+	b.Helper()
+	e := openEngine(b)
+	ts := httptest.NewServer(server.New(server.Config{Engine: e, Logger: enginetest.Logger(b)}))
+	b.Cleanup(ts.Close)
+	users := cloudstorage.NewUsers(e)
+	ctx := context.Background()
+	if _, err := users.Add(ctx, "bench", ""); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := users.Grant(ctx, "bench", "1", cloudstorage.Write); err != nil {
+		b.Fatal(err)
+	}
+	tok, err := users.Token("bench", time.Now(), time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	b.Cleanup(tr.CloseIdleConnections)
+	return &httpEnv{url: ts.URL, auth: "Bearer " + tok, client: &http.Client{Transport: tr}}
+}
+
+func (h *httpEnv) do(b *testing.B, method, path string, body []byte, want int) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, h.url+path, rd)
+	req.Header.Set("Authorization", h.auth)
+	res, err := h.client.Do(req)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != want {
+		b.Errorf("%s %s: %d, want %d", method, path, res.StatusCode, want)
+	}
+}
+
+var clientCounts = []int{1, 16}
+
+// BenchmarkHTTPPut uploads new content through the cloud storage API
+// over loopback, with 1 and 16 concurrent clients.
+func BenchmarkHTTPPut(b *testing.B) {
+	for _, s := range sizes {
+		for _, clients := range clientCounts {
+			if s.n > 1<<20 && clients > 1 {
+				continue // 16 × 64 MiB in flight measures the disk, not the server
+			}
+			b.Run(fmt.Sprintf("api=cloudstorage/size=%s/clients=%d", s.name, clients), func(b *testing.B) {
+				h := newHTTPEnv(b)
+				var seed, name atomic.Uint64
+				b.SetBytes(int64(s.n))
+				b.ReportAllocs()
+				b.SetParallelism((clients + 1) / 2) // GOMAXPROCS is 2 on the reference machine
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					r := rand.NewChaCha8([32]byte{byte(seed.Add(1))})
+					buf := make([]byte, s.n)
+					for pb.Next() {
+						content(r, "random", buf)
+						h.do(b, "POST", fmt.Sprintf("/public/1/f%d", name.Add(1)), buf, 201)
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkHTTPGet downloads stored files through the shared download
+// path over loopback.
+func BenchmarkHTTPGet(b *testing.B) {
+	for _, s := range sizes {
+		for _, clients := range clientCounts {
+			b.Run(fmt.Sprintf("api=cloudstorage/size=%s/clients=%d", s.name, clients), func(b *testing.B) {
+				h := newHTTPEnv(b)
+				n := objects(s.n)
+				r := rand.NewChaCha8([32]byte{9})
+				buf := make([]byte, s.n)
+				for i := range n {
+					content(r, "random", buf)
+					h.do(b, "POST", fmt.Sprintf("/public/1/f%d", i), buf, 201)
+				}
+				var next atomic.Uint64
+				b.SetBytes(int64(s.n))
+				b.ReportAllocs()
+				b.SetParallelism((clients + 1) / 2)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						h.do(b, "GET", fmt.Sprintf("/public/1/f%d", next.Add(1)%uint64(n)), nil, 200)
+					}
+				})
+			})
+		}
+	}
+}
