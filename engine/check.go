@@ -195,14 +195,15 @@ func (e *Engine) check(ctx context.Context, snap *index.Snapshot, c *checker) er
 			c.addf("chunk %s is in segment %d, which the index does not know", ch.ID, ch.Segment)
 			continue
 		}
-		sr, err := e.files.reader(ch.Segment)
+		sf, err := e.files.acquire(ch.Segment)
 		if err != nil {
 			c.addf("chunk %s: %v", ch.ID, err)
 			continue
 		}
-		if _, err := sr.ReadChunk(ch.Offset, int(ch.Stored), ch.ID, scratch); err != nil {
+		if _, err := sf.ReadChunk(ch.Offset, int(ch.Stored), ch.ID, scratch); err != nil {
 			c.addf("chunk %s: %v", ch.ID, err)
 		}
+		e.files.release(sf)
 	}
 	for id, n := range chunkRefs {
 		c.addf("blobs refer %d times to chunk %s, which is missing", n, id)

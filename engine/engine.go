@@ -61,6 +61,13 @@ type Options struct {
 	MinFreeBytes int64
 	// Now is the clock; default time.Now. Tests inject their own.
 	Now func() time.Time
+	// CompactRatio: GC rewrites a sealed segment whose live bytes are
+	// under this fraction of its data; default 0.5.
+	CompactRatio float64
+	// GCGrace: content stored without a reference (a bare Put, or one
+	// left when a pinned blob lost its last reference) is kept at least
+	// this long before GC releases it; default one hour. Negative: none.
+	GCGrace time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -78,6 +85,18 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CompactRatio <= 0 {
+		o.CompactRatio = 0.5
+	}
+	if o.CompactRatio > 1 {
+		return o, fmt.Errorf("%w: CompactRatio %v above 1", ErrInvalid, o.CompactRatio)
+	}
+	switch {
+	case o.GCGrace == 0:
+		o.GCGrace = time.Hour
+	case o.GCGrace < 0:
+		o.GCGrace = 0
 	}
 	p := o.chunking()
 	if err := p.Validate(); err != nil {
@@ -125,6 +144,9 @@ type Engine struct {
 	// about to index, so compaction leaves them alone.
 	uploadsMu sync.Mutex
 	uploads   map[*Upload]uint64
+
+	// gcMu serialises GC passes.
+	gcMu sync.Mutex
 
 	stats counters
 }
@@ -366,22 +388,34 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-// fileTable keeps segment files open for reading.
+// fileTable keeps segment files open for reading. Compaction drops a
+// file from it once the index no longer points into it: the file is
+// closed when the last read holding it releases it.
 type fileTable struct {
 	fs   vfs.FS
 	dir  string
 	comp *segment.Compressor
 	mu   sync.Mutex
-	m    map[uint64]*segment.Reader
-	open []vfs.File
+	m    map[uint64]*segFile
 }
 
-// reader returns a Reader for segment id, opening the file on first use.
-func (t *fileTable) reader(id uint64) (*segment.Reader, error) {
+// segFile is an open segment file shared by concurrent reads.
+type segFile struct {
+	*segment.Reader
+	f vfs.File
+	// refs counts the reads using it, plus one while it is in the table.
+	// Guarded by fileTable.mu.
+	refs int
+}
+
+// acquire returns segment id's reader, opening the file on first use; the
+// caller must release it.
+func (t *fileTable) acquire(id uint64) (*segFile, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r, ok := t.m[id]; ok {
-		return r, nil
+	if sf, ok := t.m[id]; ok {
+		sf.refs++
+		return sf, nil
 	}
 	path := t.fs.PathJoin(t.dir, segment.FileName(id))
 	f, err := t.fs.Open(path)
@@ -392,21 +426,44 @@ func (t *fileTable) reader(id uint64) (*segment.Reader, error) {
 		return nil, fmt.Errorf("engine: open %s: %w", path, err)
 	}
 	if t.m == nil {
-		t.m = map[uint64]*segment.Reader{}
+		t.m = map[uint64]*segFile{}
 	}
-	r := segment.NewReader(f, path, t.comp)
-	t.m[id] = r
-	t.open = append(t.open, f)
-	return r, nil
+	sf := &segFile{Reader: segment.NewReader(f, path, t.comp), f: f, refs: 2}
+	t.m[id] = sf
+	return sf, nil
+}
+
+// release ends a read of sf.
+func (t *fileTable) release(sf *segFile) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.unref(sf)
+}
+
+func (t *fileTable) unref(sf *segFile) {
+	if sf.refs--; sf.refs == 0 {
+		sf.f.Close()
+	}
+}
+
+// drop forgets segment id: reads still holding it finish, and the file is
+// closed after the last.
+func (t *fileTable) drop(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sf, ok := t.m[id]; ok {
+		delete(t.m, id)
+		t.unref(sf)
+	}
 }
 
 func (t *fileTable) closeAll() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var errs []error
-	for _, f := range t.open {
-		errs = append(errs, f.Close())
+	for _, sf := range t.m {
+		errs = append(errs, sf.f.Close())
 	}
-	t.m, t.open = nil, nil
+	t.m = nil
 	return errors.Join(errs...)
 }

@@ -246,14 +246,15 @@ func (e *Engine) readChunk(id blob.ID, ref index.ChunkRef, scratch *[]byte) ([]b
 		if c.Raw != ref.Size {
 			return nil, e.corruptRead(corruptf("blob %s: chunk %s has %d bytes, the blob says %d", id, ref.ID, c.Raw, ref.Size))
 		}
-		sr, err := e.files.reader(c.Segment)
+		sf, err := e.files.acquire(c.Segment)
 		if err != nil {
 			if errors.Is(err, ErrCorrupt) && attempt < 3 {
 				continue
 			}
 			return nil, e.corruptRead(err)
 		}
-		data, err := sr.ReadChunk(c.Offset, int(c.Stored), ref.ID, scratch)
+		data, err := sf.ReadChunk(c.Offset, int(c.Stored), ref.ID, scratch)
+		e.files.release(sf)
 		if err != nil {
 			if isCorrupt(err) {
 				return nil, e.corruptRead(err)

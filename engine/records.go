@@ -77,7 +77,8 @@ func (e *Engine) DeleteRecord(ctx context.Context, k Key, ifVersion uint64) erro
 	})
 }
 
-// GetRecord returns the record at k, or ErrNotFound.
+// GetRecord returns the record at k, or ErrNotFound. A record past its
+// expiry time is not found, even before the sweeper deletes it.
 func (e *Engine) GetRecord(k Key) (Record, error) {
 	if err := validKey(k); err != nil {
 		return Record{}, err
@@ -86,7 +87,7 @@ func (e *Engine) GetRecord(k Key) (Record, error) {
 	if err != nil {
 		return Record{}, corrupt(err)
 	}
-	if !ok {
+	if !ok || e.expired(r) {
 		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, k)
 	}
 	return fromIndex(k, r), nil
@@ -100,6 +101,9 @@ func (e *Engine) Records(namespace, tenant, prefix, start string) iter.Seq2[Reco
 			if err != nil {
 				yield(Record{}, corrupt(err))
 				return
+			}
+			if e.expired(r.Record) {
+				continue
 			}
 			if !yield(fromIndex(r.Key, r.Record), nil) {
 				return

@@ -18,6 +18,10 @@ type counters struct {
 	dedupBytes   atomic.Uint64
 	writtenBytes atomic.Uint64 // record bytes appended to segments
 	corruptReads atomic.Uint64
+	gcRuns       atomic.Uint64
+	gcReclaimed  atomic.Uint64
+	compacted    atomic.Uint64
+	expired      atomic.Uint64
 	syncCount    atomic.Uint64
 	syncNanos    atomic.Uint64
 	syncBuckets  [15]atomic.Uint64 // len(SyncBuckets)+1, the last is +Inf
@@ -53,6 +57,10 @@ type Stats struct {
 	DedupBytes   uint64 // their content bytes
 	WrittenBytes uint64 // bytes appended to segments
 	CorruptReads uint64
+	GCRuns       uint64 // GC passes completed
+	GCReclaimed  uint64 // segment bytes given back by compaction
+	Compacted    uint64 // segments compacted and removed
+	Expired      uint64 // records deleted by the expiry sweeper
 
 	// Segment fdatasync latency: count, total, and a cumulative histogram
 	// over SyncBuckets (the last entry counts all).
@@ -101,6 +109,10 @@ func (e *Engine) Stats() (Stats, error) {
 	s.DedupBytes = e.stats.dedupBytes.Load()
 	s.WrittenBytes = e.stats.writtenBytes.Load()
 	s.CorruptReads = e.stats.corruptReads.Load()
+	s.GCRuns = e.stats.gcRuns.Load()
+	s.GCReclaimed = e.stats.gcReclaimed.Load()
+	s.Compacted = e.stats.compacted.Load()
+	s.Expired = e.stats.expired.Load()
 	s.SyncCount = e.stats.syncCount.Load()
 	s.SyncSeconds = time.Duration(e.stats.syncNanos.Load()).Seconds()
 	s.SyncBuckets = make([]uint64, len(e.stats.syncBuckets))

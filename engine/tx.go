@@ -80,6 +80,8 @@ type Tx struct {
 	blobs   map[blob.ID]*blobState
 	records map[Key]*recordState
 	ends    map[uint64]int64
+	// sweeping: the expiry sweeper may delete records past their time.
+	sweeping bool
 	// uploads are the uploads whose content this transaction references.
 	uploads []*Upload
 }
@@ -89,6 +91,9 @@ type chunkState struct {
 	orig, cur        index.Chunk
 	exists           bool
 	stripe           int
+	// release: GC drops this zero-reference chunk; moved: compaction
+	// repointed it (cur.Location is the copy).
+	release, moved bool
 }
 
 type blobState struct {
@@ -223,7 +228,7 @@ func (tx *Tx) Get(k Key) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	if !rs.exists {
+	if !rs.exists || tx.e.expired(rs.cur) {
 		return Record{}, fmt.Errorf("%w: record %s", ErrNotFound, k)
 	}
 	return fromIndex(k, rs.cur), nil
@@ -294,7 +299,7 @@ func (tx *Tx) Delete(k Key) error {
 	if err != nil {
 		return err
 	}
-	if !rs.exists {
+	if !rs.exists || tx.e.expired(rs.cur) && !tx.sweeping {
 		return fmt.Errorf("%w: record %s", ErrNotFound, k)
 	}
 	if !rs.cur.Blob.IsZero() {
@@ -438,13 +443,18 @@ func (tx *Tx) commit() error {
 		}
 	}
 	for id, cs := range tx.chunks {
-		if !cs.exists || cs.cur == cs.orig && cs.existed {
+		if !cs.exists || cs.cur == cs.orig && cs.existed && !cs.release {
 			continue
 		}
 		l := cs.cur.Location
 		switch {
 		case cs.cur.Refs > 0:
 			b.SetChunk(id, cs.cur)
+			if cs.moved {
+				o := cs.orig.Location
+				b.AddLive(o.Segment, -recordSize(o), -1)
+				b.AddLive(l.Segment, recordSize(l), 1)
+			}
 			if !cs.existed {
 				b.AddLive(l.Segment, recordSize(l), 1)
 				tot.Chunks++
