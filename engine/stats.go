@@ -22,6 +22,9 @@ type counters struct {
 	gcReclaimed  atomic.Uint64
 	compacted    atomic.Uint64
 	expired      atomic.Uint64
+	scrubRuns    atomic.Uint64
+	scrubChunks  atomic.Uint64
+	scrubCorrupt atomic.Uint64 // found by the last scrub
 	syncCount    atomic.Uint64
 	syncNanos    atomic.Uint64
 	syncBuckets  [15]atomic.Uint64 // len(SyncBuckets)+1, the last is +Inf
@@ -61,6 +64,9 @@ type Stats struct {
 	GCReclaimed  uint64 // segment bytes given back by compaction
 	Compacted    uint64 // segments compacted and removed
 	Expired      uint64 // records deleted by the expiry sweeper
+	ScrubRuns    uint64 // scrubs completed
+	ScrubChunks  uint64 // chunks verified by scrubs
+	ScrubCorrupt uint64 // corrupt chunks the last scrub found
 
 	// Segment fdatasync latency: count, total, and a cumulative histogram
 	// over SyncBuckets (the last entry counts all).
@@ -113,6 +119,9 @@ func (e *Engine) Stats() (Stats, error) {
 	s.GCReclaimed = e.stats.gcReclaimed.Load()
 	s.Compacted = e.stats.compacted.Load()
 	s.Expired = e.stats.expired.Load()
+	s.ScrubRuns = e.stats.scrubRuns.Load()
+	s.ScrubChunks = e.stats.scrubChunks.Load()
+	s.ScrubCorrupt = e.stats.scrubCorrupt.Load()
 	s.SyncCount = e.stats.syncCount.Load()
 	s.SyncSeconds = time.Duration(e.stats.syncNanos.Load()).Seconds()
 	s.SyncBuckets = make([]uint64, len(e.stats.syncBuckets))
