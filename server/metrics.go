@@ -53,6 +53,8 @@ type engineCollector struct {
 	segments, segmentBytes, live, dead                               *prometheus.Desc
 	uploads, dedupChunks, dedupBytes, written, corrupt               *prometheus.Desc
 	fsync, readOnly, up                                              *prometheus.Desc
+	gcRuns, gcReclaimed, compacted, expired                          *prometheus.Desc
+	scrubRuns, scrubChunks, scrubCorrupt                             *prometheus.Desc
 }
 
 func newEngineCollector(e *engine.Engine) *engineCollector {
@@ -80,13 +82,20 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		fsync:        d("fsync_duration_seconds", "Latency of segment fdatasync calls (each shared by the uploads of a group commit)."),
 		readOnly:     d("read_only", "1 when the store refuses writes after a write or sync failure, until restarted."),
 		up:           d("stats_up", "1 when the store's figures could be read."),
+		gcRuns:       d("gc_runs_total", "Garbage collection passes completed since start."),
+		gcReclaimed:  d("gc_reclaimed_bytes_total", "Segment bytes given back to the file system by compaction since start."),
+		compacted:    d("gc_compacted_segments_total", "Segments compacted and removed since start."),
+		expired:      d("expired_records_total", "Records deleted by the expiry sweeper since start."),
+		scrubRuns:    d("scrub_runs_total", "Scrubs completed since start."),
+		scrubChunks:  d("scrub_verified_chunks_total", "Chunks re-read and verified by scrubs since start."),
+		scrubCorrupt: d("scrub_corrupt_chunks", "Corrupt chunks the last scrub found."),
 	}
 }
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
 		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt,
-		c.fsync, c.readOnly, c.up} {
+		c.fsync, c.readOnly, c.up, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
 		ch <- d
 	}
 }
@@ -118,6 +127,13 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.dedupBytes, s.DedupBytes)
 	k(c.written, s.WrittenBytes)
 	k(c.corrupt, s.CorruptReads)
+	k(c.gcRuns, s.GCRuns)
+	k(c.gcReclaimed, s.GCReclaimed)
+	k(c.compacted, s.Compacted)
+	k(c.expired, s.Expired)
+	k(c.scrubRuns, s.ScrubRuns)
+	k(c.scrubChunks, s.ScrubChunks)
+	g(c.scrubCorrupt, float64(s.ScrubCorrupt))
 	buckets := make(map[float64]uint64, len(engine.SyncBuckets))
 	for i, ub := range engine.SyncBuckets {
 		buckets[ub] = s.SyncBuckets[i]

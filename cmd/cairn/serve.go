@@ -40,18 +40,26 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
 			level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 			grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish on shutdown")
+			var m maintenance
+			fs.DurationVar(&m.expire, "expire-interval", time.Second, "how often expired records are deleted (0: never)")
+			fs.DurationVar(&m.gc, "gc-interval", time.Hour, "how often a garbage collection pass runs (0: never)")
+			fs.DurationVar(&m.scrub, "scrub-interval", 7*24*time.Hour, "how often stored chunks are re-read and verified (0: never)")
+			sample := fs.String("scrub-sample", "100%", "the share of chunks each background scrub verifies")
 			return func(ctx context.Context) error {
 				log, err := newLogger(e.stderr, *level)
 				if err != nil {
 					return err
 				}
-				return serve(ctx, e, log, *data, *listen, *grace)
+				if m.scrubSample, err = parsePercent(*sample); err != nil {
+					return fmt.Errorf("--scrub-sample: %w", err)
+				}
+				return serve(ctx, e, log, *data, *listen, *grace, m)
 			}
 		},
 	}
 }
 
-func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, grace time.Duration) error {
+func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, grace time.Duration, m maintenance) error {
 	eng, err := engine.Open(data, engine.Options{Logger: log})
 	if err != nil {
 		return err
@@ -83,6 +91,9 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, g
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	mctx, stopMaintenance := context.WithCancel(ctx)
+	defer stopMaintenance()
+	m.run(mctx, eng, log)
 	select {
 	case err := <-errc:
 		return err
