@@ -27,6 +27,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/cloudstorage"
+	"github.com/cairnstore/cairn/server/mediaupload"
 	"github.com/cairnstore/cairn/server/internal/web"
 )
 
@@ -45,8 +46,12 @@ type Config struct {
 	// BodyIdleTimeout: an upload that sends nothing for this long is cut
 	// off; one that keeps sending is never. Default one minute.
 	BodyIdleTimeout time.Duration
-	// CloudStorage configures the cloud storage API.
+	// PublicURL is the base of the absolute URLs the APIs return
+	// ("https://media.example.com"); default each request's own host.
+	PublicURL string
+	// CloudStorage and MediaUpload configure those APIs.
 	CloudStorage cloudstorage.Config
+	MediaUpload  mediaupload.Config
 }
 
 // Server routes requests to the health endpoints and the APIs.
@@ -110,6 +115,16 @@ func New(cfg Config) *Server {
 	for _, rt := range cloudstorage.New(cs).Routes() {
 		s.mount("cloudstorage", rt)
 	}
+	mu := cfg.MediaUpload
+	mu.Engine, mu.Logger, mu.Now = cfg.Engine, cfg.Logger, cfg.Now
+	if mu.PublicURL == "" {
+		mu.PublicURL = cfg.PublicURL
+	}
+	for _, rt := range mediaupload.New(mu).Routes() {
+		s.mount("mediaupload", rt)
+	}
+	s.mount("public", web.Route{Method: "GET", Path: "/f/:id/*name", Handle: s.public})
+	s.mount("public", web.Route{Method: "HEAD", Path: "/f/:id/*name", Handle: s.public})
 	return s
 }
 

@@ -38,6 +38,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
 			listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+			publicURL := fs.String("public-url", "", "base of the absolute URLs the APIs return, e.g. https://media.example.com (default: each request's host)")
 			level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 			grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish on shutdown")
 			var m maintenance
@@ -53,13 +54,13 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				if m.scrubSample, err = parsePercent(*sample); err != nil {
 					return fmt.Errorf("--scrub-sample: %w", err)
 				}
-				return serve(ctx, e, log, *data, *listen, *grace, m)
+				return serve(ctx, e, log, *data, *listen, *publicURL, *grace, m)
 			}
 		},
 	}
 }
 
-func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, grace time.Duration, m maintenance) error {
+func serve(ctx context.Context, e *env, log *slog.Logger, data, listen, publicURL string, grace time.Duration, m maintenance) error {
 	eng, err := engine.Open(data, engine.Options{Logger: log})
 	if err != nil {
 		return err
@@ -71,7 +72,7 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, g
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := server.New(server.Config{Engine: eng, Logger: log, Registry: reg, Version: version()})
+	srv := server.New(server.Config{Engine: eng, Logger: log, Registry: reg, Version: version(), PublicURL: publicURL})
 	stopAdmin, err := serveAdmin(ctx, adminSocket(data), eng, log)
 	if err != nil {
 		return err

@@ -124,3 +124,61 @@ func FuzzAuthorization(f *testing.F) {
 		}
 	})
 }
+
+func TestBasic(t *testing.T) {
+	enc := base64.StdEncoding.EncodeToString
+	for _, tc := range []struct {
+		in, user, pw string
+		err          error
+	}{
+		{"Basic " + enc([]byte("alice:s3cret:x")), "alice", "s3cret:x", nil},
+		{"basic " + enc([]byte("bob:")), "bob", "", nil},
+		{"", "", "", ErrNoCredentials},
+		{"Bearer abc", "", "", ErrInvalid},
+		{"Basic !!!", "", "", ErrInvalid},
+		{"Basic " + enc([]byte("nocolon")), "", "", ErrInvalid},
+		{"Basic " + enc([]byte(":pw")), "", "", ErrInvalid},
+	} {
+		u, p, err := BasicCredentials(tc.in)
+		if u != tc.user || p != tc.pw || !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
+			t.Errorf("BasicCredentials(%q) = %q, %q, %v", tc.in, u, p, err)
+		}
+	}
+}
+
+func TestPasswords(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	p := NewPasswords(time.Minute, func() time.Time { return now })
+	h, err := HashPassword("right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Verify("alice", "right", h, true) || p.Verify("alice", "wrong", h, true) || p.Verify("bob", "right", h, false) {
+		t.Fatal("Verify is wrong")
+	}
+	// Cached: a success costs no bcrypt (the wrong password still fails).
+	before := p.compares
+	for range 100 {
+		if !p.Verify("alice", "right", h, true) {
+			t.Fatal("cached verification failed")
+		}
+	}
+	if p.compares != before {
+		t.Errorf("100 verifications of a cached success ran bcrypt %d times", p.compares-before)
+	}
+	if p.Verify("alice", "wrong", h, true) {
+		t.Fatal("a wrong password passed after a cached success")
+	}
+	now = now.Add(2 * time.Minute)
+	if !p.Verify("alice", "right", h, true) || p.compares != before+2 {
+		t.Errorf("after the cache expired: %d bcrypt runs, want 2 more", p.compares-before)
+	}
+	// A new password's hash invalidates the cache.
+	h2, _ := HashPassword("new")
+	if p.Verify("alice", "right", h2, true) || !p.Verify("alice", "new", h2, true) {
+		t.Fatal("changed password not honoured")
+	}
+	if _, err := HashPassword(strings.Repeat("x", 73)); err == nil {
+		t.Error("a 73-byte password was accepted")
+	}
+}

@@ -1,0 +1,134 @@
+package mediaupload
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/server/internal/auth"
+)
+
+// Account is a media upload account: Basic auth credentials, the password
+// kept as a bcrypt hash.
+type Account struct {
+	Name    string    `json:"name"`
+	Hash    string    `json:"hash"`
+	Created time.Time `json:"created"`
+}
+
+const accountsNamespace = "mediaupload.accounts"
+
+var (
+	// ErrAccountExists: Add of a name that is taken.
+	ErrAccountExists = errors.New("mediaupload: account exists")
+	// ErrNoAccount: the account does not exist.
+	ErrNoAccount = errors.New("mediaupload: no such account")
+	// ErrInvalidAccount: a bad account name or password.
+	ErrInvalidAccount = errors.New("mediaupload: invalid account")
+)
+
+// Accounts manages the accounts kept in the store. Safe for concurrent use.
+type Accounts struct{ e *engine.Engine }
+
+// NewAccounts returns the accounts of the store e.
+func NewAccounts(e *engine.Engine) *Accounts { return &Accounts{e: e} }
+
+func accountKey(name string) engine.Key { return engine.Key{Namespace: accountsNamespace, Name: name} }
+
+func validName(name string) error {
+	if name == "" || len(name) > 128 || strings.ContainsAny(name, ":") || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%w: an account name is 1 to 128 characters, without spaces, control characters or ':'", ErrInvalidAccount)
+	}
+	return nil
+}
+
+// MinPasswordLen is the shortest password accepted.
+const MinPasswordLen = 12
+
+// Set creates (create true) or updates the password of an account. An
+// empty password means a new random one, which it returns.
+func (a *Accounts) Set(ctx context.Context, name, password string, create bool) (string, error) {
+	if err := validName(name); err != nil {
+		return "", err
+	}
+	if password == "" {
+		password = auth.NewSecret()[:24]
+	}
+	if len(password) < MinPasswordLen {
+		return "", fmt.Errorf("%w: a password is at least %d bytes", ErrInvalidAccount, MinPasswordLen)
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidAccount, err)
+	}
+	err = a.e.Update(ctx, func(tx *engine.Tx) error {
+		cur, err := tx.Get(accountKey(name))
+		switch {
+		case err == nil && create:
+			return fmt.Errorf("%w: %s", ErrAccountExists, name)
+		case errors.Is(err, engine.ErrNotFound) && !create:
+			return fmt.Errorf("%w: %s", ErrNoAccount, name)
+		case err != nil && !errors.Is(err, engine.ErrNotFound):
+			return err
+		}
+		acc := Account{Name: name, Hash: hash, Created: time.Now().UTC().Truncate(time.Second)}
+		if err == nil {
+			var old Account
+			if json.Unmarshal(cur.Meta, &old) == nil {
+				acc.Created = old.Created
+			}
+		}
+		meta, _ := json.Marshal(acc)
+		_, err = tx.Put(accountKey(name), engine.Record{ContentType: "application/json", Meta: meta}, nil)
+		return err
+	})
+	return password, err
+}
+
+// Get returns an account, or ErrNoAccount.
+func (a *Accounts) Get(name string) (Account, error) {
+	if validName(name) != nil {
+		return Account{}, ErrNoAccount
+	}
+	rec, err := a.e.GetRecord(accountKey(name))
+	if errors.Is(err, engine.ErrNotFound) {
+		return Account{}, fmt.Errorf("%w: %s", ErrNoAccount, name)
+	}
+	if err != nil {
+		return Account{}, err
+	}
+	var acc Account
+	if err := json.Unmarshal(rec.Meta, &acc); err != nil {
+		return Account{}, fmt.Errorf("%w: account %s: %w", engine.ErrCorrupt, name, err)
+	}
+	return acc, nil
+}
+
+// List returns every account, by name.
+func (a *Accounts) List() ([]Account, error) {
+	var out []Account
+	for rec, err := range a.e.Records(accountsNamespace, "", "", "") {
+		if err != nil {
+			return nil, err
+		}
+		var acc Account
+		if err := json.Unmarshal(rec.Meta, &acc); err != nil {
+			return nil, fmt.Errorf("%w: account %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
+		}
+		out = append(out, acc)
+	}
+	return out, nil
+}
+
+// Delete removes an account. Its files stay until they expire.
+func (a *Accounts) Delete(ctx context.Context, name string) error {
+	err := a.e.DeleteRecord(ctx, accountKey(name), 0)
+	if errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNoAccount, name)
+	}
+	return err
+}

@@ -1,0 +1,415 @@
+// Package mediaupload serves the media upload API v2 at /cms/v2/content:
+// base64 content in a JSON body, decoded as a stream, stored with an
+// expiration date (default today + 30 days, at most a year ahead), and
+// served publicly at its Location until then. The same bytes uploaded
+// again by the same account answer 302 with the existing file; another
+// account gets its own 201, so deduplication is never an oracle. Accounts
+// use HTTP Basic auth. Errors of GET, PUT and DELETE are all 404, as
+// documented; upload validation answers 400 with every reason that
+// applies.
+//
+// An API is safe for concurrent use.
+package mediaupload
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/publink"
+	"github.com/cairnstore/cairn/server/internal/web"
+)
+
+// Config configures the API. Engine is required.
+type Config struct {
+	Engine *engine.Engine
+	Logger *slog.Logger
+	Now    func() time.Time
+	// PublicURL is the base of the Location URLs ("https://media.example");
+	// default the request's own scheme and host.
+	PublicURL string
+	// MaxContent bounds the decoded content; default 100 MB.
+	MaxContent int64
+}
+
+// Namespaces in the index: files, and per account the content hash of
+// each file (duplicate detection).
+const (
+	namespace    = "mediaupload"
+	dupNamespace = "mediaupload.dup"
+)
+
+// API is the media upload API over one engine.
+type API struct {
+	cfg       Config
+	e         *engine.Engine
+	accounts  *Accounts
+	passwords *auth.Passwords
+}
+
+// New returns the API.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxContent <= 0 {
+		cfg.MaxContent = 100_000_000
+	}
+	return &API{cfg: cfg, e: cfg.Engine, accounts: NewAccounts(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
+}
+
+// Routes are the API's endpoints.
+func (a *API) Routes() []web.Route {
+	// base64 is 4/3 of the content, plus the JSON around it.
+	maxBody := a.cfg.MaxContent/3*4 + 8 + maxSmall
+	return []web.Route{
+		{Method: "POST", Path: "/cms/v2/content", Handle: a.upload, MaxBody: maxBody},
+		{Method: "PUT", Path: "/cms/v2/content", Handle: a.update},
+		{Method: "GET", Path: "/cms/v2/content/:id", Handle: a.get},
+		{Method: "DELETE", Path: "/cms/v2/content/:id", Handle: a.delete},
+	}
+}
+
+// info is the documented description of a file.
+type info struct {
+	ID             string `json:"id"`
+	ExpirationDate string `json:"expirationDate"`
+	Size           int64  `json:"size"`
+	ContentType    string `json:"contentType"`
+	Location       string `json:"location,omitempty"`
+}
+
+// meta is what the API keeps in a file's record.
+type meta struct {
+	Link string `json:"link"` // the public link ID
+}
+
+type invalid struct {
+	InvalidReasons []string `json:"invalidReasons"`
+	Valid          bool     `json:"valid"`
+}
+
+// requestID is the documented X-Request-Id form: "053-<uuid>".
+func requestID() string { return fmt.Sprintf("%03d-%s", rand.IntN(1000), uuid.NewString()) }
+
+// authenticate returns the account of the request's Basic credentials.
+func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+	user, pw, err := auth.BasicCredentials(r.Header.Get("Authorization"))
+	if err == nil {
+		acc, gerr := a.accounts.Get(user)
+		if a.passwords.Verify(user, pw, acc.Hash, gerr == nil) {
+			return user, true
+		}
+		if gerr != nil && !errors.Is(gerr, ErrNoAccount) {
+			a.cfg.Logger.Error("reading an account", "err", gerr)
+		}
+	}
+	w.Header().Set("WWW-Authenticate", `Basic realm="cairn", charset="UTF-8"`)
+	web.JSON(w, http.StatusUnauthorized, map[string]string{"message": "Unauthorized"})
+	return "", false
+}
+
+func (a *API) fileKey(account, id string) engine.Key {
+	return engine.Key{Namespace: namespace, Tenant: account, Name: id}
+}
+
+func dupKey(account string, rec engine.Record) engine.Key {
+	return engine.Key{Namespace: dupNamespace, Tenant: account, Name: rec.Blob.String()}
+}
+
+func (a *API) location(r *http.Request, rec engine.Record) string {
+	var m meta
+	json.Unmarshal(rec.Meta, &m)
+	base := a.cfg.PublicURL
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	return strings.TrimSuffix(base, "/") + publink.Path(m.Link, rec.Key.Name)
+}
+
+func (a *API) describe(r *http.Request, rec engine.Record) info {
+	return info{
+		ID: rec.Key.Name, ExpirationDate: rec.Expires.UTC().Format("2006-01-02T15:04:05Z"),
+		Size: rec.Size, ContentType: rec.ContentType, Location: a.location(r, rec),
+	}
+}
+
+// today is the current date, midnight UTC.
+func (a *API) today() time.Time {
+	return a.cfg.Now().UTC().Truncate(24 * time.Hour)
+}
+
+// parseDate checks an expiration date: YYYY-MM-DD, not before today, not
+// after today + one year. It returns midnight UTC of that day.
+func (a *API) parseDate(s string) (time.Time, []string) {
+	d, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return time.Time{}, []string{"expirationDate must be a date in the format YYYY-MM-DD"}
+	}
+	today := a.today()
+	switch {
+	case d.Before(today):
+		return d, []string{"expirationDate cannot be in the past"}
+	case d.After(today.AddDate(1, 0, 0)):
+		return d, []string{"expirationDate cannot be more than one year from the current date"}
+	}
+	return d, nil
+}
+
+// errTooLarge marks content over the limit.
+var errTooLarge = errors.New("content is larger than the limit")
+
+// limitReader fails once more than n bytes were read.
+type limitReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if l.n -= int64(n); l.n < 0 {
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	w.Header().Set("X-Request-Id", requestID())
+	account, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		web.JSON(w, http.StatusBadRequest, invalid{InvalidReasons: []string{"Content-Type must be application/json"}})
+		return
+	}
+	var (
+		up    *engine.Upload
+		ctype string
+	)
+	defer func() {
+		if up != nil {
+			up.Close()
+		}
+	}()
+	body, err := parseUpload(r.Body, func(content io.Reader) error {
+		t, rd, err := web.Content("", &limitReader{r: content, n: a.cfg.MaxContent})
+		if err != nil {
+			return err
+		}
+		ctype = t
+		up, err = a.e.Upload(r.Context(), rd)
+		return err
+	})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	var reasons []string
+	var corrupt base64.CorruptInputError
+	switch {
+	case !body.hasContent:
+		reasons = append(reasons, "content is required")
+	case errors.Is(body.contentErr, errTooLarge):
+		reasons = append(reasons, fmt.Sprintf("content is larger than %d bytes", a.cfg.MaxContent))
+	case errors.Is(body.contentErr, errBase64), errors.As(body.contentErr, &corrupt):
+		reasons = append(reasons, "content is not valid base64")
+	case body.contentErr != nil && web.Status(body.contentErr) != http.StatusInternalServerError && web.Status(body.contentErr) != http.StatusBadRequest:
+		a.fail(w, body.contentErr) // the store: full, read-only
+		return
+	case body.contentErr != nil:
+		reasons = append(reasons, body.contentErr.Error())
+	case up.Size() == 0:
+		reasons = append(reasons, "content is empty")
+	}
+	expires := a.today().AddDate(0, 0, 30)
+	if body.expirationDate != nil {
+		d, bad := a.parseDate(*body.expirationDate)
+		reasons = append(reasons, bad...)
+		expires = d
+	}
+	if len(reasons) > 0 {
+		web.JSON(w, http.StatusBadRequest, invalid{InvalidReasons: reasons})
+		return
+	}
+
+	var rec engine.Record
+	dup := false
+	err = a.e.Update(r.Context(), func(tx *engine.Tx) error {
+		dk := engine.Key{Namespace: dupNamespace, Tenant: account, Name: up.ID().String()}
+		if d, err := tx.Get(dk); err == nil {
+			if rec, err = tx.Get(a.fileKey(account, string(d.Meta))); err == nil {
+				dup = true
+				return nil
+			}
+		}
+		id := uuid.NewString()
+		link := publink.NewID()
+		m, _ := json.Marshal(meta{Link: link})
+		k := a.fileKey(account, id)
+		var err error
+		if rec, err = tx.Put(k, engine.Record{ContentType: ctype, Meta: m, Expires: expires}, up); err != nil {
+			return err
+		}
+		if _, err := tx.Put(dk, engine.Record{Meta: []byte(id), Expires: expires}, nil); err != nil {
+			return err
+		}
+		return publink.Put(tx, link, k, expires)
+	})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	d := a.describe(r, rec)
+	w.Header().Set("Location", d.Location)
+	if dup {
+		web.JSON(w, http.StatusFound, d)
+		return
+	}
+	d.Location = "" // the 201 body is documented without it
+	web.JSON(w, http.StatusCreated, d)
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	w.Header().Set("X-Request-Id", requestID())
+	account, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	rec, err := a.e.GetRecord(a.fileKey(account, ps.ByName("id")))
+	if err != nil {
+		a.notFound(w, err)
+		return
+	}
+	d := a.describe(r, rec)
+	w.Header().Set("Location", d.Location)
+	web.JSON(w, http.StatusOK, d)
+}
+
+// updateRequest is PUT's body.
+type updateRequest struct {
+	ID             string `json:"id"`
+	ExpirationDate string `json:"expirationDate"`
+}
+
+func (a *API) update(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	w.Header().Set("X-Request-Id", requestID())
+	account, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	var req updateRequest
+	if err := web.DecodeJSON(r.Body, &req); err != nil || req.ID == "" {
+		a.notFound(w, fmt.Errorf("bad PUT body: %v", err))
+		return
+	}
+	d, bad := a.parseDate(req.ExpirationDate)
+	if bad != nil {
+		a.notFound(w, errors.New(bad[0]))
+		return
+	}
+	var rec engine.Record
+	err := a.e.Update(r.Context(), func(tx *engine.Tx) error {
+		k := a.fileKey(account, req.ID)
+		cur, err := tx.Get(k)
+		if err != nil {
+			return err
+		}
+		if rec, err = tx.Put(k, engine.Record{Blob: cur.Blob, ContentType: cur.ContentType, Meta: cur.Meta, Expires: d}, nil); err != nil {
+			return err
+		}
+		var m meta
+		json.Unmarshal(cur.Meta, &m)
+		if _, err := tx.Put(dupKey(account, cur), engine.Record{Meta: []byte(req.ID), Expires: d}, nil); err != nil {
+			return err
+		}
+		return publink.Put(tx, m.Link, k, d)
+	})
+	if err != nil {
+		a.notFound(w, err)
+		return
+	}
+	web.JSON(w, http.StatusOK, a.describe(r, rec))
+}
+
+func (a *API) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	w.Header().Set("X-Request-Id", requestID())
+	account, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	err := a.e.Update(r.Context(), func(tx *engine.Tx) error {
+		k := a.fileKey(account, ps.ByName("id"))
+		cur, err := tx.Get(k)
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(k); err != nil {
+			return err
+		}
+		var m meta
+		json.Unmarshal(cur.Meta, &m)
+		if err := publink.Delete(tx, m.Link); err != nil {
+			return err
+		}
+		if err := tx.Delete(dupKey(account, cur)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		a.notFound(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// notFound answers any error of GET, PUT and DELETE, as documented.
+func (a *API) notFound(w http.ResponseWriter, err error) {
+	if s := web.Status(err); s >= 500 {
+		a.cfg.Logger.Error("media upload request failed", "err", err)
+	}
+	web.JSON(w, http.StatusNotFound, invalid{InvalidReasons: []string{"no such content for this account"}})
+}
+
+// fail answers an upload that failed for a reason other than validation.
+func (a *API) fail(w http.ResponseWriter, err error) {
+	status := web.Status(err)
+	var reason string
+	switch {
+	case errors.Is(err, errSyntax):
+		status, reason = http.StatusBadRequest, err.Error()
+	case status == http.StatusRequestEntityTooLarge:
+		reason = fmt.Sprintf("the body is larger than allowed for %d bytes of content", a.cfg.MaxContent)
+	case status == http.StatusInsufficientStorage:
+		reason = "the store is out of space"
+	case status == http.StatusServiceUnavailable:
+		reason = "the store is not accepting uploads"
+	case status == http.StatusRequestTimeout, status == http.StatusBadRequest:
+		reason = "the request body could not be read"
+	default:
+		status, reason = http.StatusInternalServerError, "Unexpected error"
+		a.cfg.Logger.Error("media upload failed", "err", err)
+	}
+	web.JSON(w, status, invalid{InvalidReasons: []string{reason}})
+}
