@@ -27,8 +27,8 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/cloudstorage"
-	"github.com/cairnstore/cairn/server/mediaupload"
 	"github.com/cairnstore/cairn/server/internal/web"
+	"github.com/cairnstore/cairn/server/mediaupload"
 )
 
 // Config is what a Server serves from. Only Engine is required.

@@ -200,7 +200,7 @@ func TestAuth(t *testing.T) {
 	for _, hdr := range [][]string{
 		nil,
 		{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:wrong"))},
-		{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("mallory:" + v.pw["alice"]))},
+		{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("mallory:"+v.pw["alice"]))},
 		{"Authorization", "Bearer x"},
 	} {
 		r := v.do("POST", "/cms/v2/content", "", uploadBody(png, ""), hdr...)
