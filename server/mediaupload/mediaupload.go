@@ -12,7 +12,6 @@
 package mediaupload
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/jsonstream"
 	"github.com/cairnstore/cairn/server/internal/publink"
 	"github.com/cairnstore/cairn/server/internal/web"
 )
@@ -77,7 +77,7 @@ func New(cfg Config) *API {
 // Routes are the API's endpoints.
 func (a *API) Routes() []web.Route {
 	// base64 is 4/3 of the content, plus the JSON around it.
-	maxBody := a.cfg.MaxContent/3*4 + 8 + maxSmall
+	maxBody := a.cfg.MaxContent/3*4 + 8 + jsonstream.MaxSmall
 	return []web.Route{
 		{Method: "POST", Path: "/cms/v2/content", Handle: a.upload, MaxBody: maxBody},
 		{Method: "PUT", Path: "/cms/v2/content", Handle: a.update},
@@ -212,7 +212,13 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 			up.Close()
 		}
 	}()
-	body, err := parseUpload(r.Body, func(content io.Reader) error {
+	var (
+		hasContent bool
+		date       *string
+		reasons    []string
+	)
+	err := jsonstream.Parse(r.Body, "content", func(content io.Reader) error {
+		hasContent = true
 		t, rd, err := web.Content("", &limitReader{r: content, n: a.cfg.MaxContent})
 		if err != nil {
 			return err
@@ -220,31 +226,40 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		ctype = t
 		up, err = a.e.Upload(r.Context(), rd)
 		return err
+	}, func(key string, raw json.RawMessage) error {
+		switch key {
+		case "content": // null
+			hasContent = true
+			reasons = append(reasons, "content must be a base64 string")
+		case "expirationDate":
+			var s *string
+			if json.Unmarshal(raw, &s) != nil {
+				bad := "not a string"
+				s = &bad
+			}
+			date = s
+		}
+		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errTooLarge):
+		reasons = append(reasons, fmt.Sprintf("content is larger than %d bytes", a.cfg.MaxContent))
+	case errors.Is(err, jsonstream.ErrBase64):
+		reasons = append(reasons, "content is not valid base64")
+	case errors.Is(err, jsonstream.ErrNotString):
+		hasContent = true
+		reasons = append(reasons, "content must be a base64 string")
+	case err != nil:
 		a.fail(w, err)
 		return
-	}
-	var reasons []string
-	var corrupt base64.CorruptInputError
-	switch {
-	case !body.hasContent:
+	case !hasContent:
 		reasons = append(reasons, "content is required")
-	case errors.Is(body.contentErr, errTooLarge):
-		reasons = append(reasons, fmt.Sprintf("content is larger than %d bytes", a.cfg.MaxContent))
-	case errors.Is(body.contentErr, errBase64), errors.As(body.contentErr, &corrupt):
-		reasons = append(reasons, "content is not valid base64")
-	case body.contentErr != nil && web.Status(body.contentErr) != http.StatusInternalServerError && web.Status(body.contentErr) != http.StatusBadRequest:
-		a.fail(w, body.contentErr) // the store: full, read-only
-		return
-	case body.contentErr != nil:
-		reasons = append(reasons, body.contentErr.Error())
-	case up.Size() == 0:
+	case up != nil && up.Size() == 0:
 		reasons = append(reasons, "content is empty")
 	}
 	expires := a.today().AddDate(0, 0, 30)
-	if body.expirationDate != nil {
-		d, bad := a.parseDate(*body.expirationDate)
+	if date != nil {
+		d, bad := a.parseDate(*date)
 		reasons = append(reasons, bad...)
 		expires = d
 	}
@@ -397,7 +412,7 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 	status := web.Status(err)
 	var reason string
 	switch {
-	case errors.Is(err, errSyntax):
+	case errors.Is(err, jsonstream.ErrSyntax):
 		status, reason = http.StatusBadRequest, err.Error()
 	case status == http.StatusRequestEntityTooLarge:
 		reason = fmt.Sprintf("the body is larger than allowed for %d bytes of content", a.cfg.MaxContent)

@@ -1,153 +1,153 @@
-package mediaupload
+// Package jsonstream reads a flat JSON object whose one large field is a
+// base64 string (an upload's content), decoding that field as a stream
+// while it arrives so the body is never held whole; every other value is
+// small, bounded, and handed over as raw JSON for the caller to decode.
+//
+// Functions here are safe for concurrent use.
+//
+//	err := jsonstream.Parse(r.Body, "content", func(content io.Reader) error {
+//		_, err := store.Upload(ctx, content)
+//		return err
+//	}, func(key string, raw json.RawMessage) error { ... })
+package jsonstream
 
 import (
 	"bufio"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 )
 
-// The upload body is {"content": "<base64>", "expirationDate": "YYYY-MM-DD"},
-// up to ~133 MB for 100 MB of content. It is parsed as a stream: the
-// content string is decoded from base64 while it is read and handed to
-// the store, never held whole; every other value is small and bounded.
-
 var (
-	errSyntax = errors.New("the body is not a valid JSON object")
-	// errBase64 marks content that is not base64.
-	errBase64 = errors.New("content is not valid base64")
+	// ErrSyntax: the body is not a JSON object of the expected shape.
+	ErrSyntax = errors.New("the body is not a valid JSON object")
+	// ErrBase64: the large field is not a base64 string.
+	ErrBase64 = errors.New("not valid base64")
+	// ErrNotString: the large field is not a string.
+	ErrNotString = errors.New("not a base64 string")
 )
 
-// maxSmall bounds the bytes of everything in the body but the content.
-const maxSmall = 64 << 10
+// MaxSmall bounds the bytes of everything in the body but the large field.
+const MaxSmall = 64 << 10
 
-// uploadBody is what parseUpload found besides the content.
-type uploadBody struct {
-	hasContent     bool
-	expirationDate *string
-	// contentErr is the content's problem (not base64, too large, not a
-	// string), reported as a validation reason.
-	contentErr error
-}
-
-// parseUpload reads the JSON object from r. When the content value
-// begins, onContent is called with a reader of the decoded bytes and must
-// read it to its end or fail.
-func parseUpload(r io.Reader, onContent func(io.Reader) error) (uploadBody, error) {
+// Parse reads the JSON object from r. When the value of the field named
+// big begins, onBig is called with a reader of its base64-decoded bytes
+// and must read it to its end or fail; its failure, or the field not being
+// base64, ends the parse with that error (wrapped with ErrBase64 or
+// ErrNotString for the latter). Every other field is passed to onSmall as
+// raw JSON, in order. A second big field is a syntax error.
+func Parse(r io.Reader, big string, onBig func(io.Reader) error, onSmall func(key string, raw json.RawMessage) error) error {
 	p := &parser{r: bufio.NewReaderSize(r, 64<<10)}
-	var out uploadBody
 	if err := p.expect('{'); err != nil {
-		return out, err
+		return err
 	}
 	if c, err := p.peek(); err != nil {
-		return out, err
+		return err
 	} else if c == '}' {
 		p.next()
-		return out, p.end()
+		return p.end()
 	}
+	seen := false
 	for {
 		if err := p.expect('"'); err != nil {
-			return out, err
+			return err
 		}
 		k, err := p.smallString()
 		if err != nil {
-			return out, err
+			return err
 		}
 		if err := p.expect(':'); err != nil {
-			return out, err
+			return err
 		}
-		switch k {
-		case "content":
-			if out.hasContent {
-				return out, fmt.Errorf("%w: content given twice", errSyntax)
+		if k == big {
+			if seen {
+				return fmt.Errorf("%w: %s given twice", ErrSyntax, big)
 			}
-			out.hasContent = true
+			seen = true
 			c, err := p.peek()
 			if err != nil {
-				return out, err
+				return err
 			}
 			if c != '"' {
-				out.contentErr = errors.New("content must be a base64 string")
 				if err := p.skipValue(0); err != nil {
-					return out, err
+					return err
 				}
-				break
-			}
-			p.next()
-			sr := &stringReader{p: p}
-			err = onContent(base64.NewDecoder(base64.StdEncoding, sr))
-			if sr.err != nil {
-				if errors.Is(sr.err, errBase64) {
-					out.contentErr = errBase64
-					return out, nil // the rest of the body is not worth reading
+				if p.lastLiteral == "null" {
+					if err := onSmall(k, json.RawMessage("null")); err != nil {
+						return err
+					}
+				} else {
+					return fmt.Errorf("%s: %w", big, ErrNotString)
 				}
-				return out, sr.err
-			}
-			if err != nil {
-				out.contentErr = err
-				return out, nil
-			}
-			if !sr.done {
-				return out, fmt.Errorf("%w: content string not consumed", errSyntax)
-			}
-		case "expirationDate":
-			c, err := p.peek()
-			if err != nil {
-				return out, err
-			}
-			if c == '"' {
-				p.next()
-				s, err := p.smallString()
-				if err != nil {
-					return out, err
-				}
-				out.expirationDate = &s
 			} else {
-				bad := "not a string"
-				if err := p.skipValue(0); err != nil {
-					return out, err
-				}
-				if p.lastLiteral != "null" {
-					out.expirationDate = &bad
+				p.next()
+				sr := &stringReader{p: p}
+				err = onBig(base64.NewDecoder(base64.StdEncoding, sr))
+				var corrupt base64.CorruptInputError
+				switch {
+				case sr.err != nil && (errors.Is(sr.err, ErrBase64) || errors.Is(sr.err, ErrSyntax)):
+					return fmt.Errorf("%s: %w", big, sr.err)
+				case errors.As(err, &corrupt), sr.done && errors.Is(err, io.ErrUnexpectedEOF):
+					return fmt.Errorf("%s: %w", big, ErrBase64)
+				case err != nil:
+					return err
+				case sr.err != nil:
+					return sr.err
+				case !sr.done:
+					return fmt.Errorf("%w: %s not read to its end", ErrSyntax, big)
 				}
 			}
-		default:
-			if err := p.skipValue(0); err != nil {
-				return out, err
+		} else {
+			p.capture = p.capture[:0]
+			p.capturing = true
+			err := p.skipValue(0)
+			p.capturing = false
+			if err != nil {
+				return err
+			}
+			if err := onSmall(k, json.RawMessage(strings.TrimSpace(string(p.capture)))); err != nil {
+				return err
 			}
 		}
 		c, err := p.nonSpace()
 		if err != nil {
-			return out, err
+			return err
 		}
 		switch c {
 		case ',':
 			continue
 		case '}':
-			return out, p.end()
+			return p.end()
 		}
-		return out, fmt.Errorf("%w: unexpected %q after a value", errSyntax, c)
+		return fmt.Errorf("%w: unexpected %q after a value", ErrSyntax, c)
 	}
 }
 
 type parser struct {
 	r           *bufio.Reader
-	small       int // bytes read outside the content string
+	small       int // bytes read outside the big string
 	lastLiteral string
+	// capture collects the bytes of a small value while capturing.
+	capture   []byte
+	capturing bool
 }
 
 func (p *parser) next() (byte, error) {
 	c, err := p.r.ReadByte()
 	if err == io.EOF {
-		return 0, fmt.Errorf("%w: unexpected end", errSyntax)
+		return 0, fmt.Errorf("%w: unexpected end", ErrSyntax)
 	}
 	if err != nil {
 		return 0, err
 	}
-	if p.small++; p.small > maxSmall {
-		return 0, fmt.Errorf("%w: too much besides the content", errSyntax)
+	if p.small++; p.small > MaxSmall {
+		return 0, fmt.Errorf("%w: too much besides the content", ErrSyntax)
+	}
+	if p.capturing {
+		p.capture = append(p.capture, c)
 	}
 	return c, nil
 }
@@ -171,6 +171,9 @@ func (p *parser) peek() (byte, error) {
 	}
 	p.r.UnreadByte()
 	p.small--
+	if p.capturing {
+		p.capture = p.capture[:len(p.capture)-1]
+	}
 	return c, nil
 }
 
@@ -180,7 +183,7 @@ func (p *parser) expect(want byte) error {
 		return err
 	}
 	if c != want {
-		return fmt.Errorf("%w: want %q, got %q", errSyntax, want, c)
+		return fmt.Errorf("%w: want %q, got %q", ErrSyntax, want, c)
 	}
 	return nil
 }
@@ -196,7 +199,7 @@ func (p *parser) end() error {
 			return err
 		}
 		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-			return fmt.Errorf("%w: data after the object", errSyntax)
+			return fmt.Errorf("%w: data after the object", ErrSyntax)
 		}
 	}
 }
@@ -214,7 +217,7 @@ func (p *parser) smallString() (string, error) {
 		case c == '"':
 			return b.String(), nil
 		case c < 0x20:
-			return "", fmt.Errorf("%w: control character in a string", errSyntax)
+			return "", fmt.Errorf("%w: control character in a string", ErrSyntax)
 		case c == '\\':
 			e, err := p.next()
 			if err != nil {
@@ -234,11 +237,11 @@ func (p *parser) smallString() (string, error) {
 				}
 				var r rune
 				if _, err := fmt.Sscanf(string(hex[:]), "%04x", &r); err != nil {
-					return "", fmt.Errorf("%w: bad \\u escape", errSyntax)
+					return "", fmt.Errorf("%w: bad \\u escape", ErrSyntax)
 				}
 				b.WriteRune(r)
 			default:
-				return "", fmt.Errorf("%w: bad escape \\%c", errSyntax, e)
+				return "", fmt.Errorf("%w: bad escape \\%c", ErrSyntax, e)
 			}
 		default:
 			b.WriteByte(c)
@@ -249,7 +252,7 @@ func (p *parser) smallString() (string, error) {
 // skipValue reads past one JSON value of any kind.
 func (p *parser) skipValue(depth int) error {
 	if depth > 32 {
-		return fmt.Errorf("%w: nested too deeply", errSyntax)
+		return fmt.Errorf("%w: nested too deeply", ErrSyntax)
 	}
 	c, err := p.nonSpace()
 	if err != nil {
@@ -293,7 +296,7 @@ func (p *parser) skipValue(depth int) error {
 				return nil
 			}
 			if d != ',' {
-				return fmt.Errorf("%w: want , or %c", errSyntax, closing)
+				return fmt.Errorf("%w: want , or %c", ErrSyntax, closing)
 			}
 		}
 	case c == '-' || c >= '0' && c <= '9' || c == 't' || c == 'f' || c == 'n':
@@ -307,22 +310,25 @@ func (p *parser) skipValue(depth int) error {
 				p.r.UnreadByte()
 				break
 			}
-			if p.small++; p.small > maxSmall {
-				return fmt.Errorf("%w: too much besides the content", errSyntax)
+			if p.small++; p.small > MaxSmall {
+				return fmt.Errorf("%w: too much besides the content", ErrSyntax)
+			}
+			if p.capturing {
+				p.capture = append(p.capture, d)
 			}
 			lit = append(lit, d)
 		}
 		s := string(lit)
 		p.lastLiteral = s
 		if (c == 't' && s != "true") || (c == 'f' && s != "false") || (c == 'n' && s != "null") {
-			return fmt.Errorf("%w: bad literal %q", errSyntax, s)
+			return fmt.Errorf("%w: bad literal %q", ErrSyntax, s)
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: unexpected %q", errSyntax, c)
+	return fmt.Errorf("%w: unexpected %q", ErrSyntax, c)
 }
 
-// stringReader yields the raw bytes of a JSON string being read (the
+// stringReader yields the raw bytes of the big JSON string being read (the
 // base64 text), stopping at its closing quote. Base64 needs no escapes
 // but `\/` (which some encoders write for '/'), and `\n` and `\r` (line
 // breaks, which the base64 decoder skips); anything else is not base64.
@@ -346,7 +352,7 @@ func (s *stringReader) Read(b []byte) (int, error) {
 		}
 		c, err := s.p.r.ReadByte()
 		if err == io.EOF {
-			s.err = fmt.Errorf("%w: the body ends inside content", errSyntax)
+			s.err = fmt.Errorf("%w: the body ends inside content", ErrSyntax)
 			return n, s.err
 		}
 		if err != nil {
@@ -363,7 +369,7 @@ func (s *stringReader) Read(b []byte) (int, error) {
 		case c == '\\':
 			e, err := s.p.r.ReadByte()
 			if err != nil {
-				s.err = fmt.Errorf("%w: the body ends inside content", errSyntax)
+				s.err = fmt.Errorf("%w: the body ends inside content", ErrSyntax)
 				return n, s.err
 			}
 			switch e {
@@ -373,11 +379,11 @@ func (s *stringReader) Read(b []byte) (int, error) {
 			case 'n', 'r':
 				// a line break in the base64: skipped
 			default:
-				s.err = errBase64
+				s.err = ErrBase64
 				return n, s.err
 			}
 		case c < 0x20:
-			s.err = errBase64
+			s.err = ErrBase64
 			return n, s.err
 		default:
 			b[n] = c

@@ -1,0 +1,113 @@
+package jsonstream
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func parse(body []byte) (big []byte, small map[string]json.RawMessage, err error) {
+	small = map[string]json.RawMessage{}
+	err = Parse(bytes.NewReader(body), "content", func(r io.Reader) error {
+		var err error
+		big, err = io.ReadAll(io.LimitReader(r, 1<<20))
+		return err
+	}, func(k string, raw json.RawMessage) error {
+		small[k] = append(json.RawMessage(nil), raw...)
+		return nil
+	})
+	return big, small, err
+}
+
+func TestParse(t *testing.T) {
+	big, small, err := parse([]byte(` { "a" : 1, "content":"aGVsbG8\/\naGk=", "b": {"x": [true, null, "s\"q"]}, "c":"\u00e9" } `))
+	if err != nil || string(big) != "hello?hi" {
+		t.Fatalf("parse: %q, %v", big, err)
+	}
+	if string(small["a"]) != "1" || string(small["b"]) != `{"x": [true, null, "s\"q"]}` || string(small["c"]) != `"\u00e9"` {
+		t.Fatalf("small values: %q", small)
+	}
+	for _, tc := range []struct {
+		body string
+		err  error
+	}{
+		{`{"content":12}`, ErrNotString},
+		{`{"content":"!!!!"}`, ErrBase64},
+		{`{"content":"aGVsbG8"}`, ErrBase64},
+		{`{"content":"a\tb"}`, ErrBase64},
+		{`{"content":"aGVsbG8=","content":"aGVsbG8="}`, ErrSyntax},
+		{`{"content":"aGVsbG8="} x`, ErrSyntax},
+		{`{"content":"aGVsbG8=`, ErrSyntax},
+		{`[]`, ErrSyntax},
+		{`{"a":tru}`, ErrSyntax},
+		{`{"a":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, ErrSyntax},
+		{`{"a":"` + strings.Repeat("x", MaxSmall) + `"}`, ErrSyntax},
+	} {
+		if _, _, err := parse([]byte(tc.body)); !errors.Is(err, tc.err) {
+			t.Errorf("%.40s: %v, want %v", tc.body, err, tc.err)
+		}
+	}
+}
+
+// FuzzParse checks the streaming parser on arbitrary bodies against
+// encoding/json: no panics; whenever encoding/json reads the body as an
+// object with a base64 string "content", Parse yields the same bytes and
+// the same other values.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`{"content":"aGVsbG8=","expirationDate":"2026-01-01"}`,
+		`{"expirationDate":null,"content":"aGVs\/bG8=","x":[1,{"a":"b"},true]}`,
+		`{"content":12}`, `{}`, `{"content":"a\nb"}`, `{"content":"aGVsbG8="} x`, `[`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, small, err := parse(body)
+		var probe map[string]json.RawMessage
+		var content *string
+		if json.Unmarshal(body, &probe) != nil || json.Unmarshal(probe["content"], &content) != nil || content == nil {
+			return // not an object with a string content: nothing to compare
+		}
+		if bytes.Count(body, []byte(`"content"`)) > 1 || strings.ContainsAny(*content, "\n\r") {
+			return // duplicate keys, line breaks: refused or skipped by design
+		}
+		want, derr := base64.StdEncoding.DecodeString(*content)
+		if derr != nil {
+			if err == nil {
+				t.Fatalf("accepted invalid base64 %q as %q", *content, got)
+			}
+			return
+		}
+		if err != nil {
+			if strings.Contains(string(body), `\u`) || strings.Contains(string(body), `\"`) {
+				return // escapes other than \/ in content are refused by design
+			}
+			t.Fatalf("Parse refused %q: %v", body, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("content %q, want %q", got, want)
+		}
+		if !utf8.Valid(body) {
+			return // encoding/json rewrites invalid UTF-8 in keys; values were compared above
+		}
+		for k, raw := range probe {
+			if k == "content" {
+				continue
+			}
+			var a, b any
+			if json.Unmarshal(raw, &a) != nil || json.Unmarshal(small[k], &b) != nil {
+				t.Fatalf("field %s: raw %q vs %q", k, raw, small[k])
+			}
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			if !bytes.Equal(ja, jb) {
+				t.Fatalf("field %s: %s, want %s", k, jb, ja)
+			}
+		}
+	})
+}
