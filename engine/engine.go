@@ -147,6 +147,9 @@ type Engine struct {
 
 	// gcMu serialises GC passes.
 	gcMu sync.Mutex
+	// hooks are the OnExpire callbacks by namespace. Guarded by hooksMu.
+	hooksMu sync.RWMutex
+	hooks   map[string]func(Record)
 
 	stats counters
 }

@@ -360,8 +360,9 @@ func (e *Engine) Expire(ctx context.Context) (int, error) {
 	n := 0
 	for batch := range slices.Chunk(due, 64) {
 		deleted := 0
+		var gone []Record
 		err := e.Update(ctx, func(tx *Tx) error {
-			deleted = 0
+			deleted, gone = 0, gone[:0]
 			tx.sweeping = true
 			for _, ee := range batch {
 				rs, err := tx.record(ee.Key)
@@ -372,6 +373,7 @@ func (e *Engine) Expire(ctx context.Context) (int, error) {
 				if !rs.exists || rs.cur.Expires != ee.At {
 					continue
 				}
+				gone = append(gone, fromIndex(ee.Key, rs.cur))
 				if err := tx.Delete(ee.Key); err != nil {
 					return err
 				}
@@ -383,9 +385,29 @@ func (e *Engine) Expire(ctx context.Context) (int, error) {
 			return n, err
 		}
 		n += deleted
+		e.hooksMu.RLock()
+		for _, r := range gone {
+			if fn := e.hooks[r.Key.Namespace]; fn != nil {
+				fn(r)
+			}
+		}
+		e.hooksMu.RUnlock()
 	}
 	e.stats.expired.Add(uint64(n))
 	return n, nil
+}
+
+// OnExpire registers fn to be called with each record of namespace that
+// the sweeper deleted, after its deletion is durable (an API's autodelete
+// notification, say). Calls are at most once: a crash between the commit
+// and the call loses it. fn must not block for long.
+func (e *Engine) OnExpire(namespace string, fn func(Record)) {
+	e.hooksMu.Lock()
+	defer e.hooksMu.Unlock()
+	if e.hooks == nil {
+		e.hooks = map[string]func(Record){}
+	}
+	e.hooks[namespace] = fn
 }
 
 // expired reports whether a record's expiry time has passed: such a record

@@ -248,8 +248,13 @@ func TestExpiry(t *testing.T) {
 	if got := fmt.Sprint(names()); got != "[later moved never]" {
 		t.Fatalf("listing at expiry: %s", got)
 	}
+	var notified []string
+	e.OnExpire("exp", func(r engine.Record) { notified = append(notified, r.Key.Name) })
 	if n, err := e.Expire(ctx); n != 1 || err != nil {
 		t.Fatalf("Expire = %d, %v; want 1", n, err)
+	}
+	if fmt.Sprint(notified) != "[soon]" {
+		t.Fatalf("OnExpire saw %q", notified)
 	}
 	now.Store(t0.Add(3 * time.Hour).UnixNano())
 	if n, err := e.Expire(ctx); n != 2 || err != nil {
