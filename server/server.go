@@ -29,6 +29,7 @@ import (
 	"github.com/cairnstore/cairn/server/cloudstorage"
 	"github.com/cairnstore/cairn/server/internal/web"
 	"github.com/cairnstore/cairn/server/mediaupload"
+	"github.com/cairnstore/cairn/server/oceanmedia"
 )
 
 // Config is what a Server serves from. Only Engine is required.
@@ -52,6 +53,7 @@ type Config struct {
 	// CloudStorage and MediaUpload configure those APIs.
 	CloudStorage cloudstorage.Config
 	MediaUpload  mediaupload.Config
+	OceanMedia   oceanmedia.Config
 }
 
 // Server routes requests to the health endpoints and the APIs.
@@ -122,6 +124,14 @@ func New(cfg Config) *Server {
 	}
 	for _, rt := range mediaupload.New(mu).Routes() {
 		s.mount("mediaupload", rt)
+	}
+	om := cfg.OceanMedia
+	om.Engine, om.Logger, om.Now = cfg.Engine, cfg.Logger, cfg.Now
+	if om.PublicURL == "" {
+		om.PublicURL = cfg.PublicURL
+	}
+	for _, rt := range oceanmedia.New(om).Routes() {
+		s.mount("oceanmedia", rt)
 	}
 	s.mount("public", web.Route{Method: "GET", Path: "/f/:id/*name", Handle: s.public})
 	s.mount("public", web.Route{Method: "HEAD", Path: "/f/:id/*name", Handle: s.public})

@@ -17,6 +17,7 @@ import (
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/cloudstorage"
+	"github.com/cairnstore/cairn/server/oceanmedia"
 )
 
 // version is the module version the binary was built from.
@@ -38,6 +39,8 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
 			listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+			smtpAddr := fs.String("smtp-addr", "", "SMTP relay (host:port) for /v1/media autodelete notifications (default: none sent)")
+			smtpFrom := fs.String("smtp-from", "cairn@localhost", "sender address of the notifications")
 			publicURL := fs.String("public-url", "", "base of the absolute URLs the APIs return, e.g. https://media.example.com (default: each request's host)")
 			level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 			grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish on shutdown")
@@ -54,13 +57,13 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				if m.scrubSample, err = parsePercent(*sample); err != nil {
 					return fmt.Errorf("--scrub-sample: %w", err)
 				}
-				return serve(ctx, e, log, *data, *listen, *publicURL, *grace, m)
+				return serve(ctx, e, log, *data, *listen, *publicURL, *grace, m, oceanmedia.Config{SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom})
 			}
 		},
 	}
 }
 
-func serve(ctx context.Context, e *env, log *slog.Logger, data, listen, publicURL string, grace time.Duration, m maintenance) error {
+func serve(ctx context.Context, e *env, log *slog.Logger, data, listen, publicURL string, grace time.Duration, m maintenance, om oceanmedia.Config) error {
 	eng, err := engine.Open(data, engine.Options{Logger: log})
 	if err != nil {
 		return err
@@ -72,7 +75,7 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data, listen, publicUR
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := server.New(server.Config{Engine: eng, Logger: log, Registry: reg, Version: version(), PublicURL: publicURL})
+	srv := server.New(server.Config{Engine: eng, Logger: log, Registry: reg, Version: version(), PublicURL: publicURL, OceanMedia: om})
 	stopAdmin, err := serveAdmin(ctx, adminSocket(data), eng, log)
 	if err != nil {
 		return err

@@ -1,0 +1,266 @@
+package oceanmedia
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/engine"
+)
+
+// medium is what the store keeps of a Medium, as JSON in its record's
+// Meta; the bytes are the record's blob.
+type medium struct {
+	App         string     `json:"app"`
+	Context     string     `json:"context"`
+	Name        string     `json:"name"`
+	Locale      string     `json:"locale"`
+	Usage       string     `json:"usage"`
+	FileName    string     `json:"file_name"`
+	ContentType string     `json:"content_type"`
+	Bytesize    int64      `json:"bytesize"`
+	Tags        string     `json:"tags"`
+	DeleteAt    *time.Time `json:"delete_at"`
+	Email       *string    `json:"email"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	LockVersion int64      `json:"lock_version"`
+	CreatedBy   string     `json:"created_by"`
+	UpdatedBy   string     `json:"updated_by"`
+	// Link is the public link ID of the url hyperlink.
+	Link string `json:"link"`
+}
+
+// indexed are the properties collections match and group on, in the
+// order a match picks its driving index (the most selective first).
+var indexed = []string{"name", "context", "app", "content_type", "locale"}
+
+func (m *medium) field(f string) string {
+	switch f {
+	case "app":
+		return m.App
+	case "context":
+		return m.Context
+	case "name":
+		return m.Name
+	case "locale":
+		return m.Locale
+	case "content_type":
+		return m.ContentType
+	}
+	return ""
+}
+
+// fieldErrors is the 422 body of a validation failure: field → messages.
+type fieldErrors map[string][]string
+
+func (f fieldErrors) add(field, msg string) { f[field] = append(f[field], msg) }
+
+var localeRE = regexp.MustCompile(`^[a-z]{2}-[A-Z]{2}$`)
+
+// maxField bounds string properties (they become index keys).
+const maxField = 255
+
+// apply sets the properties given in a request body (flat JSON), as
+// PATCH does; unknown properties are ignored. Type errors are recorded.
+func (m *medium) apply(raw map[string]json.RawMessage, errs fieldErrors) {
+	str := func(key string, dst *string) {
+		v, ok := raw[key]
+		if !ok {
+			return
+		}
+		var s *string
+		if json.Unmarshal(v, &s) != nil {
+			errs.add(key, "is invalid")
+			return
+		}
+		if s == nil {
+			*dst = ""
+			return
+		}
+		*dst = *s
+	}
+	str("app", &m.App)
+	str("context", &m.Context)
+	str("name", &m.Name)
+	str("locale", &m.Locale)
+	str("usage", &m.Usage)
+	str("file_name", &m.FileName)
+	str("content_type", &m.ContentType)
+	str("tags", &m.Tags)
+	if v, ok := raw["bytesize"]; ok {
+		var n *int64
+		if json.Unmarshal(v, &n) != nil || n != nil && *n < 0 {
+			errs.add("bytesize", "is not a number")
+		} else if n != nil {
+			m.Bytesize = *n
+		}
+	}
+	if v, ok := raw["email"]; ok {
+		var s *string
+		if json.Unmarshal(v, &s) != nil {
+			errs.add("email", "is invalid")
+		} else if s == nil || *s == "" {
+			m.Email = nil
+		} else {
+			m.Email = s
+		}
+	}
+	if v, ok := raw["delete_at"]; ok {
+		var s *string
+		switch {
+		case json.Unmarshal(v, &s) != nil:
+			errs.add("delete_at", "is invalid")
+		case s == nil || *s == "":
+			m.DeleteAt = nil
+		default:
+			t, err := time.Parse(time.RFC3339, *s)
+			if err != nil {
+				errs.add("delete_at", "is invalid")
+				break
+			}
+			t = t.UTC().Truncate(time.Second)
+			m.DeleteAt = &t
+		}
+	}
+}
+
+// validate checks a medium as the original model did.
+func (m *medium) validate(errs fieldErrors) {
+	for _, f := range []struct {
+		name, v string
+	}{{"app", m.App}, {"context", m.Context}, {"name", m.Name}, {"locale", m.Locale}, {"content_type", m.ContentType}, {"file_name", m.FileName}} {
+		if strings.TrimSpace(f.v) == "" {
+			errs.add(f.name, "can't be blank")
+		} else if len(f.v) > maxField {
+			errs.add(f.name, fmt.Sprintf("is too long (maximum is %d characters)", maxField))
+		}
+	}
+	if m.Locale != "" && !localeRE.MatchString(m.Locale) {
+		errs.add("locale", "is invalid")
+	}
+	for _, f := range []struct{ name, v string }{{"usage", m.Usage}, {"tags", m.Tags}} {
+		if len(f.v) > 4096 {
+			errs.add(f.name, "is too long (maximum is 4096 characters)")
+		}
+	}
+	if m.Email != nil && (len(*m.Email) > 254 || !strings.Contains(*m.Email, "@") || strings.ContainsAny(*m.Email, "\r\n<>,")) {
+		errs.add("email", "is invalid")
+	}
+}
+
+// expires is the record expiry of a medium: its delete_at.
+func (m *medium) expires() time.Time {
+	if m.DeleteAt == nil {
+		return time.Time{}
+	}
+	return *m.DeleteAt
+}
+
+// Index records (content-less, expiring with the medium):
+//   - oceanmedia.unique / "" / [app,context,name,locale,content_type] → id
+//   - oceanmedia.by / "<field>=<value>" and "all" / "<updated_at>/<id>" → entry
+//   - oceanmedia.values / <field> / <value>: the distinct values, for group
+const (
+	namespace       = "oceanmedia"
+	uniqueNamespace = "oceanmedia.unique"
+	byNamespace     = "oceanmedia.by"
+	valuesNamespace = "oceanmedia.values"
+)
+
+func mediumKey(id string) engine.Key { return engine.Key{Namespace: namespace, Name: id} }
+
+func uniqueKey(m *medium) engine.Key {
+	b, _ := json.Marshal([]string{m.App, m.Context, m.Name, m.Locale, m.ContentType})
+	return engine.Key{Namespace: uniqueNamespace, Name: string(b)}
+}
+
+// byName orders index entries by updated_at, then id.
+func byName(m *medium, id string) string {
+	return fmt.Sprintf("%020d/%s", m.UpdatedAt.UnixNano(), id)
+}
+
+func byTenants(m *medium) []string {
+	out := []string{"all"}
+	for _, f := range indexed {
+		out = append(out, f+"="+m.field(f))
+	}
+	return out
+}
+
+// entry is what an index entry carries, so that collections filter
+// without loading every medium.
+type entry struct {
+	ID       string `json:"id"`
+	App      string `json:"app"`
+	Context  string `json:"context"`
+	Name     string `json:"name"`
+	Locale   string `json:"locale"`
+	Type     string `json:"content_type"`
+	FileName string `json:"file_name"`
+}
+
+func (en *entry) field(f string) string {
+	switch f {
+	case "app":
+		return en.App
+	case "context":
+		return en.Context
+	case "name":
+		return en.Name
+	case "locale":
+		return en.Locale
+	case "content_type":
+		return en.Type
+	}
+	return ""
+}
+
+func newEntry(m *medium, id string) entry {
+	return entry{ID: id, App: m.App, Context: m.Context, Name: m.Name, Locale: m.Locale, Type: m.ContentType, FileName: m.FileName}
+}
+
+// putIndex writes a medium's unique, by and values entries.
+func putIndex(tx *engine.Tx, m *medium, id string) error {
+	exp := m.expires()
+	if _, err := tx.Put(uniqueKey(m), engine.Record{Meta: []byte(id), Expires: exp}, nil); err != nil {
+		return err
+	}
+	meta, _ := json.Marshal(newEntry(m, id))
+	for _, t := range byTenants(m) {
+		if _, err := tx.Put(engine.Key{Namespace: byNamespace, Tenant: t, Name: byName(m, id)}, engine.Record{Meta: meta, Expires: exp}, nil); err != nil {
+			return err
+		}
+	}
+	for _, f := range indexed {
+		k := engine.Key{Namespace: valuesNamespace, Tenant: f, Name: m.field(f)}
+		if _, err := tx.Get(k); err != nil {
+			if _, err := tx.Put(k, engine.Record{}, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deleteIndex removes a medium's unique and by entries (values are
+// cleaned by cleanValues once no medium has them).
+func deleteIndex(tx *engine.Tx, m *medium, id string) error {
+	del := func(k engine.Key) error {
+		if err := tx.Delete(k); err != nil && !isNotFound(err) {
+			return err
+		}
+		return nil
+	}
+	if err := del(uniqueKey(m)); err != nil {
+		return err
+	}
+	for _, t := range byTenants(m) {
+		if err := del(engine.Key{Namespace: byNamespace, Tenant: t, Name: byName(m, id)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
