@@ -1,0 +1,573 @@
+// Package query parses and evaluates the media service's q language:
+// space-separated terms, all of which must hold, each `path:condition`:
+//
+//	id:abc                          exact value (numbers and booleans typed)
+//	id:(a,b)                        any of several values
+//	details.bytes:>200              > < >= <= on numbers; on dates (quoted)
+//	metadata.createdAt:(>="2021-05-18T07:27:27.455Z" AND <"2021-05-20T00:00:00Z")
+//	url:null  url:exists  url:missing
+//	id:~AB12   id:(~AB CD)           RE2 regular expression (bounded)
+//	refIds.id:5                     dotted paths into objects and arrays
+//
+// Parse returns a Query that String prints back in canonical form (parse,
+// print and parse again give the same query) and Match evaluates against a
+// JSON document. Errors wrap ErrSyntax with a message fit for a 400.
+//
+// Queries are immutable and safe for concurrent use.
+package query
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrSyntax is wrapped by every parse error.
+var ErrSyntax = errors.New("invalid q")
+
+// Limits on a query, so that one request cannot cost much.
+const (
+	MaxLen    = 4096
+	MaxTerms  = 32
+	MaxValues = 100
+	MaxRegex  = 256
+)
+
+// Kind is what a term tests.
+type Kind int
+
+const (
+	Equal   Kind = iota // any of Values
+	Null                // absent or null
+	Exists              // present, not null, not empty
+	Missing             // absent
+	Regex               // matches Pattern
+	Range               // every one of Conds
+)
+
+// Value is a literal: Quoted ones are strings; bare ones are numbers or
+// booleans when they read as such, strings otherwise.
+type Value struct {
+	Text   string
+	Quoted bool
+}
+
+// Cond is one comparison of a range.
+type Cond struct {
+	Op    string // > < >= <=
+	Value Value
+}
+
+// Term is one `path:condition`.
+type Term struct {
+	Path    []string
+	Kind    Kind
+	Values  []Value
+	Conds   []Cond
+	Pattern string
+	re      *regexp.Regexp
+}
+
+// Query is a parsed q: all of Terms.
+type Query struct{ Terms []Term }
+
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, args...)...)
+}
+
+// Parse parses q; the empty q matches everything.
+func Parse(q string) (*Query, error) {
+	if len(q) > MaxLen {
+		return nil, errorf("longer than %d bytes", MaxLen)
+	}
+	p := &parser{s: q}
+	out := &Query{}
+	for {
+		p.space()
+		if p.eof() {
+			return out, nil
+		}
+		if len(out.Terms) == MaxTerms {
+			return nil, errorf("more than %d terms", MaxTerms)
+		}
+		t, err := p.term()
+		if err != nil {
+			return nil, err
+		}
+		out.Terms = append(out.Terms, t)
+		if !p.eof() && p.s[p.i] != ' ' {
+			return nil, errorf("unexpected %q at %d: terms are separated by spaces", p.s[p.i], p.i)
+		}
+	}
+}
+
+type parser struct {
+	s string
+	i int
+}
+
+func (p *parser) eof() bool { return p.i >= len(p.s) }
+
+func (p *parser) space() {
+	for !p.eof() && p.s[p.i] == ' ' {
+		p.i++
+	}
+}
+
+func isIdent(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+func (p *parser) term() (Term, error) {
+	var t Term
+	for {
+		start := p.i
+		for !p.eof() && isIdent(p.s[p.i]) {
+			p.i++
+		}
+		if p.i == start {
+			return t, errorf("a field name is expected at %d", start)
+		}
+		t.Path = append(t.Path, p.s[start:p.i])
+		if p.eof() {
+			return t, errorf("%q has no condition: write field:value", strings.Join(t.Path, "."))
+		}
+		if p.s[p.i] == '.' {
+			p.i++
+			continue
+		}
+		if p.s[p.i] != ':' {
+			return t, errorf("unexpected %q at %d in a field name", p.s[p.i], p.i)
+		}
+		p.i++
+		break
+	}
+	if len(t.Path) > 8 {
+		return t, errorf("field path deeper than 8")
+	}
+	if p.eof() || p.s[p.i] == ' ' {
+		return t, errorf("%q has an empty condition", strings.Join(t.Path, "."))
+	}
+	switch c := p.s[p.i]; {
+	case c == '(':
+		p.i++
+		return p.group(t)
+	case c == '~':
+		p.i++
+		start := p.i
+		for !p.eof() && p.s[p.i] != ' ' {
+			p.i++
+		}
+		return t.regex(p.s[start:p.i])
+	case c == '>' || c == '<':
+		cond, err := p.cond()
+		if err != nil {
+			return t, err
+		}
+		t.Kind, t.Conds = Range, []Cond{cond}
+		return t, nil
+	}
+	v, err := p.value(" ")
+	if err != nil {
+		return t, err
+	}
+	if !v.Quoted {
+		switch v.Text {
+		case "null":
+			t.Kind = Null
+			return t, nil
+		case "exists":
+			t.Kind = Exists
+			return t, nil
+		case "missing":
+			t.Kind = Missing
+			return t, nil
+		}
+	}
+	t.Kind, t.Values = Equal, []Value{v}
+	return t, nil
+}
+
+func (t Term) regex(pattern string) (Term, error) {
+	if pattern == "" {
+		return t, errorf("empty regular expression")
+	}
+	if len(pattern) > MaxRegex {
+		return t, errorf("regular expression longer than %d bytes", MaxRegex)
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return t, errorf("bad regular expression %q: %v", pattern, err)
+	}
+	t.Kind, t.Pattern, t.re = Regex, pattern, re
+	return t, nil
+}
+
+// group parses what follows '(': a regex, a range joined by AND, or a
+// list of values.
+func (p *parser) group(t Term) (Term, error) {
+	p.space()
+	if !p.eof() && p.s[p.i] == '~' {
+		end := strings.IndexByte(p.s[p.i:], ')')
+		if end < 0 {
+			return t, errorf("unclosed (")
+		}
+		pattern := p.s[p.i+1 : p.i+end]
+		p.i += end + 1
+		return t.regex(pattern)
+	}
+	if !p.eof() && (p.s[p.i] == '>' || p.s[p.i] == '<') {
+		t.Kind = Range
+		for {
+			cond, err := p.cond()
+			if err != nil {
+				return t, err
+			}
+			if len(t.Conds) == MaxValues {
+				return t, errorf("more than %d conditions", MaxValues)
+			}
+			t.Conds = append(t.Conds, cond)
+			p.space()
+			if p.eof() {
+				return t, errorf("unclosed (")
+			}
+			if p.s[p.i] == ')' {
+				p.i++
+				return t, nil
+			}
+			if !strings.HasPrefix(p.s[p.i:], "AND ") {
+				return t, errorf("conditions in ( ) are joined by AND, at %d", p.i)
+			}
+			p.i += 4
+			p.space()
+		}
+	}
+	t.Kind = Equal
+	for {
+		p.space()
+		v, err := p.value(",)")
+		if err != nil {
+			return t, err
+		}
+		if len(t.Values) == MaxValues {
+			return t, errorf("more than %d values", MaxValues)
+		}
+		t.Values = append(t.Values, v)
+		p.space()
+		if p.eof() {
+			return t, errorf("unclosed (")
+		}
+		switch p.s[p.i] {
+		case ')':
+			p.i++
+			return t, nil
+		case ',':
+			p.i++
+		default:
+			return t, errorf("values in ( ) are separated by commas, at %d", p.i)
+		}
+	}
+}
+
+func (p *parser) cond() (Cond, error) {
+	if p.eof() || (p.s[p.i] != '>' && p.s[p.i] != '<') {
+		return Cond{}, errorf("a comparison (> < >= <=) is expected at %d", p.i)
+	}
+	op := p.s[p.i : p.i+1]
+	p.i++
+	if !p.eof() && p.s[p.i] == '=' {
+		op += "="
+		p.i++
+	}
+	v, err := p.value(" )")
+	if err != nil {
+		return Cond{}, err
+	}
+	if !v.Quoted {
+		if _, err := strconv.ParseFloat(v.Text, 64); err != nil {
+			return Cond{}, errorf("%s needs a number or a quoted date, not %q", op, v.Text)
+		}
+	}
+	return Cond{Op: op, Value: v}, nil
+}
+
+// value reads a quoted string or a bare word ending at one of stops.
+func (p *parser) value(stops string) (Value, error) {
+	if p.eof() {
+		return Value{}, errorf("a value is expected at the end")
+	}
+	if p.s[p.i] == '"' {
+		var b strings.Builder
+		p.i++
+		for {
+			if p.eof() {
+				return Value{}, errorf("unclosed quote")
+			}
+			c := p.s[p.i]
+			p.i++
+			switch c {
+			case '"':
+				return Value{Text: b.String(), Quoted: true}, nil
+			case '\\':
+				if p.eof() {
+					return Value{}, errorf("unclosed quote")
+				}
+				b.WriteByte(p.s[p.i])
+				p.i++
+			default:
+				b.WriteByte(c)
+			}
+		}
+	}
+	start := p.i
+	for !p.eof() && !strings.ContainsRune(stops, rune(p.s[p.i])) && p.s[p.i] != ' ' && p.s[p.i] != '"' && p.s[p.i] != '(' {
+		p.i++
+	}
+	if p.i == start {
+		return Value{}, errorf("a value is expected at %d", start)
+	}
+	return Value{Text: p.s[start:p.i]}, nil
+}
+
+// String prints q in canonical form.
+func (q *Query) String() string {
+	parts := make([]string, len(q.Terms))
+	for i, t := range q.Terms {
+		parts[i] = t.String()
+	}
+	return strings.Join(parts, " ")
+}
+
+func (v Value) String() string {
+	if !v.Quoted && v.Text != "null" && v.Text != "exists" && v.Text != "missing" && !strings.HasPrefix(v.Text, "~") {
+		return v.Text
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v.Text) + `"`
+}
+
+// String prints the term in canonical form.
+func (t Term) String() string {
+	path := strings.Join(t.Path, ".") + ":"
+	switch t.Kind {
+	case Null:
+		return path + "null"
+	case Exists:
+		return path + "exists"
+	case Missing:
+		return path + "missing"
+	case Regex:
+		if strings.Contains(t.Pattern, " ") {
+			return path + "(~" + t.Pattern + ")"
+		}
+		return path + "~" + t.Pattern
+	case Range:
+		conds := make([]string, len(t.Conds))
+		for i, c := range t.Conds {
+			conds[i] = c.Op + c.Value.String()
+		}
+		return path + "(" + strings.Join(conds, " AND ") + ")"
+	}
+	if len(t.Values) == 1 {
+		return path + t.Values[0].String()
+	}
+	vals := make([]string, len(t.Values))
+	for i, v := range t.Values {
+		vals[i] = v.String()
+	}
+	return path + "(" + strings.Join(vals, ",") + ")"
+}
+
+// Match reports whether doc (a decoded JSON object) satisfies every term.
+func (q *Query) Match(doc map[string]any) bool {
+	for _, t := range q.Terms {
+		if !t.match(doc) {
+			return false
+		}
+	}
+	return true
+}
+
+// leaves resolves a dotted path, through arrays (any element), to the
+// values found; found is false when the path leads nowhere.
+func leaves(v any, path []string, out []any) ([]any, bool) {
+	if len(path) == 0 {
+		if arr, ok := v.([]any); ok {
+			return append(out, arr...), true
+		}
+		return append(out, v), true
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		next, ok := x[path[0]]
+		if !ok {
+			return out, false
+		}
+		return leaves(next, path[1:], out)
+	case []any:
+		found := false
+		for _, e := range x {
+			var ok bool
+			out, ok = leaves(e, path, out)
+			found = found || ok
+		}
+		return out, found
+	}
+	return out, false
+}
+
+func (t Term) match(doc map[string]any) bool {
+	vals, found := leaves(doc, t.Path, nil)
+	switch t.Kind {
+	case Missing:
+		return !found
+	case Null:
+		if !found {
+			return true
+		}
+		for _, v := range vals {
+			if v != nil {
+				return false
+			}
+		}
+		return true
+	case Exists:
+		for _, v := range vals {
+			if v != nil && v != "" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range vals {
+		switch t.Kind {
+		case Equal:
+			for _, want := range t.Values {
+				if equal(v, want) {
+					return true
+				}
+			}
+		case Regex:
+			if s, ok := v.(string); ok && t.re.MatchString(s) {
+				return true
+			}
+		case Range:
+			ok := true
+			for _, c := range t.Conds {
+				if !compare(v, c) {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func equal(v any, want Value) bool {
+	switch x := v.(type) {
+	case string:
+		return x == want.Text
+	case float64:
+		f, err := strconv.ParseFloat(want.Text, 64)
+		return !want.Quoted && err == nil && f == x
+	case bool:
+		return !want.Quoted && strconv.FormatBool(x) == want.Text
+	}
+	return false
+}
+
+// compare tests v against one range condition: numbers numerically,
+// dates (RFC 3339) in time order, other strings lexically.
+func compare(v any, c Cond) bool {
+	var d int
+	switch x := v.(type) {
+	case float64:
+		f, err := strconv.ParseFloat(c.Value.Text, 64)
+		if err != nil {
+			return false
+		}
+		d = cmpFloat(x, f)
+	case string:
+		a, aerr := time.Parse(time.RFC3339Nano, x)
+		b, berr := time.Parse(time.RFC3339Nano, c.Value.Text)
+		if aerr == nil && berr == nil {
+			d = a.Compare(b)
+		} else if c.Value.Quoted {
+			d = strings.Compare(x, c.Value.Text)
+		} else {
+			return false
+		}
+	default:
+		return false
+	}
+	switch c.Op {
+	case ">":
+		return d > 0
+	case "<":
+		return d < 0
+	case ">=":
+		return d >= 0
+	case "<=":
+		return d <= 0
+	}
+	return false
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Exact returns the values an Equal term on path requires, if q has one:
+// what an index can look up.
+func (q *Query) Exact(path string) ([]string, bool) {
+	for _, t := range q.Terms {
+		if t.Kind == Equal && strings.Join(t.Path, ".") == path {
+			vals := make([]string, len(t.Values))
+			for i, v := range t.Values {
+				vals[i] = v.Text
+			}
+			return vals, true
+		}
+	}
+	return nil, false
+}
+
+// Bounds returns the time range a Range term on path requires, if q has
+// one with date bounds: lo and hi are zero where unbounded.
+func (q *Query) Bounds(path string) (lo, hi time.Time, ok bool) {
+	for _, t := range q.Terms {
+		if t.Kind != Range || strings.Join(t.Path, ".") != path {
+			continue
+		}
+		for _, c := range t.Conds {
+			at, err := time.Parse(time.RFC3339Nano, c.Value.Text)
+			if err != nil {
+				return time.Time{}, time.Time{}, false
+			}
+			switch c.Op {
+			case ">", ">=":
+				if lo.IsZero() || at.After(lo) {
+					lo = at
+				}
+			case "<", "<=":
+				if hi.IsZero() || at.Before(hi) {
+					hi = at
+				}
+			}
+		}
+		return lo, hi, true
+	}
+	return time.Time{}, time.Time{}, false
+}
