@@ -28,6 +28,7 @@ import (
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/cloudstorage"
 	"github.com/cairnstore/cairn/server/internal/web"
+	"github.com/cairnstore/cairn/server/mediaservice"
 	"github.com/cairnstore/cairn/server/mediaupload"
 	"github.com/cairnstore/cairn/server/oceanmedia"
 )
@@ -54,6 +55,7 @@ type Config struct {
 	CloudStorage cloudstorage.Config
 	MediaUpload  mediaupload.Config
 	OceanMedia   oceanmedia.Config
+	MediaService mediaservice.Config
 }
 
 // Server routes requests to the health endpoints and the APIs.
@@ -132,6 +134,14 @@ func New(cfg Config) *Server {
 	}
 	for _, rt := range oceanmedia.New(om).Routes() {
 		s.mount("oceanmedia", rt)
+	}
+	ms := cfg.MediaService
+	ms.Engine, ms.Logger, ms.Now = cfg.Engine, cfg.Logger, cfg.Now
+	if ms.PublicURL == "" {
+		ms.PublicURL = cfg.PublicURL
+	}
+	for _, rt := range mediaservice.New(ms).Routes() {
+		s.mount("mediaservice", rt)
 	}
 	s.mount("public", web.Route{Method: "GET", Path: "/f/:id/*name", Handle: s.public})
 	s.mount("public", web.Route{Method: "HEAD", Path: "/f/:id/*name", Handle: s.public})

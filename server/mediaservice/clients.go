@@ -1,0 +1,154 @@
+package mediaservice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/server/internal/auth"
+)
+
+// Scopes of the media service.
+const (
+	ScopeManage = "media.asset_manage"
+	ScopeRead   = "media.asset_read"
+)
+
+// Client is an OAuth2 client (client-credentials grant) bound to one
+// tenant and a set of scopes.
+type Client struct {
+	ID      string    `json:"id"`
+	Hash    string    `json:"hash"`
+	Tenant  string    `json:"tenant"`
+	Scopes  []string  `json:"scopes"`
+	Created time.Time `json:"created"`
+}
+
+const (
+	clientsNamespace = "mediaservice.clients"
+	// keyRecord holds the HS256 key that signs access tokens, made on
+	// first use and kept in the store, so tokens survive restarts.
+	keyNamespace = "mediaservice.key"
+)
+
+var (
+	// ErrClientExists: Add of an ID that is taken.
+	ErrClientExists = errors.New("mediaservice: client exists")
+	// ErrNoClient: the client does not exist.
+	ErrNoClient = errors.New("mediaservice: no such client")
+	// ErrInvalidClient: a bad client ID, tenant or scope.
+	ErrInvalidClient = errors.New("mediaservice: invalid client")
+)
+
+var tenantRE = regexp.MustCompile(`^[a-z][a-z0-9]{2,15}$`)
+
+// Clients manages the OAuth2 clients kept in the store.
+type Clients struct{ e *engine.Engine }
+
+// NewClients returns the clients of the store e.
+func NewClients(e *engine.Engine) *Clients { return &Clients{e: e} }
+
+func clientKey(id string) engine.Key { return engine.Key{Namespace: clientsNamespace, Name: id} }
+
+// Add creates a client for tenant with scopes; it returns the client
+// secret, which is shown once and kept only as a bcrypt hash.
+func (c *Clients) Add(ctx context.Context, id, tenant string, scopes []string) (string, error) {
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, ": \t\n") {
+		return "", fmt.Errorf("%w: a client ID is 1 to 128 characters without spaces or ':'", ErrInvalidClient)
+	}
+	if !tenantRE.MatchString(tenant) {
+		return "", fmt.Errorf("%w: a tenant is 3 to 16 lowercase letters and digits, beginning with a letter", ErrInvalidClient)
+	}
+	for _, s := range scopes {
+		if s != ScopeManage && s != ScopeRead {
+			return "", fmt.Errorf("%w: scope %q is neither %s nor %s", ErrInvalidClient, s, ScopeManage, ScopeRead)
+		}
+	}
+	if len(scopes) == 0 {
+		return "", fmt.Errorf("%w: a client needs at least one scope", ErrInvalidClient)
+	}
+	secret := auth.NewSecret()
+	hash, err := auth.HashPassword(secret[:40])
+	if err != nil {
+		return "", err
+	}
+	cl := Client{ID: id, Hash: hash, Tenant: tenant, Scopes: slices.Compact(slices.Sorted(slices.Values(scopes))), Created: time.Now().UTC().Truncate(time.Second)}
+	err = c.e.Update(ctx, func(tx *engine.Tx) error {
+		if _, err := tx.Get(clientKey(id)); err == nil {
+			return fmt.Errorf("%w: %s", ErrClientExists, id)
+		}
+		meta, _ := json.Marshal(cl)
+		_, err := tx.Put(clientKey(id), engine.Record{Meta: meta}, nil)
+		return err
+	})
+	return secret[:40], err
+}
+
+// Get returns a client, or ErrNoClient.
+func (c *Clients) Get(id string) (Client, error) {
+	if id == "" || len(id) > 128 {
+		return Client{}, ErrNoClient
+	}
+	rec, err := c.e.GetRecord(clientKey(id))
+	if errors.Is(err, engine.ErrNotFound) {
+		return Client{}, fmt.Errorf("%w: %s", ErrNoClient, id)
+	}
+	if err != nil {
+		return Client{}, err
+	}
+	var cl Client
+	if err := json.Unmarshal(rec.Meta, &cl); err != nil {
+		return Client{}, fmt.Errorf("%w: client %s: %w", engine.ErrCorrupt, id, err)
+	}
+	return cl, nil
+}
+
+// List returns every client, by ID.
+func (c *Clients) List() ([]Client, error) {
+	var out []Client
+	for rec, err := range c.e.Records(clientsNamespace, "", "", "") {
+		if err != nil {
+			return nil, err
+		}
+		var cl Client
+		if err := json.Unmarshal(rec.Meta, &cl); err != nil {
+			return nil, fmt.Errorf("%w: client %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
+		}
+		out = append(out, cl)
+	}
+	return out, nil
+}
+
+// Delete removes a client; its tokens stop working.
+func (c *Clients) Delete(ctx context.Context, id string) error {
+	err := c.e.DeleteRecord(ctx, clientKey(id), 0)
+	if errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNoClient, id)
+	}
+	return err
+}
+
+// signingKey returns the store's token signing key, making it once.
+func signingKey(ctx context.Context, e *engine.Engine) ([]byte, error) {
+	k := engine.Key{Namespace: keyNamespace, Name: "hs256"}
+	if rec, err := e.GetRecord(k); err == nil {
+		return rec.Meta, nil
+	}
+	var key []byte
+	err := e.Update(ctx, func(tx *engine.Tx) error {
+		if rec, err := tx.Get(k); err == nil {
+			key = rec.Meta
+			return nil
+		}
+		key = []byte(auth.NewSecret())
+		_, err := tx.Put(k, engine.Record{Meta: key}, nil)
+		return err
+	})
+	return key, err
+}
