@@ -80,7 +80,9 @@ func (v *env) token(id, secret string) string {
 		v.t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var tok struct{ AccessToken string `json:"access_token"` }
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
 	json.NewDecoder(res.Body).Decode(&tok)
 	if res.StatusCode != 200 || tok.AccessToken == "" {
 		v.t.Fatalf("token for %s: %d", id, res.StatusCode)
@@ -330,8 +332,8 @@ func TestListing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 5))
 	type m struct {
 		id, access, typ, mime, created, file string
-		refs                           []string
-		bytes                          int64
+		refs                                 []string
+		bytes                                int64
 	}
 	var model []m
 	for i := range 40 {
