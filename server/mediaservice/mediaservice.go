@@ -323,9 +323,6 @@ func putAsset(tx *engine.Tx, tenant string, st *stored, old *stored, up *engine.
 	}
 	for path, vals := range indexValues(&st.Asset) {
 		for _, v := range vals {
-			if len(v) > 400 {
-				continue // too long to index; found by scan
-			}
 			if _, err := tx.Put(byKey(tenant, path, v, st.ID), engine.Record{}, nil); err != nil {
 				return err
 			}
@@ -412,6 +409,9 @@ func (b *body) validate(wantType string, create bool) error {
 			return badRequest("assets referenced by " + r.Type + " must be PUBLIC")
 		}
 	}
+	if b.Details != nil && (len(b.Details.Filename) > 255 || len(b.Details.MimeType) > 255) {
+		return badRequest("details.filename and details.mimeType are at most 255 characters")
+	}
 	if wantType == "LINK" {
 		u, err := url.Parse(b.URL)
 		if b.URL == "" || len(b.URL) > 2048 || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -496,6 +496,9 @@ func (a *API) readRequest(r *http.Request) (b body, up *engine.Upload, fname, ft
 				return b, nil, "", "", "", badRequest("more than one file part")
 			}
 			fname, ftype = p.FileName(), p.Header.Get("Content-Type")
+			if len(fname) > 255 || len(ftype) > 255 {
+				return b, nil, "", "", "", badRequest("the file part's name and type are at most 255 characters")
+			}
 			ctype, rd, err := web.Content(ftype, &limitReader{r: p, n: a.cfg.MaxFile})
 			if err == nil {
 				ftype = ctype
@@ -752,14 +755,15 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, ps httprouter.Params)
 		a.fail(w, err)
 		return
 	}
-	docs, err := a.matching(r.Context(), tenant, q)
+	wantTotal := web.HasToken(r.Header.Get("X-Total-Count"), "true")
+	docs, total, err := a.matching(r.Context(), tenant, q, sorts != nil, wantTotal, page*size)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
 	sortDocs(docs, sorts)
-	if web.HasToken(r.Header.Get("X-Total-Count"), "true") {
-		w.Header().Set("X-Total-Count", strconv.Itoa(len(docs)))
+	if wantTotal {
+		w.Header().Set("X-Total-Count", strconv.Itoa(total))
 	}
 	out := []Asset{}
 	for i := (page - 1) * size; i < len(docs) && len(out) < size; i++ {
@@ -773,9 +777,11 @@ type doc struct {
 	obj map[string]any
 }
 
-// candidates returns the ids an index can narrow q to, or all false when
-// every asset of the tenant must be looked at.
-func (a *API) candidates(tenant string, q *query.Query) ([]string, bool, error) {
+// candidates returns the ids an index can narrow q to, or narrowed false
+// when every asset of the tenant must be looked at. exact says the ids are
+// precisely the assets that match the indexed term (an exact-value lookup);
+// a createdAt range is cut at whole index keys and is only a superset.
+func (a *API) candidates(tenant string, q *query.Query) (ids []string, narrowed, exact bool, err error) {
 	for _, path := range indexedPaths {
 		vals, ok := q.Exact(path)
 		if !ok {
@@ -786,7 +792,7 @@ func (a *API) candidates(tenant string, q *query.Query) ([]string, bool, error) 
 		for _, val := range vals {
 			for rec, err := range a.e.Records(byNS, tenant+"/"+path+"="+val, "", "") {
 				if err != nil {
-					return nil, false, err
+					return nil, false, false, err
 				}
 				if !seen[rec.Key.Name] {
 					seen[rec.Key.Name] = true
@@ -794,7 +800,7 @@ func (a *API) candidates(tenant string, q *query.Query) ([]string, bool, error) 
 				}
 			}
 		}
-		return ids, true, nil
+		return ids, true, true, nil
 	}
 	if lo, hi, ok := q.Bounds("metadata.createdAt"); ok {
 		start := ""
@@ -804,72 +810,81 @@ func (a *API) candidates(tenant string, q *query.Query) ([]string, bool, error) 
 		var ids []string
 		for rec, err := range a.e.Records(createdNS, tenant, "", start) {
 			if err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 			if !hi.IsZero() && rec.Key.Name > fmt.Sprintf("%020d~", hi.UnixNano()) {
 				break
 			}
 			ids = append(ids, string(rec.Meta))
 		}
-		return ids, true, nil
+		return ids, true, false, nil
 	}
-	return nil, false, nil
+	return nil, false, false, nil
 }
 
-func toDoc(st *stored, render Asset) (doc, error) {
-	b, _ := json.Marshal(render)
-	var obj map[string]any
-	if err := json.Unmarshal(b, &obj); err != nil {
-		return doc{}, err
-	}
-	return doc{st: st, obj: obj}, nil
-}
-
-// matching returns the tenant's assets that satisfy q.
-func (a *API) matching(ctx context.Context, tenant string, q *query.Query) ([]doc, error) {
-	ids, narrowed, err := a.candidates(tenant, q)
+// matching returns the tenant's assets that satisfy q, in id order, and
+// their total if wantTotal. Unless sorted needs every match, it stops
+// after limit matches, so a page of a list loads only what it shows; and
+// when an index answers q exactly, the total is counted from the index.
+func (a *API) matching(ctx context.Context, tenant string, q *query.Query, sorted, wantTotal bool, limit int) (docs []doc, total int, err error) {
+	ids, narrowed, exact, err := a.candidates(tenant, q)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var out []doc
-	consider := func(rec engine.Record) error {
+	exact = exact && len(q.Terms) == 1
+	all := sorted || wantTotal && !exact
+	consider := func(rec engine.Record) (bool, error) {
+		var obj map[string]any
+		if err := json.Unmarshal(rec.Meta, &obj); err != nil {
+			return false, fmt.Errorf("%w: asset %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
+		}
+		if !q.Match(obj) {
+			return false, ctx.Err()
+		}
 		st, err := decodeStored(rec)
 		if err != nil {
-			return err
+			return false, err
 		}
-		d, err := toDoc(st, st.Asset)
-		if err != nil {
-			return err
-		}
-		if q.Match(d.obj) {
-			out = append(out, d)
-		}
-		return ctx.Err()
+		docs = append(docs, doc{st: st, obj: obj})
+		return !all && len(docs) >= limit, ctx.Err()
 	}
 	if narrowed {
+		slices.Sort(ids)
 		for _, id := range ids {
 			rec, err := a.e.GetRecord(assetKey(tenant, id))
 			if errors.Is(err, engine.ErrNotFound) {
-				continue
+				continue // deleted meanwhile
 			}
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
-			if err := consider(rec); err != nil {
-				return nil, err
+			if stop, err := consider(rec); err != nil || stop {
+				if err != nil {
+					return nil, 0, err
+				}
+				break
 			}
 		}
-		return out, nil
-	}
-	for rec, err := range a.e.Records(namespace, tenant, "", "") {
-		if err != nil {
-			return nil, err
+	} else {
+		for rec, err := range a.e.Records(namespace, tenant, "", "") {
+			if err != nil {
+				return nil, 0, err
+			}
+			if stop, err := consider(rec); err != nil || stop {
+				if err != nil {
+					return nil, 0, err
+				}
+				break
+			}
 		}
-		if err := consider(rec); err != nil {
-			return nil, err
-		}
 	}
-	return out, nil
+	switch {
+	case all:
+		total = len(docs)
+	case exact:
+		total = len(ids)
+	}
+	return docs, total, nil
 }
 
 type sortKey struct {
