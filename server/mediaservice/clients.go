@@ -136,19 +136,5 @@ func (c *Clients) Delete(ctx context.Context, id string) error {
 
 // signingKey returns the store's token signing key, making it once.
 func signingKey(ctx context.Context, e *engine.Engine) ([]byte, error) {
-	k := engine.Key{Namespace: keyNamespace, Name: "hs256"}
-	if rec, err := e.GetRecord(k); err == nil {
-		return rec.Meta, nil
-	}
-	var key []byte
-	err := e.Update(ctx, func(tx *engine.Tx) error {
-		if rec, err := tx.Get(k); err == nil {
-			key = rec.Meta
-			return nil
-		}
-		key = []byte(auth.NewSecret())
-		_, err := tx.Put(k, engine.Record{Meta: key}, nil)
-		return err
-	})
-	return key, err
+	return auth.StoreKey(ctx, e, keyNamespace)
 }

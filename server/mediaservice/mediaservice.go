@@ -128,7 +128,7 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 		web.JSON(w, http.StatusUnauthorized, map[string]any{"fault": map[string]any{"faultstring": fe.faultstring, "detail": map[string]string{"errorcode": fe.errorcode}}})
 		return
 	case errors.As(err, &ae):
-	case errors.As(err, &mbe), errors.Is(err, errFileTooLarge):
+	case errors.As(err, &mbe), errors.Is(err, web.ErrTooLarge):
 		ae = errTooLarge
 	case errors.Is(err, engine.ErrNotFound):
 		ae = errNotFound
@@ -421,20 +421,6 @@ func (b *body) validate(wantType string, create bool) error {
 	return nil
 }
 
-var errFileTooLarge = errors.New("file too large")
-
-type limitReader struct {
-	r io.Reader
-	n int64
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	if l.n -= int64(n); l.n < 0 {
-		return n, errFileTooLarge
-	}
-	return n, err
-}
 
 // readRequest reads a create or update request: JSON (LINK) or multipart
 // with a `body` part and a `file` part (BLOB), the file streamed into the
@@ -499,7 +485,7 @@ func (a *API) readRequest(r *http.Request) (b body, up *engine.Upload, fname, ft
 			if len(fname) > 255 || len(ftype) > 255 {
 				return b, nil, "", "", "", badRequest("the file part's name and type are at most 255 characters")
 			}
-			ctype, rd, err := web.Content(ftype, &limitReader{r: p, n: a.cfg.MaxFile})
+			ctype, rd, err := web.Content(ftype, web.LimitReader(p, a.cfg.MaxFile))
 			if err == nil {
 				ftype = ctype
 				up, err = a.e.Upload(r.Context(), rd)

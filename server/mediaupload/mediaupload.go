@@ -176,22 +176,6 @@ func (a *API) parseDate(s string) (time.Time, []string) {
 	return d, nil
 }
 
-// errTooLarge marks content over the limit.
-var errTooLarge = errors.New("content is larger than the limit")
-
-// limitReader fails once more than n bytes were read.
-type limitReader struct {
-	r io.Reader
-	n int64
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	if l.n -= int64(n); l.n < 0 {
-		return n, errTooLarge
-	}
-	return n, err
-}
 
 func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	w.Header().Set("X-Request-Id", requestID())
@@ -219,7 +203,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	)
 	err := jsonstream.Parse(r.Body, "content", func(content io.Reader) error {
 		hasContent = true
-		t, rd, err := web.Content("", &limitReader{r: content, n: a.cfg.MaxContent})
+		t, rd, err := web.Content("", web.LimitReader(content, a.cfg.MaxContent))
 		if err != nil {
 			return err
 		}
@@ -242,7 +226,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		return nil
 	})
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, web.ErrTooLarge):
 		reasons = append(reasons, fmt.Sprintf("content is larger than %d bytes", a.cfg.MaxContent))
 	case errors.Is(err, jsonstream.ErrBase64):
 		reasons = append(reasons, "content is not valid base64")

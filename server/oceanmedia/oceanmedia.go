@@ -262,7 +262,7 @@ func (a *API) readBody(r *http.Request, errs fieldErrors) (map[string]json.RawMe
 	var up *engine.Upload
 	err := jsonstream.Parse(r.Body, "payload", func(content io.Reader) error {
 		var err error
-		up, err = a.e.Upload(r.Context(), &limitReader{r: content, n: a.cfg.MaxPayload})
+		up, err = a.e.Upload(r.Context(), web.LimitReader(content, a.cfg.MaxPayload))
 		return err
 	}, func(k string, v json.RawMessage) error {
 		raw[k] = slices.Clone(v)
@@ -273,7 +273,7 @@ func (a *API) readBody(r *http.Request, errs fieldErrors) (map[string]json.RawMe
 	case errors.Is(err, jsonstream.ErrBase64), errors.Is(err, jsonstream.ErrNotString), errors.As(err, &corrupt):
 		errs.add("payload", "is invalid")
 		err = nil
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, web.ErrTooLarge):
 		errs.add("payload", fmt.Sprintf("is too large (maximum is %d bytes)", a.cfg.MaxPayload))
 		err = nil
 	}
@@ -284,20 +284,6 @@ func (a *API) readBody(r *http.Request, errs fieldErrors) (map[string]json.RawMe
 	return raw, up, err
 }
 
-var errTooLarge = errors.New("payload too large")
-
-type limitReader struct {
-	r io.Reader
-	n int64
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	if l.n -= int64(n); l.n < 0 {
-		return n, errTooLarge
-	}
-	return n, err
-}
 
 var errNotUnique = errors.New("oceanmedia: resource not unique")
 

@@ -76,11 +76,20 @@ var dummyKey = func() []byte {
 // and exp are required; exp, nbf and iat are checked at now() with Leeway.
 // It returns the subject.
 func VerifyHS256(token string, secret func(sub string) (key []byte, ok bool), now func() time.Time) (string, error) {
-	if len(token) > MaxTokenLen {
-		return "", fmt.Errorf("%w: token too long", ErrInvalid)
-	}
 	var claims jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+	if err := VerifyHS256Claims(token, &claims, secret, now); err != nil {
+		return "", err
+	}
+	return claims.Subject, nil
+}
+
+// VerifyHS256Claims is VerifyHS256 for a token with claims of the
+// caller's own (a struct embedding jwt.RegisteredClaims), which it fills.
+func VerifyHS256Claims(token string, claims jwt.Claims, secret func(sub string) (key []byte, ok bool), now func() time.Time) error {
+	if len(token) > MaxTokenLen {
+		return fmt.Errorf("%w: token too long", ErrInvalid)
+	}
+	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		sub, _ := t.Claims.GetSubject()
 		if sub == "" {
 			return nil, errors.New("no sub claim")
@@ -96,19 +105,23 @@ func VerifyHS256(token string, secret func(sub string) (key []byte, ok bool), no
 		jwt.WithTimeFunc(now),
 	)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return claims.Subject, nil
+	return nil
 }
 
 // SignHS256 returns a JWT for sub, issued now and expiring after ttl,
 // signed with HMAC-SHA256 by key.
 func SignHS256(sub string, key []byte, now time.Time, ttl time.Duration) (string, error) {
-	claims := jwt.RegisteredClaims{
+	return SignHS256Claims(&jwt.RegisteredClaims{
 		Subject:   sub,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}
+	}, key)
+}
+
+// SignHS256Claims returns a JWT of claims signed with HMAC-SHA256 by key.
+func SignHS256Claims(claims jwt.Claims, key []byte) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
 }
 

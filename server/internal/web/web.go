@@ -48,7 +48,7 @@ const DefaultMaxBody = 64 << 10
 func Status(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, engine.ErrNotFound):
 		return http.StatusNotFound
@@ -145,4 +145,26 @@ func HasToken(header, token string) bool {
 func isTimeout(err error) bool {
 	var ne interface{ Timeout() bool }
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ErrTooLarge is returned by a LimitReader once its limit is passed;
+// Status maps it to 413.
+var ErrTooLarge = errors.New("content is larger than the limit")
+
+// LimitReader returns a reader of r that fails with ErrTooLarge once more
+// than n bytes were read. Unlike io.LimitReader it does not end quietly
+// at the limit: an upload that is too large must fail, not be cut short.
+func LimitReader(r io.Reader, n int64) io.Reader { return &limitReader{r: r, n: n} }
+
+type limitReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if l.n -= int64(n); l.n < 0 {
+		return n, ErrTooLarge
+	}
+	return n, err
 }
