@@ -421,7 +421,6 @@ func (b *body) validate(wantType string, create bool) error {
 	return nil
 }
 
-
 // readRequest reads a create or update request: JSON (LINK) or multipart
 // with a `body` part and a `file` part (BLOB), the file streamed into the
 // store. It returns the body, the upload (BLOB) and the file part's name

@@ -176,7 +176,6 @@ func (a *API) parseDate(s string) (time.Time, []string) {
 	return d, nil
 }
 
-
 func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	w.Header().Set("X-Request-Id", requestID())
 	account, ok := a.authenticate(w, r)

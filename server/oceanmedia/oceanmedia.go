@@ -284,7 +284,6 @@ func (a *API) readBody(r *http.Request, errs fieldErrors) (map[string]json.RawMe
 	return raw, up, err
 }
 
-
 var errNotUnique = errors.New("oceanmedia: resource not unique")
 
 func (a *API) create(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
