@@ -470,3 +470,8 @@ func (t *fileTable) closeAll() error {
 	t.m = nil
 	return errors.Join(errs...)
 }
+
+// Now is the engine's clock (Options.Now): the time records are stamped
+// and expired by. APIs that keep times next to records use it too, so
+// that one injected clock drives them all.
+func (e *Engine) Now() time.Time { return e.opts.Now() }

@@ -31,6 +31,7 @@ import (
 	"github.com/cairnstore/cairn/server/mediaservice"
 	"github.com/cairnstore/cairn/server/mediaupload"
 	"github.com/cairnstore/cairn/server/oceanmedia"
+	"github.com/cairnstore/cairn/server/storageapi"
 )
 
 // Config is what a Server serves from. Only Engine is required.
@@ -56,6 +57,7 @@ type Config struct {
 	MediaUpload  mediaupload.Config
 	OceanMedia   oceanmedia.Config
 	MediaService mediaservice.Config
+	StorageAPI   storageapi.Config
 }
 
 // Server routes requests to the health endpoints and the APIs.
@@ -142,6 +144,14 @@ func New(cfg Config) *Server {
 	}
 	for _, rt := range mediaservice.New(ms).Routes() {
 		s.mount("mediaservice", rt)
+	}
+	sa := cfg.StorageAPI
+	sa.Engine, sa.Logger, sa.Now = cfg.Engine, cfg.Logger, cfg.Now
+	if sa.PublicURL == "" {
+		sa.PublicURL = cfg.PublicURL
+	}
+	for _, rt := range storageapi.New(sa).Routes() {
+		s.mount("storageapi", rt)
 	}
 	s.mount("public", web.Route{Method: "GET", Path: "/f/:id/*name", Handle: s.public})
 	s.mount("public", web.Route{Method: "HEAD", Path: "/f/:id/*name", Handle: s.public})
