@@ -18,6 +18,7 @@ import (
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/cloudstorage"
 	"github.com/cairnstore/cairn/server/oceanmedia"
+	"github.com/cairnstore/cairn/server/storageapi"
 )
 
 // version is the module version the binary was built from.
@@ -49,6 +50,10 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.DurationVar(&m.gc, "gc-interval", time.Hour, "how often a garbage collection pass runs (0: never)")
 			fs.DurationVar(&m.scrub, "scrub-interval", 7*24*time.Hour, "how often stored chunks are re-read and verified (0: never)")
 			sample := fs.String("scrub-sample", "100%", "the share of chunks each background scrub verifies")
+			var sa storageapi.Config
+			publicUploads := fs.Bool("storage-public-uploads", true, "accept anonymous uploads to the Storage API's public mode")
+			fs.Int64Var(&sa.MaxPublicFile, "storage-public-max-bytes", 25<<20, "the largest anonymous upload, in bytes")
+			fs.Float64Var(&sa.PublicRate, "storage-public-rate", 10, "anonymous uploads per minute from one client address")
 			return func(ctx context.Context) error {
 				log, err := newLogger(e.stderr, *level)
 				if err != nil {
@@ -57,13 +62,20 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				if m.scrubSample, err = parsePercent(*sample); err != nil {
 					return fmt.Errorf("--scrub-sample: %w", err)
 				}
-				return serve(ctx, e, log, *data, *listen, *publicURL, *grace, m, oceanmedia.Config{SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom})
+				sa.NoPublicUploads = !*publicUploads
+				return serve(ctx, e, log, *data, *listen, *grace, m, server.Config{
+					PublicURL:  *publicURL,
+					OceanMedia: oceanmedia.Config{SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom},
+					StorageAPI: sa,
+				})
 			}
 		},
 	}
 }
 
-func serve(ctx context.Context, e *env, log *slog.Logger, data, listen, publicURL string, grace time.Duration, m maintenance, om oceanmedia.Config) error {
+// serve runs the server on the store in data; cfg holds the APIs'
+// settings (its Engine, Logger and Registry are filled in here).
+func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, grace time.Duration, m maintenance, cfg server.Config) error {
 	eng, err := engine.Open(data, engine.Options{Logger: log})
 	if err != nil {
 		return err
@@ -75,7 +87,8 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data, listen, publicUR
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := server.New(server.Config{Engine: eng, Logger: log, Registry: reg, Version: version(), PublicURL: publicURL, OceanMedia: om})
+	cfg.Engine, cfg.Logger, cfg.Registry, cfg.Version = eng, log, reg, version()
+	srv := server.New(cfg)
 	stopAdmin, err := serveAdmin(ctx, adminSocket(data), eng, log)
 	if err != nil {
 		return err

@@ -365,13 +365,17 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		}
 		orgs = append(orgs, loginOrg{ID: m.OrgID, Name: m.Org, Role: m.Role, Token: otok, ExpiresAt: exp.UTC()})
 	}
+	type loginUser struct {
+		ID    string `json:"id"`
+		Email string `json:"email"`
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	web.JSON(w, http.StatusOK, map[string]any{
-		"user":          map[string]string{"id": u.ID, "email": u.Email},
-		"token":         tok,
-		"expiresAt":     exp.UTC(),
-		"organizations": orgs,
-	})
+	web.JSON(w, http.StatusOK, struct {
+		User          loginUser  `json:"user"`
+		Token         string     `json:"token"`
+		ExpiresAt     time.Time  `json:"expiresAt"`
+		Organizations []loginOrg `json:"organizations"`
+	}{loginUser{u.ID, u.Email}, tok, exp.UTC(), orgs})
 }
 
 // --- files ---
