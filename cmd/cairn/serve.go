@@ -50,6 +50,9 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.DurationVar(&m.gc, "gc-interval", time.Hour, "how often a garbage collection pass runs (0: never)")
 			fs.DurationVar(&m.scrub, "scrub-interval", 7*24*time.Hour, "how often stored chunks are re-read and verified (0: never)")
 			sample := fs.String("scrub-sample", "100%", "the share of chunks each background scrub verifies")
+			var eo engine.Options
+			fs.Int64Var(&eo.SegmentSize, "segment-size", 1<<30, "seal a segment file at this many bytes; smaller segments let compaction return space sooner on small disks")
+			fs.Int64Var(&eo.MinFreeBytes, "min-free-bytes", 64<<20, "refuse uploads (507) while the file system has less free space than this (-1: never)")
 			var sa storageapi.Config
 			publicUploads := fs.Bool("storage-public-uploads", true, "accept anonymous uploads to the Storage API's public mode")
 			fs.Int64Var(&sa.MaxPublicFile, "storage-public-max-bytes", 25<<20, "the largest anonymous upload, in bytes")
@@ -63,7 +66,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 					return fmt.Errorf("--scrub-sample: %w", err)
 				}
 				sa.NoPublicUploads = !*publicUploads
-				return serve(ctx, e, log, *data, *listen, *grace, m, server.Config{
+				return serve(ctx, e, log, *data, *listen, *grace, m, eo, server.Config{
 					PublicURL:  *publicURL,
 					OceanMedia: oceanmedia.Config{SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom},
 					StorageAPI: sa,
@@ -75,8 +78,9 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 
 // serve runs the server on the store in data; cfg holds the APIs'
 // settings (its Engine, Logger and Registry are filled in here).
-func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, grace time.Duration, m maintenance, cfg server.Config) error {
-	eng, err := engine.Open(data, engine.Options{Logger: log})
+func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, grace time.Duration, m maintenance, eo engine.Options, cfg server.Config) error {
+	eo.Logger = log
+	eng, err := engine.Open(data, eo)
 	if err != nil {
 		return err
 	}

@@ -31,3 +31,17 @@ func Path(t testing.TB, name, hint string) string {
 	t.Skipf("%s not found (%v); install it to run this test: %s", name, err, hint)
 	return ""
 }
+
+// Root ends the test unless it runs as root (to mount file systems and
+// use loop devices): skipped normally, failed when RequireEnv is set
+// (CI runs as root).
+func Root(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("this test needs root (%s) and %s is set", why, RequireEnv)
+	}
+	t.Skipf("needs root: %s", why)
+}

@@ -1,0 +1,272 @@
+package crashtest
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeebo/blake3"
+)
+
+var (
+	crashCycles = flag.Int("crash.cycles", 30, "SIGKILL cycles of TestCrash")
+	powerCycles = flag.Int("power.cycles", 20, "power-loss cycles of TestPowerLoss")
+)
+
+// model is what the loaders were told. A name is uploaded once; its
+// content is one of a small pool (duplicates) or its own.
+type model struct {
+	mu       sync.Mutex
+	acked    map[string]entry // acknowledged and not deleted
+	deleted  map[string]bool  // acknowledged deletes
+	inflight map[string]entry // uploads with no answer: there or not, never half
+	unsure   map[string]entry // deletes with no answer
+	order    []string         // acked names, oldest first (for trimming)
+}
+
+type entry struct {
+	sum  [32]byte
+	size int
+}
+
+func newModel() *model {
+	return &model{acked: map[string]entry{}, deleted: map[string]bool{}, inflight: map[string]entry{}, unsure: map[string]entry{}}
+}
+
+// liveBytes is the distinct content the store may hold: acknowledged and
+// possibly-stored files, each content counted once.
+func (m *model) liveBytes() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[[32]byte]bool{}
+	var n int64
+	for _, set := range []map[string]entry{m.acked, m.inflight, m.unsure} {
+		for _, e := range set {
+			if !seen[e.sum] {
+				seen[e.sum] = true
+				n += int64(e.size)
+			}
+		}
+	}
+	return n
+}
+
+// load runs uploaders until stop closes: sizes 1 KiB to 8 MiB, 20% of
+// uploads a content already used, 5% of operations a delete.
+func load(c *client, m *model, workers int, cycle int, stop <-chan struct{}) (ops int) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for w := range workers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(cycle), uint64(w)))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if r.IntN(100) < 5 {
+					deleteOne(c, m, r)
+					continue
+				}
+				var seed uint64
+				var size int
+				if r.IntN(100) < 20 {
+					seed = uint64(r.IntN(8)) // the duplicate pool
+					size = 4096 + int(seed)*300_000
+				} else {
+					seed = uint64(cycle)<<32 | uint64(w)<<20 | uint64(i) + 1000
+					size = logSize(r, 1<<10, 8<<20)
+				}
+				body := content(seed, size)
+				name := fmt.Sprintf("c%03d/w%02d/%05d", cycle, w, i)
+				e := entry{sum: blake3.Sum256(body), size: size}
+				m.mu.Lock()
+				m.inflight[name] = e
+				m.mu.Unlock()
+				code, err := c.put(name, body)
+				m.mu.Lock()
+				if err == nil && code < 300 {
+					delete(m.inflight, name)
+					m.acked[name] = e
+					m.order = append(m.order, name)
+				} else if err == nil {
+					delete(m.inflight, name) // refused: nothing stored
+				}
+				m.mu.Unlock()
+				mu.Lock()
+				ops++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return ops
+}
+
+func deleteOne(c *client, m *model, r *rand.Rand) {
+	m.mu.Lock()
+	if len(m.order) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	i := r.IntN(len(m.order))
+	name := m.order[i]
+	e, ok := m.acked[name]
+	if !ok {
+		m.mu.Unlock()
+		return
+	}
+	m.order = slices.Delete(m.order, i, i+1)
+	delete(m.acked, name)
+	m.unsure[name] = e
+	m.mu.Unlock()
+	code, err := c.del(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil && code == 204 {
+		delete(m.unsure, name)
+		m.deleted[name] = true
+	} else if err == nil { // refused: still there
+		delete(m.unsure, name)
+		m.acked[name] = e
+		m.order = append(m.order, name)
+	}
+}
+
+// verify checks the store against the model after a restart and settles
+// the unanswered operations by what the store holds.
+func verify(t *testing.T, c *client, m *model, cycle int) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	check := func(name string, e entry, mustExist bool) bool {
+		code, sum, n, err := c.get(name)
+		switch {
+		case err != nil:
+			t.Fatalf("cycle %d: GET %s: %v", cycle, name, err)
+		case code == 200 && sum != e.sum:
+			t.Fatalf("cycle %d: %s: %d bytes that are not the %d uploaded", cycle, name, n, e.size)
+		case code == 404 && mustExist:
+			t.Fatalf("cycle %d: acknowledged upload %s (%d bytes) is lost", cycle, name, e.size)
+		case code != 200 && code != 404:
+			t.Fatalf("cycle %d: GET %s: %d", cycle, name, code)
+		}
+		return code == 200
+	}
+	for name, e := range m.acked {
+		check(name, e, true)
+	}
+	for name := range m.deleted {
+		if code, _, _, err := c.get(name); err != nil || code != 404 {
+			t.Fatalf("cycle %d: deleted %s answers %d, %v", cycle, name, code, err)
+		}
+	}
+	for name, e := range m.inflight {
+		if check(name, e, false) {
+			m.acked[name] = e
+			m.order = append(m.order, name)
+		}
+		delete(m.inflight, name)
+	}
+	for name, e := range m.unsure {
+		if check(name, e, false) {
+			m.acked[name] = e
+			m.order = append(m.order, name)
+		} else {
+			m.deleted[name] = true
+		}
+		delete(m.unsure, name)
+	}
+}
+
+// trim deletes the oldest files until the live set is under limit bytes,
+// so that disk use can be held to a bound over many cycles.
+func trim(t *testing.T, c *client, m *model, limit int64) {
+	t.Helper()
+	for m.liveBytes() > limit {
+		m.mu.Lock()
+		name := m.order[0]
+		m.order = m.order[1:]
+		delete(m.acked, name)
+		m.mu.Unlock()
+		if code, err := c.del(name); err != nil || code != 204 {
+			t.Fatalf("trimming %s: %d, %v", name, code, err)
+		}
+		m.mu.Lock()
+		m.deleted[name] = true
+		m.mu.Unlock()
+	}
+}
+
+// crashLoop is the body of the crash tests: cycles of load, a crash
+// (crash kills the server its own way), offline checks, restart, verify.
+// remount, when set, runs between the crash and the offline checks.
+func crashLoop(t *testing.T, data string, cycles int, crash func(p *proc), remount func()) {
+	token := setupUser(t, data)
+	m := newModel()
+	const liveLimit = 192 << 20
+	const segment = 32 << 20
+	args := []string{"--segment-size", fmt.Sprint(segment), "--min-free-bytes", "-1"}
+	p := serve(t, data, nil, args...)
+	r := rand.New(rand.NewPCG(7, uint64(cycles)))
+	var totalOps int
+	var maxDisk int64
+	for cycle := range cycles {
+		c := newClient(p.url, token)
+		stop := make(chan struct{})
+		done := make(chan int)
+		go func() { done <- load(c, m, 16, cycle, stop) }()
+		// Crash at a random moment of the load.
+		select {
+		case <-time.After(time.Duration(200+r.IntN(1300)) * time.Millisecond):
+			crash(p)
+			close(stop)
+			totalOps += <-done
+		case n := <-done:
+			t.Fatalf("cycle %d: the loaders stopped after %d operations before the crash; server logs:\n%s", cycle, n, p.logs)
+		}
+		if remount != nil {
+			remount()
+		}
+
+		// Offline: the store checks and scrubs clean, and GC returns
+		// the space of deletes and of uploads the crash cut off.
+		mustCairn(t, "check", "--data", data)
+		if out, err := cairn(t, "scrub", "--data", data); err != nil {
+			t.Fatalf("cycle %d: scrub: %v\n%s", cycle, err, out)
+		}
+		gc := mustCairn(t, "gc", "--data", data)
+		disk, live := du(t, data), m.liveBytes()
+		if testing.Verbose() {
+			t.Logf("cycle %d: %d MiB on disk, %d MiB live; gc: %s", cycle, disk>>20, live>>20, gc)
+		}
+		maxDisk = max(maxDisk, disk)
+		// Live bytes, plus up to half of each segment dead below the
+		// compaction threshold, plus the index and the open segment.
+		if bound := live*2 + 2*segment + 64<<20; disk > bound {
+			t.Fatalf("cycle %d: %d bytes on disk for %d live bytes (bound %d): space leaks", cycle, disk, live, bound)
+		}
+
+		p = serve(t, data, nil, args...)
+		c = newClient(p.url, token)
+		verify(t, c, m, cycle)
+		trim(t, c, m, liveLimit)
+	}
+	p.kill()
+	t.Logf("%d cycles, %d operations; %d files live, %d deleted; disk at most %d MiB for a live set capped at %d MiB",
+		cycles, totalOps, len(m.acked), len(m.deleted), maxDisk>>20, liveLimit>>20)
+}
+
+// TestCrash: SIGKILL at random moments under 16 concurrent uploaders.
+func TestCrash(t *testing.T) {
+	cycles := *crashCycles
+	if testing.Short() {
+		cycles = 3
+	}
+	crashLoop(t, t.TempDir(), cycles, func(p *proc) { p.kill() }, nil)
+}
