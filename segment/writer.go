@@ -149,7 +149,8 @@ func (w *Writer) create(id uint64) error {
 		w.fs.Remove(path)
 		return err
 	}
-	if err := w.preallocate(f, 0, min(w.opts.Preallocate, w.opts.SegmentSize)); err != nil {
+	alloc, err := w.reserve(f, 0, min(w.opts.Preallocate, w.opts.SegmentSize), FileHeaderSize)
+	if err != nil {
 		return fail(err)
 	}
 	if _, err := f.WriteAt(AppendFileHeader(nil, id), 0); err != nil {
@@ -162,9 +163,24 @@ func (w *Writer) create(id uint64) error {
 		return fail(err)
 	}
 	w.f, w.id, w.off = f, id, FileHeaderSize
-	w.alloc = min(w.opts.Preallocate, w.opts.SegmentSize)
+	w.alloc = alloc
 	w.synced = Pos{id, FileHeaderSize}
 	return nil
+}
+
+// reserve preallocates want bytes at off or, when the disk has no room
+// for that much, just the need bytes the next write takes: a nearly full
+// disk still takes the records that fit (GC copying live chunks out of a
+// sparse segment, say). It returns how much it reserved.
+func (w *Writer) reserve(f vfs.File, off, want, need int64) (int64, error) {
+	err := w.preallocate(f, off, want)
+	if errors.Is(err, ErrNoSpace) && need < want {
+		want, err = need, w.preallocate(f, off, need)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return want, nil
 }
 
 func (w *Writer) preallocate(f vfs.File, off, n int64) error {
@@ -221,10 +237,11 @@ func (w *Writer) Append(rec Record) (Location, error) {
 		if w.alloc < w.opts.SegmentSize {
 			n = max(min(n, w.opts.SegmentSize-w.alloc), end-w.alloc)
 		}
-		if err := w.preallocate(w.f, w.alloc, n); err != nil {
+		got, err := w.reserve(w.f, w.alloc, n, end-w.alloc)
+		if err != nil {
 			return Location{}, err
 		}
-		w.alloc += n
+		w.alloc += got
 	}
 
 	h := Header{
