@@ -113,6 +113,9 @@ func serve(t *testing.T, data string, wrap []string, args ...string) *proc {
 	argv := append([]string{binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn", "--gc-interval", "0", "--scrub-interval", "0"}, args...)
 	argv = append(append([]string(nil), wrap...), argv...)
 	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), logs: &syncBuffer{}, done: make(chan error, 1)}
+	// A process group of its own, so that kill takes a wrapper (strace)
+	// and the server under it together.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -145,18 +148,18 @@ func serve(t *testing.T, data string, wrap []string, args ...string) *proc {
 	return p
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
+// kill sends SIGKILL to the server's process group and waits for it to
+// be gone.
 func (p *proc) kill() {
 	if p.cmd.Process == nil {
 		return
 	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 	p.done <- nil // later kills return at once
 }
 
-// pid is the server's process ID (strace's child when wrapped: the
-// caller reads /proc of the one it means).
+// pid is the server's process ID (unwrapped servers only).
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // setupUser makes a cloud storage user with WRITE on bucket "b" on a
