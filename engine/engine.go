@@ -68,6 +68,12 @@ type Options struct {
 	// left when a pinned blob lost its last reference) is kept at least
 	// this long before GC releases it; default one hour. Negative: none.
 	GCGrace time.Duration
+	// MaxUploads bounds the uploads that stream at once; the rest wait
+	// for a slot (or for their context to end). Each streaming upload
+	// holds a chunking buffer of twice MaxChunk (8 MiB by default), so
+	// this bounds the memory uploads take however many clients trickle
+	// bytes at once. Default 64.
+	MaxUploads int
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -79,6 +85,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = segment.DefaultSegmentSize
+	}
+	if o.MaxUploads <= 0 {
+		o.MaxUploads = 64
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 64 << 20
@@ -145,6 +154,9 @@ type Engine struct {
 	uploadsMu sync.Mutex
 	uploads   map[*Upload]uint64
 
+	// uploadSlots holds a token per streaming upload (Options.MaxUploads).
+	uploadSlots chan struct{}
+
 	// gcMu serialises GC passes.
 	gcMu sync.Mutex
 	// hooks are the OnExpire callbacks by namespace. Guarded by hooksMu.
@@ -172,6 +184,8 @@ func Open(dir string, opts Options) (*Engine, error) {
 		comp:    segment.NewCompressor(),
 		locks:   newStripes(),
 		uploads: map[*Upload]uint64{},
+
+		uploadSlots: make(chan struct{}, opts.MaxUploads),
 	}
 	e.files.fs, e.files.dir, e.files.comp = fs, e.segDir, e.comp
 	if err := mkdirSynced(fs, e.segDir); err != nil {

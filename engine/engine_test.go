@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -405,5 +406,42 @@ func TestReopen(t *testing.T) {
 	st, _ := e.Stats()
 	if st.Segments < 4 || st.Records != 15 {
 		t.Fatalf("after 3 rounds of 1.5 MB on 1 MiB segments: %d segments, %d records", st.Segments, st.Records)
+	}
+}
+
+// TestMaxUploads: uploads past Options.MaxUploads wait for a slot, and
+// give up when their context ends.
+func TestMaxUploads(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{MaxUploads: 1})
+	pr, pw := io.Pipe()
+	first := make(chan error, 1)
+	go func() {
+		up, err := e.Upload(context.Background(), pr)
+		if err == nil {
+			up.Close()
+		}
+		first <- err
+	}()
+	pw.Write([]byte("the first upload is streaming")) // it holds the slot now
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := e.Upload(ctx, strings.NewReader("second")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a second upload while the only slot is taken: %v", err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		up, err := e.Upload(context.Background(), strings.NewReader("second"))
+		if err == nil {
+			up.Close()
+		}
+		second <- err
+	}()
+	pw.Close()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("the waiting upload after the slot freed: %v", err)
 	}
 }

@@ -63,8 +63,16 @@ func (u *Upload) Close() {
 // that pays and appended to the active segment, which is synced (shared
 // with concurrent uploads) before Upload returns.
 //
-// The content is not visible until an Update references it.
+// The content is not visible until an Update references it. At most
+// Options.MaxUploads uploads stream at once; Upload waits for a slot
+// until ctx ends.
 func (e *Engine) Upload(ctx context.Context, r io.Reader) (*Upload, error) {
+	select {
+	case e.uploadSlots <- struct{}{}:
+		defer func() { <-e.uploadSlots }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("engine: waiting to upload: %w", ctx.Err())
+	}
 	if err := e.begin(); err != nil {
 		return nil, err
 	}

@@ -53,6 +53,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			var eo engine.Options
 			fs.Int64Var(&eo.SegmentSize, "segment-size", 1<<30, "seal a segment file at this many bytes; smaller segments let compaction return space sooner on small disks")
 			fs.Int64Var(&eo.MinFreeBytes, "min-free-bytes", 64<<20, "refuse uploads (507) while the file system has less free space than this (-1: never)")
+			fs.IntVar(&eo.MaxUploads, "max-uploads", 64, "uploads that stream at once (each holds an 8 MiB chunking buffer); more wait for a slot")
 			var sa storageapi.Config
 			publicUploads := fs.Bool("storage-public-uploads", true, "accept anonymous uploads to the Storage API's public mode")
 			fs.Int64Var(&sa.MaxPublicFile, "storage-public-max-bytes", 25<<20, "the largest anonymous upload, in bytes")
