@@ -223,7 +223,7 @@ func crashLoop(t *testing.T, data string, cycles int, crash func(p *proc), remou
 		go func() { done <- load(c, m, 16, cycle, stop) }()
 		// Crash at a random moment of the load.
 		select {
-		case <-time.After(time.Duration(200+r.IntN(1300)) * time.Millisecond):
+		case <-time.After(time.Duration(200+r.IntN(1000)) * time.Millisecond):
 			crash(p)
 			close(stop)
 			totalOps += <-done

@@ -17,8 +17,8 @@ import (
 )
 
 var (
-	soakDuration    = flag.Duration("soak.duration", 45*time.Second, "how long TestSoak's mixed load runs")
-	trickleDuration = flag.Duration("soak.trickle", 15*time.Second, "how long TestSoak's 200 slow uploads trickle")
+	soakDuration    = flag.Duration("soak.duration", 30*time.Second, "how long TestSoak's mixed load runs")
+	trickleDuration = flag.Duration("soak.trickle", 10*time.Second, "how long TestSoak's 200 slow uploads trickle")
 )
 
 // latencies collects request durations per kind of operation.
