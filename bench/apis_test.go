@@ -46,7 +46,7 @@ func newAPIEnv(b *testing.B) *apiEnv {
 	e := openEngine(b)
 	ts := httptest.NewServer(server.New(server.Config{
 		Engine: e, Logger: enginetest.Logger(b),
-		StorageAPI: storageapi.Config{PublicRate: 1e9, MaxPublicFile: 1 << 30},
+		StorageAPI:   storageapi.Config{PublicRate: 1e9, MaxPublicFile: 1 << 30},
 		MediaService: mediaservice.Config{MaxFile: 1 << 30},
 	}))
 	b.Cleanup(ts.Close)
