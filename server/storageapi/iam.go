@@ -249,27 +249,43 @@ func (m *IAM) DeleteUser(ctx context.Context, email string, purge bool) error {
 	if err != nil {
 		return err
 	}
-	area := userArea(u.ID)
-	if !purge && m.hasFiles(area) {
-		return fmt.Errorf("%w: user %s (delete them, or purge)", ErrHasFiles, u.Email)
+	return m.deleteOwner(ctx, owner{
+		what: "user " + u.Email, id: u.ID, area: userArea(u.ID),
+		members: membersNS, mirror: orgMembersNS,
+		keys: []engine.Key{key(emailsNS, "", u.Email), key(usersNS, "", u.ID)},
+	}, purge)
+}
+
+// owner is a user or an organization as deleteOwner removes it: its
+// memberships (kept under members, mirrored under mirror), its records
+// and its area's files.
+type owner struct {
+	what, id, area  string
+	members, mirror string
+	keys            []engine.Key
+}
+
+func (m *IAM) deleteOwner(ctx context.Context, o owner, purge bool) error {
+	if !purge && m.hasFiles(o.area) {
+		return fmt.Errorf("%w: %s (delete them, or purge)", ErrHasFiles, o.what)
 	}
 	// The identity goes first, in one transaction with its memberships:
-	// an upload that commits later finds no user and fails.
-	err = m.e.Update(ctx, func(tx *engine.Tx) error {
-		for rec, err := range m.e.Records(membersNS, u.ID, "", "") {
+	// an upload that commits later finds no owner and fails.
+	err := m.e.Update(ctx, func(tx *engine.Tx) error {
+		for rec, err := range m.e.Records(o.members, o.id, "", "") {
 			if err != nil {
 				return err
 			}
-			if err := deleteIfAny(tx, key(membersNS, u.ID, rec.Key.Name), key(orgMembersNS, rec.Key.Name, u.ID)); err != nil {
+			if err := deleteIfAny(tx, key(o.members, o.id, rec.Key.Name), key(o.mirror, rec.Key.Name, o.id)); err != nil {
 				return err
 			}
 		}
-		return deleteIfAny(tx, key(emailsNS, "", u.Email), key(usersNS, "", u.ID))
+		return deleteIfAny(tx, o.keys...)
 	})
 	if err != nil {
 		return err
 	}
-	return m.purge(ctx, area)
+	return m.purge(ctx, o.area)
 }
 
 func deleteIfAny(tx *engine.Tx, keys ...engine.Key) error {
@@ -372,25 +388,11 @@ func (m *IAM) DeleteOrg(ctx context.Context, name string, purge bool) error {
 	if err != nil {
 		return err
 	}
-	area := orgArea(o.ID)
-	if !purge && m.hasFiles(area) {
-		return fmt.Errorf("%w: organization %s (delete them, or purge)", ErrHasFiles, o.Name)
-	}
-	err = m.e.Update(ctx, func(tx *engine.Tx) error {
-		for rec, err := range m.e.Records(orgMembersNS, o.ID, "", "") {
-			if err != nil {
-				return err
-			}
-			if err := deleteIfAny(tx, key(orgMembersNS, o.ID, rec.Key.Name), key(membersNS, rec.Key.Name, o.ID)); err != nil {
-				return err
-			}
-		}
-		return deleteIfAny(tx, key(orgNamesNS, "", o.Name), key(orgsNS, "", o.ID))
-	})
-	if err != nil {
-		return err
-	}
-	return m.purge(ctx, area)
+	return m.deleteOwner(ctx, owner{
+		what: "organization " + o.Name, id: o.ID, area: orgArea(o.ID),
+		members: orgMembersNS, mirror: membersNS,
+		keys: []engine.Key{key(orgNamesNS, "", o.Name), key(orgsNS, "", o.ID)},
+	}, purge)
 }
 
 // SetMember gives a user a role in an organization (adding or changing
