@@ -98,6 +98,13 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 				e.log.Error("segment not compacted", "segment", segment.FileName(c.seg.ID), "err", err)
 				continue
 			}
+			if errors.Is(err, ErrNoSpace) || errors.Is(err, segment.ErrNoSpace) {
+				// No room to copy this segment's live chunks; emptier
+				// ones came first, and later ones may still fit.
+				rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", segment.FileName(c.seg.ID), err))
+				e.log.Warn("segment not compacted: disk full", "segment", segment.FileName(c.seg.ID), "err", err)
+				continue
+			}
 			return rep, err
 		}
 	}
