@@ -318,3 +318,54 @@ func TestReindex(t *testing.T) {
 		t.Fatalf("Open with a segment missing = %v; want ErrCorrupt", err)
 	}
 }
+
+// TestGCOnFullDisk: with no room to copy live chunks, GC skips the
+// segments that need copying, still removes the wholly dead ones, and
+// compacts the rest once there is room again.
+func TestGCOnFullDisk(t *testing.T) {
+	mem := vfs.NewMem()
+	full := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if strings.HasSuffix(op.Path, ".seg") && (op.Kind == errorfs.OpFileWriteAt || op.Kind == errorfs.OpFilePreallocate) {
+			return fmt.Errorf("write %s: %w", op.Path, syscall.ENOSPC)
+		}
+		return nil
+	})}
+	e := enginetest.Open(t, smallOptions(errorfs.Wrap(mem, full)))
+	// 40 records of 20 KiB fill about ten 96 KiB segments; deleting all
+	// but every eighth leaves some segments wholly dead and some sparse.
+	keep := map[engine.Key][]byte{}
+	for i := range 40 {
+		k := engine.Key{Namespace: "f", Tenant: "t", Name: fmt.Sprint("r", i)}
+		data := random(uint64(100+i), 20<<10)
+		if _, err := e.PutRecord(ctx, k, bytes.NewReader(data), engine.Write{}); err != nil {
+			t.Fatal(err)
+		}
+		if i%8 == 0 {
+			keep[k] = data
+		} else if err := e.DeleteRecord(ctx, k, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full.On()
+	rep, err := e.GC(ctx, false)
+	if err != nil {
+		t.Fatalf("GC on a full disk = %v; want skipped segments, not a failure", err)
+	}
+	if rep.Compacted == 0 || len(rep.Skipped) == 0 {
+		t.Fatalf("GC on a full disk: %+v; want wholly dead segments removed and sparse ones skipped", rep)
+	}
+	full.Off()
+	rep2, err := e.GC(ctx, false)
+	if err != nil || rep2.Compacted == 0 || len(rep2.Skipped) != 0 {
+		t.Fatalf("GC once there is room: %+v, %v", rep2, err)
+	}
+	for k, data := range keep {
+		rec, err := e.GetRecord(k)
+		if err != nil || !bytes.Equal(readAll(t, e, rec.Blob), data) {
+			t.Fatalf("%s after GC: %v", k.Name, err)
+		}
+	}
+	if err := e.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
