@@ -90,13 +90,16 @@ func load(c *client, m *model, workers int, cycle int, stop <-chan struct{}) (op
 				m.mu.Unlock()
 				code, err := c.put(name, body)
 				m.mu.Lock()
-				if err == nil && code < 300 {
+				switch {
+				case err == nil && code < 300:
 					delete(m.inflight, name)
 					m.acked[name] = e
 					m.order = append(m.order, name)
-				} else if err == nil {
+				case err == nil && code < 500:
 					delete(m.inflight, name) // refused: nothing stored
 				}
+				// No answer or a 5xx (the disk failing under the server):
+				// not acknowledged, so it may or may not have happened.
 				m.mu.Unlock()
 				mu.Lock()
 				ops++
@@ -128,14 +131,17 @@ func deleteOne(c *client, m *model, r *rand.Rand) {
 	code, err := c.del(name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err == nil && code == 204 {
+	switch {
+	case err == nil && code == 204:
 		delete(m.unsure, name)
 		m.deleted[name] = true
-	} else if err == nil { // refused: still there
+	case err == nil && code < 500: // refused: still there
 		delete(m.unsure, name)
 		m.acked[name] = e
 		m.order = append(m.order, name)
 	}
+	// No answer or a 5xx: a failed sync does not undo a write that the
+	// kernel had already put on disk, so the delete may have happened.
 }
 
 // verify checks the store against the model after a restart and settles
