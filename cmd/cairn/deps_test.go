@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/internal/testtool"
 )
 
 const module = "github.com/cairnstore/cairn"
@@ -58,10 +60,8 @@ var forbidden = map[int][]string{
 // TestImportDirection enforces the package layering of DESIGN.md and
 // STYLE.md on the module's non-test imports.
 func TestImportDirection(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("the go command is not on PATH; it is needed to list the module's packages")
-	}
-	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
+	goCmd := testtool.Path(t, "go", "install Go from https://go.dev/dl (it lists the module's packages)")
+	out, err := exec.Command(goCmd, "list", "-json", module+"/...").Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
