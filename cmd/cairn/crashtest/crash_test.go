@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 var (
 	crashCycles = flag.Int("crash.cycles", 30, "SIGKILL cycles of TestCrash")
 	powerCycles = flag.Int("power.cycles", 20, "power-loss cycles of TestPowerLoss")
+	powerLoss   = flag.Bool("powerloss", false, "run TestPowerLoss (see its comment)")
 )
 
 // model is what the loaders were told. A name is uploaded once; its
@@ -26,11 +29,18 @@ type model struct {
 	inflight map[string]entry // uploads with no answer: there or not, never half
 	unsure   map[string]entry // deletes with no answer
 	order    []string         // acked names, oldest first (for trimming)
+
+	// For the failure message: when the last crash came, and the
+	// crashed server's log.
+	data             string // the store's folder
+	crashAt, crashed time.Time
+	lastLogs         string
 }
 
 type entry struct {
-	sum  [32]byte
-	size int
+	sum   [32]byte
+	size  int
+	acked time.Time // when the acknowledgement arrived
 }
 
 func newModel() *model {
@@ -93,6 +103,7 @@ func load(c *client, m *model, workers int, cycle int, stop <-chan struct{}) (op
 				switch {
 				case err == nil && code < 300:
 					delete(m.inflight, name)
+					e.acked = time.Now()
 					m.acked[name] = e
 					m.order = append(m.order, name)
 				case err == nil && code < 500:
@@ -158,7 +169,11 @@ func verify(t *testing.T, c *client, m *model, cycle int) {
 		case code == 200 && sum != e.sum:
 			t.Fatalf("cycle %d: %s: %d bytes that are not the %d uploaded", cycle, name, n, e.size)
 		case code == 404 && mustExist:
-			t.Fatalf("cycle %d: acknowledged upload %s (%d bytes) is lost", cycle, name, e.size)
+			if keep := os.Getenv("CAIRN_KEEP_LOST"); keep != "" {
+				exec.Command("cp", "-a", m.data, keep).Run()
+			}
+			t.Fatalf("cycle %d: acknowledged upload %s (%d bytes, BLAKE3 %x) is lost; acknowledged at %s, %v after the crash began and %v before it ended; the crashed server's log:\n%s",
+				cycle, name, e.size, e.sum[:8], e.acked.UTC().Format(time.RFC3339Nano), e.acked.Sub(m.crashAt), m.crashed.Sub(e.acked), m.lastLogs)
 		case code != 200 && code != 404:
 			t.Fatalf("cycle %d: GET %s: %d", cycle, name, code)
 		}
@@ -215,6 +230,7 @@ func trim(t *testing.T, c *client, m *model, limit int64) {
 func crashLoop(t *testing.T, data string, cycles int, crash func(p *proc), remount func()) {
 	token := setupUser(t, data)
 	m := newModel()
+	m.data = data
 	const liveLimit = 192 << 20
 	const segment = 32 << 20
 	args := []string{"--segment-size", fmt.Sprint(segment), "--min-free-bytes", "-1"}
@@ -230,7 +246,14 @@ func crashLoop(t *testing.T, data string, cycles int, crash func(p *proc), remou
 		// Crash at a random moment of the load.
 		select {
 		case <-time.After(time.Duration(200+r.IntN(1000)) * time.Millisecond):
+			m.mu.Lock()
+			m.crashAt = time.Now()
+			m.mu.Unlock()
 			crash(p)
+			m.mu.Lock()
+			m.crashed = time.Now()
+			m.mu.Unlock()
+			m.lastLogs = p.logs.String()
 			close(stop)
 			totalOps += <-done
 		case n := <-done:
