@@ -40,23 +40,23 @@ func (e *Engine) Scrub(ctx context.Context, sample float64) (ScrubReport, error)
 	if sample < 1 {
 		limit = uint64(sample * math.MaxUint64)
 	}
-	var todo []index.ChunkEntry
+	var chunks []index.ChunkEntry
 	for c, err := range e.idx.Chunks() {
 		if err != nil {
 			return ScrubReport{}, corrupt(err)
 		}
 		if binary.BigEndian.Uint64(c.ID[:8]) <= limit {
-			todo = append(todo, c)
+			chunks = append(chunks, c)
 		}
 	}
-	slices.SortFunc(todo, func(a, b index.ChunkEntry) int {
+	slices.SortFunc(chunks, func(a, b index.ChunkEntry) int {
 		return cmp.Or(cmp.Compare(a.Segment, b.Segment), cmp.Compare(a.Offset, b.Offset))
 	})
 	var rep ScrubReport
 	scratch := e.getScratch()
 	defer e.scratch.Put(scratch)
 	bad := map[blob.ID]bool{}
-	for _, c := range todo {
+	for _, c := range chunks {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}

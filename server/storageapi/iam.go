@@ -203,14 +203,21 @@ func (m *IAM) userByEmail(get func(engine.Key) (engine.Record, error), email str
 	if err != nil {
 		return User{}, fmt.Errorf("%w: user %s", ErrNoSuch, email)
 	}
-	rec, err := get(key(emailsNS, "", email))
+	return byName[User](get, emailsNS, usersNS, "user", email)
+}
+
+// byName looks an ID up by a unique name (nameNS: name → ID) and returns
+// the object kept under it (idNS).
+func byName[T any](get func(engine.Key) (engine.Record, error), nameNS, idNS, what, name string) (T, error) {
+	var zero T
+	rec, err := get(key(nameNS, "", name))
 	if errors.Is(err, engine.ErrNotFound) {
-		return User{}, fmt.Errorf("%w: user %s", ErrNoSuch, email)
+		return zero, fmt.Errorf("%w: %s %s", ErrNoSuch, what, name)
 	}
 	if err != nil {
-		return User{}, err
+		return zero, err
 	}
-	return getJSON[User](get, key(usersNS, "", string(rec.Meta)))
+	return getJSON[T](get, key(idNS, "", string(rec.Meta)))
 }
 
 // UserByEmail returns the user with that email.
@@ -365,14 +372,7 @@ func (m *IAM) orgByName(get func(engine.Key) (engine.Record, error), name string
 	if !orgNameRE.MatchString(name) {
 		return Org{}, fmt.Errorf("%w: organization %s", ErrNoSuch, name)
 	}
-	rec, err := get(key(orgNamesNS, "", name))
-	if errors.Is(err, engine.ErrNotFound) {
-		return Org{}, fmt.Errorf("%w: organization %s", ErrNoSuch, name)
-	}
-	if err != nil {
-		return Org{}, err
-	}
-	return getJSON[Org](get, key(orgsNS, "", string(rec.Meta)))
+	return byName[Org](get, orgNamesNS, orgsNS, "organization", name)
 }
 
 // OrgByName returns the organization with that name.
