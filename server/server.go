@@ -14,6 +14,7 @@
 package server
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -116,42 +117,35 @@ func New(cfg Config) *Server {
 		s.mount("server", rt)
 	}
 
+	// Each API gets the shared engine, logger and clock, and the server's
+	// public URL unless it was given its own.
 	cs := cfg.CloudStorage
 	cs.Engine, cs.Logger, cs.Now = cfg.Engine, cfg.Logger, cfg.Now
-	for _, rt := range cloudstorage.New(cs).Routes() {
-		s.mount("cloudstorage", rt)
-	}
 	mu := cfg.MediaUpload
 	mu.Engine, mu.Logger, mu.Now = cfg.Engine, cfg.Logger, cfg.Now
-	if mu.PublicURL == "" {
-		mu.PublicURL = cfg.PublicURL
-	}
-	for _, rt := range mediaupload.New(mu).Routes() {
-		s.mount("mediaupload", rt)
-	}
+	mu.PublicURL = cmp.Or(mu.PublicURL, cfg.PublicURL)
 	om := cfg.OceanMedia
 	om.Engine, om.Logger, om.Now = cfg.Engine, cfg.Logger, cfg.Now
-	if om.PublicURL == "" {
-		om.PublicURL = cfg.PublicURL
-	}
-	for _, rt := range oceanmedia.New(om).Routes() {
-		s.mount("oceanmedia", rt)
-	}
+	om.PublicURL = cmp.Or(om.PublicURL, cfg.PublicURL)
 	ms := cfg.MediaService
 	ms.Engine, ms.Logger, ms.Now = cfg.Engine, cfg.Logger, cfg.Now
-	if ms.PublicURL == "" {
-		ms.PublicURL = cfg.PublicURL
-	}
-	for _, rt := range mediaservice.New(ms).Routes() {
-		s.mount("mediaservice", rt)
-	}
+	ms.PublicURL = cmp.Or(ms.PublicURL, cfg.PublicURL)
 	sa := cfg.StorageAPI
 	sa.Engine, sa.Logger, sa.Now = cfg.Engine, cfg.Logger, cfg.Now
-	if sa.PublicURL == "" {
-		sa.PublicURL = cfg.PublicURL
-	}
-	for _, rt := range storageapi.New(sa).Routes() {
-		s.mount("storageapi", rt)
+	sa.PublicURL = cmp.Or(sa.PublicURL, cfg.PublicURL)
+	for _, api := range []struct {
+		name   string
+		routes []web.Route
+	}{
+		{"cloudstorage", cloudstorage.New(cs).Routes()},
+		{"mediaupload", mediaupload.New(mu).Routes()},
+		{"oceanmedia", oceanmedia.New(om).Routes()},
+		{"mediaservice", mediaservice.New(ms).Routes()},
+		{"storageapi", storageapi.New(sa).Routes()},
+	} {
+		for _, rt := range api.routes {
+			s.mount(api.name, rt)
+		}
 	}
 	s.mount("public", web.Route{Method: "GET", Path: "/f/:id/*name", Handle: s.public})
 	s.mount("public", web.Route{Method: "HEAD", Path: "/f/:id/*name", Handle: s.public})
