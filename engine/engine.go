@@ -42,7 +42,10 @@ import (
 
 // Options configure an engine. The zero value means the defaults.
 type Options struct {
-	// FS holds the data folder; default the real disk. Tests pass
+	// FS holds the data folder; default the real disk, where the folder
+	// is made private to the user the process runs as (folders 0700,
+	// files 0600, whatever the umask; a folder others can read is fixed,
+	// with a warning, or refused if it cannot be). Tests pass
 	// vfs.NewCrashableMem() or an errorfs wrapper. Segments and Pebble
 	// share it.
 	FS vfs.FS
@@ -175,6 +178,9 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	fs := opts.FS
+	if fs == vfs.Default {
+		fs = privateFS{fs}
+	}
 	e := &Engine{
 		opts:    opts,
 		fs:      fs,
@@ -190,6 +196,15 @@ func Open(dir string, opts Options) (*Engine, error) {
 	e.files.fs, e.files.dir, e.files.comp = fs, e.segDir, e.comp
 	if err := mkdirSynced(fs, e.segDir); err != nil {
 		return nil, err
+	}
+	if _, disk := fs.(privateFS); disk {
+		fixed, err := makePrivate(dir)
+		if err != nil {
+			return nil, err
+		}
+		if fixed > 0 {
+			e.log.Warn("the data folder was open to other users; made it private to this one (folders 0700, files 0600)", "dir", dir, "changed", fixed)
+		}
 	}
 	e.idx, err = index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
 	if err != nil {
@@ -219,7 +234,7 @@ func mkdirSynced(fs vfs.FS, dir string) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
+	if err := fs.MkdirAll(dir, DirMode); err != nil {
 		return fmt.Errorf("engine: create %s: %w", dir, err)
 	}
 	for _, d := range missing {

@@ -85,12 +85,8 @@ func serveAdmin(ctx context.Context, sock string, eng *engine.Engine, log *slog.
 		return nil, fmt.Errorf("another server is running on this data folder (%s answers)", sock)
 	}
 	os.Remove(sock) // left by a server that did not shut down
-	ln, err := net.Listen("unix", sock)
+	ln, err := listenPrivate(sock)
 	if err != nil {
-		return nil, fmt.Errorf("admin socket: %w", err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		ln.Close()
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
 	mux := http.NewServeMux()
@@ -123,4 +119,33 @@ func serveAdmin(ctx context.Context, sock string, eng *engine.Engine, log *slog.
 		hs.Shutdown(sctx)
 		os.Remove(sock)
 	}, nil
+}
+
+// listenPrivate listens on the Unix socket sock, which exists under that
+// name only once it is 0600: it is bound in a new folder of its own
+// (0700), made 0600 there, and renamed into place. A socket bound at sock
+// directly would be open to everyone the umask lets in until a chmod
+// after it is already listening.
+func listenPrivate(sock string) (*net.UnixListener, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(sock), ".admin")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	bound := filepath.Join(tmp, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: bound, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	// The socket's name is sock from here on; the server removes it.
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(bound, engine.FileMode); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := os.Rename(bound, sock); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"testing"
 
 	"github.com/cairnstore/cairn/engine"
@@ -24,7 +25,9 @@ func Open(t testing.TB, opts engine.Options) *engine.Engine {
 	t.Helper()
 	dir := "data"
 	if opts.FS == nil {
-		dir = t.TempDir()
+		// A folder the engine makes, private from the start (the test's
+		// own temporary folder is open to all).
+		dir = filepath.Join(t.TempDir(), "data")
 	}
 	return OpenDir(t, dir, opts)
 }
