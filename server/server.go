@@ -1,8 +1,8 @@
 // Package server is cairn's HTTP front: the router, the middleware every
 // route runs through (request ID, access log, panic recovery, body
 // limits, a read deadline extended while an upload makes progress,
-// metrics), the health endpoints, /metrics, and the API packages mounted
-// on one listener. It holds no global state: everything comes in through
+// metrics), the health endpoints and the API packages mounted on one
+// listener, and /metrics on another (MetricsHandler), for operators only. It holds no global state: everything comes in through
 // Config.
 //
 // A Server is an http.Handler, safe for concurrent use.
@@ -11,6 +11,7 @@
 //	srv := server.New(server.Config{Engine: e, Logger: log, Registry: reg})
 //	hs := &http.Server{Handler: srv}
 //	server.Harden(hs)
+//	ops := &http.Server{Handler: srv.MetricsHandler()} // on 127.0.0.1
 package server
 
 import (
@@ -66,6 +67,9 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	router  *httprouter.Router
+	// ops serves /metrics and the health endpoints to operators, on a
+	// listener of their own (MetricsHandler).
+	ops     *httprouter.Router
 	metrics *httpMetrics
 	// draining is set by Drain: /readyz answers 503 so that a load
 	// balancer stops sending requests while in-flight ones finish.
@@ -106,15 +110,23 @@ func New(cfg Config) *Server {
 	}})
 	r.PanicHandler = nil // wrap recovers, so that the panic is logged with its request
 
-	metrics := promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)})
-	for _, rt := range []web.Route{
+	health := []web.Route{
 		{Method: "GET", Path: "/livez", Handle: s.livez},
 		{Method: "HEAD", Path: "/livez", Handle: s.livez},
 		{Method: "GET", Path: "/readyz", Handle: s.readyz},
 		{Method: "HEAD", Path: "/readyz", Handle: s.readyz},
-		{Method: "GET", Path: "/metrics", Handle: func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { metrics.ServeHTTP(w, r) }},
-	} {
+	}
+	for _, rt := range health {
 		s.mount("server", rt)
+	}
+	// /metrics is never on the APIs' listener: its store counters (bytes
+	// deduplicated, written, stored) would tell any client whether bytes
+	// it uploads were stored before by someone else (DESIGN.md invariant
+	// 9). It is served, with the health endpoints, by MetricsHandler.
+	s.ops = httprouter.New()
+	metrics := promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)})
+	for _, rt := range append(health, web.Route{Method: "GET", Path: "/metrics", Handle: func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { metrics.ServeHTTP(w, r) }}) {
+		s.ops.Handle(rt.Method, rt.Path, s.wrap("ops", rt))
 	}
 
 	// Each API gets the shared engine, logger and clock, and the server's
@@ -166,6 +178,12 @@ func (s *Server) handler(api string, rt web.Route) http.Handler {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.router.ServeHTTP(w, r)
 }
+
+// MetricsHandler serves /metrics, /livez and /readyz, for a listener only
+// operators and Prometheus reach (cairn serve --metrics-listen, loopback
+// by default). The metrics must not be served where API clients can read
+// them: they reveal what the store deduplicated.
+func (s *Server) MetricsHandler() http.Handler { return s.ops }
 
 // Drain marks the server as shutting down: /readyz turns false.
 func (s *Server) Drain() { s.draining.Store(true) }

@@ -38,6 +38,14 @@ func (b *syncBuffer) String() string {
 
 func noEnv(string) string { return "" }
 
+// metricsOf maps a server's base URL (from startServe) to its /metrics URL.
+var metricsOf sync.Map
+
+func metricsURL(base string) string {
+	u, _ := metricsOf.Load(base)
+	return u.(string)
+}
+
 // startServe runs `cairn serve` on a free port and returns its base URL
 // and a function that stops it (as SIGTERM would) and returns run's error.
 func startServe(t *testing.T, args []string, getenv func(string) string) (string, func() error) {
@@ -46,22 +54,29 @@ func startServe(t *testing.T, args []string, getenv func(string) string) (string
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...), getenv, pw, io.Discard)
+		err := run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level", "warn"}, args...), getenv, pw, io.Discard)
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	br := bufio.NewReader(pr)
+	line, err := br.ReadString('\n')
 	if err != nil {
 		cancel()
 		t.Fatalf("serve did not start: %v", err)
 	}
-	go io.Copy(io.Discard, pr)
-	const prefix = "cairn: serving "
-	if !strings.HasPrefix(line, prefix) {
+	mline, err := br.ReadString('\n')
+	if err != nil {
 		cancel()
-		t.Fatalf("serve printed %q, want a line starting %q", line, prefix)
+		t.Fatalf("serve did not print its metrics address: %v", err)
+	}
+	go io.Copy(io.Discard, br)
+	const prefix, mprefix = "cairn: serving ", "cairn: metrics at "
+	if !strings.HasPrefix(line, prefix) || !strings.HasPrefix(mline, mprefix) {
+		cancel()
+		t.Fatalf("serve printed %q, %q, want lines starting %q, %q", line, mline, prefix, mprefix)
 	}
 	base := strings.TrimSuffix(strings.Fields(strings.TrimPrefix(line, prefix))[0], "/")
+	metricsOf.Store(base, strings.TrimSpace(strings.TrimPrefix(mline, mprefix)))
 	var once sync.Once
 	var stopErr error
 	stop := func() error {
@@ -100,6 +115,13 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	if code, _ := get(t, base+"/nope"); code != 404 {
 		t.Errorf("GET /nope = %d, want 404", code)
+	}
+	// Metrics are for operators, on their own listener, never on the APIs'.
+	if code, _ := get(t, base+"/metrics"); code != 404 {
+		t.Errorf("GET /metrics on the API listener = %d, want 404", code)
+	}
+	if code, body := get(t, metricsURL(base)); code != 200 || !strings.Contains(body, "cairn_store_dedup_bytes_total") {
+		t.Errorf("GET %s = %d %.100q", metricsURL(base), code, body)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v after shutdown, want nil", err)
@@ -277,7 +299,7 @@ func TestGracefulShutdown(t *testing.T) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for deadline := time.Now().Add(10 * time.Second); ; <-tick.C {
-		if _, body := get(t, base+"/metrics"); strings.Contains(body, "\ncairn_http_requests_in_flight 2\n") {
+		if _, body := get(t, metricsURL(base)); strings.Contains(body, "\ncairn_http_requests_in_flight 2\n") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -373,7 +395,7 @@ func TestGCAndScrubCommands(t *testing.T) {
 	if out, err := cairn("scrub", "--sample", "50%"); err != nil || !strings.Contains(out, "scrub: ") {
 		t.Fatalf("scrub through the server: %q, %v", out, err)
 	}
-	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "cairn_store_gc_runs_total 1") || !strings.Contains(body, "cairn_store_scrub_runs_total 1") {
+	if _, body := get(t, metricsURL(base)); !strings.Contains(body, "cairn_store_gc_runs_total 1") || !strings.Contains(body, "cairn_store_scrub_runs_total 1") {
 		t.Errorf("metrics do not show the gc and scrub runs")
 	}
 	if err := stop(); err != nil {

@@ -40,6 +40,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
 			listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+			metricsListen := fs.String("metrics-listen", "127.0.0.1:9180", "address of /metrics (with /livez and /readyz) for Prometheus; keep it off the public network: its counters show what was deduplicated (\"\": no metrics)")
 			smtpAddr := fs.String("smtp-addr", "", "SMTP relay (host:port) for /v1/media autodelete notifications (default: none sent)")
 			smtpFrom := fs.String("smtp-from", "cairn@localhost", "sender address of the notifications")
 			publicURL := fs.String("public-url", "", "base of the absolute URLs the APIs return, e.g. https://media.example.com (default: each request's host)")
@@ -67,7 +68,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 					return fmt.Errorf("--scrub-sample: %w", err)
 				}
 				sa.NoPublicUploads = !*publicUploads
-				return serve(ctx, e, log, *data, *listen, *grace, m, eo, server.Config{
+				return serve(ctx, e, log, *data, listeners{api: *listen, metrics: *metricsListen}, *grace, m, eo, server.Config{
 					PublicURL:  *publicURL,
 					OceanMedia: oceanmedia.Config{SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom},
 					StorageAPI: sa,
@@ -77,9 +78,13 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 	}
 }
 
+// listeners are the addresses serve listens on: the APIs', and the
+// operators' (/metrics), "" for none.
+type listeners struct{ api, metrics string }
+
 // serve runs the server on the store in data; cfg holds the APIs'
 // settings (its Engine, Logger and Registry are filled in here).
-func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, grace time.Duration, m maintenance, eo engine.Options, cfg server.Config) error {
+func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen listeners, grace time.Duration, m maintenance, eo engine.Options, cfg server.Config) error {
 	eo.Logger = log
 	eng, err := engine.Open(data, eo)
 	if err != nil {
@@ -99,17 +104,31 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data, listen string, g
 		return err
 	}
 	defer stopAdmin()
-	ln, err := net.Listen("tcp", listen)
+	ln, err := net.Listen("tcp", listen.api)
 	if err != nil {
 		return err
+	}
+	var mln net.Listener
+	if listen.metrics != "" {
+		if mln, err = net.Listen("tcp", listen.metrics); err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
 	}
 	hs := &http.Server{Handler: srv, ErrorLog: slogErrorLog(log)}
 	server.Harden(hs)
 	fmt.Fprintf(e.stdout, "cairn: serving http://%s/ with data in %s\n", ln.Addr(), data)
+	if mln != nil {
+		fmt.Fprintf(e.stdout, "cairn: metrics at http://%s/metrics\n", mln.Addr())
+		ms := &http.Server{Handler: srv.MetricsHandler(), ErrorLog: slogErrorLog(log)}
+		server.Harden(ms)
+		go ms.Serve(mln)
+		defer ms.Close()
+	}
 	if users, err := cloudstorage.NewUsers(eng).List(); err == nil && len(users) == 0 {
 		fmt.Fprintf(e.stdout, "cairn: no cloud storage users yet; add one (while this runs) with:\n  cairn user add alice --data %s && cairn user grant alice <bucket> WRITE --data %s\n", data, data)
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "data", data, "version", version())
+	log.Info("serving", "addr", ln.Addr().String(), "metrics", listen.metrics, "data", data, "version", version())
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -110,7 +110,7 @@ func (s *syncBuffer) String() string {
 // given) and waits until it listens.
 func serve(t *testing.T, data string, wrap []string, args ...string) *proc {
 	t.Helper()
-	argv := append([]string{binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn", "--gc-interval", "0", "--scrub-interval", "0"}, args...)
+	argv := append([]string{binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-level", "warn", "--gc-interval", "0", "--scrub-interval", "0"}, args...)
 	argv = append(append([]string(nil), wrap...), argv...)
 	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), logs: &syncBuffer{}, done: make(chan error, 1)}
 	// A process group of its own, so that kill takes a wrapper (strace)
