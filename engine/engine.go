@@ -77,6 +77,10 @@ type Options struct {
 	// this bounds the memory uploads take however many clients trickle
 	// bytes at once. Default 64.
 	MaxUploads int
+	// UploadWait bounds how long an upload waits for one of those slots
+	// before it fails with ErrBusy, so that a waiting client never holds
+	// its connection indefinitely. Default 30 seconds.
+	UploadWait time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -91,6 +95,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxUploads <= 0 {
 		o.MaxUploads = 64
+	}
+	if o.UploadWait <= 0 {
+		o.UploadWait = 30 * time.Second
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 64 << 20

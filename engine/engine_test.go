@@ -410,9 +410,11 @@ func TestReopen(t *testing.T) {
 }
 
 // TestMaxUploads: uploads past Options.MaxUploads wait for a slot, and
-// give up when their context ends.
+// give up when their context ends or, whatever the context, after
+// Options.UploadWait (ErrBusy): a waiting client never holds its
+// connection indefinitely.
 func TestMaxUploads(t *testing.T) {
-	e := enginetest.Open(t, engine.Options{MaxUploads: 1})
+	e := enginetest.Open(t, engine.Options{MaxUploads: 1, UploadWait: 200 * time.Millisecond})
 	pr, pw := io.Pipe()
 	first := make(chan error, 1)
 	go func() {
@@ -428,6 +430,13 @@ func TestMaxUploads(t *testing.T) {
 	defer cancel()
 	if _, err := e.Upload(ctx, strings.NewReader("second")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a second upload while the only slot is taken: %v", err)
+	}
+	start := time.Now()
+	if _, err := e.Upload(context.Background(), strings.NewReader("second")); !errors.Is(err, engine.ErrBusy) {
+		t.Fatalf("an upload waiting without a deadline of its own: %v, want ErrBusy", err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 5*time.Second {
+		t.Errorf("gave up after %v, UploadWait is 200ms", d)
 	}
 	second := make(chan error, 1)
 	go func() {

@@ -29,6 +29,9 @@ var (
 	ErrClosed = errors.New("engine: closed")
 	// ErrInvalid: an argument is not acceptable (an empty namespace, say).
 	ErrInvalid = errors.New("engine: invalid argument")
+	// ErrBusy: every upload slot stayed taken for Options.UploadWait.
+	// Nothing was stored; the client may retry later.
+	ErrBusy = errors.New("engine: too many uploads at once")
 )
 
 // corrupt wraps an error so that it matches ErrCorrupt and keeps its cause.

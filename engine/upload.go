@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/internal/blob"
@@ -65,12 +66,17 @@ func (u *Upload) Close() {
 //
 // The content is not visible until an Update references it. At most
 // Options.MaxUploads uploads stream at once; Upload waits for a slot
-// until ctx ends.
+// until ctx ends, or fails with ErrBusy after Options.UploadWait.
 func (e *Engine) Upload(ctx context.Context, r io.Reader) (*Upload, error) {
+	wait := time.NewTimer(e.opts.UploadWait)
 	select {
 	case e.uploadSlots <- struct{}{}:
+		wait.Stop()
 		defer func() { <-e.uploadSlots }()
+	case <-wait.C:
+		return nil, fmt.Errorf("%w: no slot free for %v", ErrBusy, e.opts.UploadWait)
 	case <-ctx.Done():
+		wait.Stop()
 		return nil, fmt.Errorf("engine: waiting to upload: %w", ctx.Err())
 	}
 	if err := e.begin(); err != nil {

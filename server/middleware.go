@@ -36,11 +36,16 @@ func (s *Server) wrap(api string, rt web.Route) httprouter.Handle {
 		}
 		w.Header().Set("X-Request-Id", id)
 		rc := http.NewResponseController(w)
-		rw := &responseWriter{ResponseWriter: w, rc: rc, idle: s.cfg.BodyIdleTimeout}
-		body := &bodyReader{rc: rc, idle: s.cfg.BodyIdleTimeout}
+		body := &bodyReader{rc: rc, hdr: w.Header(), idle: s.cfg.BodyIdleTimeout, rate: s.cfg.BodyMinRate, window: s.cfg.BodyRateWindow, declared: r.ContentLength}
+		rw := &responseWriter{ResponseWriter: w, rc: rc, idle: s.cfg.BodyIdleTimeout, body: body}
 		switch {
 		case r.ContentLength > limit:
+			// Refused from its headers, before a byte of it is read (and
+			// before a 100 Continue): the handler answers 413 at once, and
+			// the connection closes after it, rather than net/http waiting
+			// to discard a body that may never come.
 			body.r = errReader{&http.MaxBytesError{Limit: limit}}
+			w.Header().Set("Connection", "close")
 		case r.Body != nil && r.Body != http.NoBody:
 			body.r = http.MaxBytesReader(rw, r.Body, limit)
 			body.extend()
@@ -95,43 +100,105 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func extendEvery(idle time.Duration) time.Duration { return min(time.Second, idle/4) }
 
 // bodyReader counts a request body and keeps its read deadline idle
-// ahead of the last progress, so a slow upload that keeps sending is
-// never cut off and a stalled one is.
+// ahead of the last progress, so that a stalled upload is cut off; and
+// it cuts off one that arrives slower than rate bytes a second, measured
+// over window of the time the handler spends waiting for it (time the
+// handler spends elsewhere, waiting for an upload slot say, is not the
+// client's), so that a client trickling a byte now and then cannot hold
+// an upload slot for long.
 type bodyReader struct {
-	r        io.Reader
-	rc       *http.ResponseController
-	idle     time.Duration
-	n        int64
-	extended time.Time
-	eof      bool
+	r    io.Reader
+	rc   *http.ResponseController
+	hdr  http.Header // the response's: Connection: close once a body fails
+	idle time.Duration
+	// rate is the minimum bytes a second (0: none) over window.
+	rate   int64
+	window time.Duration
+	n      int64
+	// extended is when the read deadline was last set, to deadline.
+	extended, deadline time.Time
+	// waited is the time spent in Read in this window, got the bytes.
+	waited time.Duration
+	got    int64
+	eof    bool
+	// declared is the request's Content-Length, -1 if unknown (chunked).
+	declared int64
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.eof {
+		return b.r.Read(p)
+	}
+	b.arm()
+	start := time.Now()
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if n > 0 && err == nil && time.Since(b.extended) >= extendEvery(b.idle) {
-		b.extend()
+	if b.rate > 0 {
+		b.waited += time.Since(start)
+		b.got += int64(n)
+		if b.waited >= b.window {
+			if b.got < b.need() && err == nil {
+				err = fmt.Errorf("%w: %d bytes in %v, at least %d bytes/s wanted", web.ErrTooSlow, b.got, b.waited.Round(time.Millisecond), b.rate)
+			}
+			b.waited, b.got = 0, 0
+		}
 	}
 	switch {
 	case err == io.EOF:
 		b.release()
 	case err != nil:
-		// Leave the deadline where it is: net/http may try to discard the
-		// rest of the body before answering, and that must not wait
-		// longer than the idle timeout for a client that has stalled.
+		// Whatever is left of the body is not read: the connection closes
+		// after the answer, rather than net/http discarding the rest from
+		// a client that stalled or trickles.
+		b.hdr.Set("Connection", "close")
 		var mbe *http.MaxBytesError
-		if !errors.As(err, &mbe) {
+		if !errors.As(err, &mbe) && !errors.Is(err, web.ErrTooSlow) {
 			err = fmt.Errorf("reading the request body: %w", err)
 		}
 	}
 	return n, err
 }
 
+// need is how many bytes a window must bring.
+func (b *bodyReader) need() int64 { return int64(float64(b.rate) * b.window.Seconds()) }
+
+// arm sets the read deadline before a Read: the idle timeout ahead, or
+// sooner, at the end of the window, while the window still lacks bytes.
+// It is moved later at most once a second (or a quarter of the idle
+// timeout), and sooner whenever needed.
+func (b *bodyReader) arm() {
+	now := time.Now()
+	want := now.Add(b.idle)
+	if b.rate > 0 && b.got < b.need() {
+		if left := b.window - b.waited; left < b.idle {
+			want = now.Add(left)
+		}
+	}
+	if want.Before(b.deadline) || now.Sub(b.extended) >= extendEvery(b.idle) {
+		b.extended, b.deadline = now, want
+		b.rc.SetReadDeadline(want)
+	}
+}
+
 func (b *bodyReader) Close() error { return nil } // net/http closes the real body
 
 func (b *bodyReader) extend() {
 	b.extended = time.Now()
-	b.rc.SetReadDeadline(b.extended.Add(b.idle))
+	b.deadline = b.extended.Add(b.idle)
+	b.rc.SetReadDeadline(b.deadline)
+}
+
+// answering is called as the response's header goes out. net/http reads
+// and discards up to 256 KiB of a body the handler left unread before it
+// sends the answer (then keeps the connection, or closes it if more is
+// left), so that a client still sending sees the answer rather than a
+// reset; from a client that trickles, that discard could take forever.
+// It gets a second.
+func (b *bodyReader) answering() {
+	if b.eof || b.declared == 0 || b.hdr.Get("Connection") == "close" {
+		return
+	}
+	b.rc.SetReadDeadline(time.Now().Add(time.Second))
 }
 
 // release clears the deadline once the body has been read to its end, so
@@ -151,6 +218,7 @@ func (b *bodyReader) release() {
 type responseWriter struct {
 	http.ResponseWriter
 	rc       *http.ResponseController
+	body     *bodyReader
 	idle     time.Duration
 	code     int
 	n        int64
@@ -161,13 +229,20 @@ type responseWriter struct {
 func (w *responseWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.code, w.wrote = code, true
+		w.body.answering()
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			// Every API's "not now" says when to come back.
+			if h := w.Header(); h.Get("Retry-After") == "" {
+				h.Set("Retry-After", "5")
+			}
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.wrote {
-		w.code, w.wrote = http.StatusOK, true
+		w.WriteHeader(http.StatusOK)
 	}
 	if time.Since(w.extended) >= extendEvery(w.idle) {
 		w.extended = time.Now()

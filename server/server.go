@@ -49,8 +49,24 @@ type Config struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// BodyIdleTimeout: an upload that sends nothing for this long is cut
-	// off; one that keeps sending is never. Default one minute.
+	// off (408). Default one minute.
 	BodyIdleTimeout time.Duration
+	// BodyMinRate: a request body that brings fewer than this many bytes
+	// a second over BodyRateWindow (of time the server waits for it) is
+	// cut off with 408, so that trickling clients cannot hold upload
+	// slots. Default 1024; negative: no minimum.
+	BodyMinRate int64
+	// BodyRateWindow is what BodyMinRate is measured over; default 20 s.
+	BodyRateWindow time.Duration
+	// MaxUploadsPerClient, MaxUploadsPerAddress and MaxAnonymousUploads
+	// share streaming uploads out between clients: what one signed-in
+	// identity, one anonymous address, and all anonymous clients together
+	// may stream at once (defaults 16, 4 and 16), so that anonymous
+	// clients can never take the slots of those who signed in. An upload
+	// waits up to UploadWait (default 30 s) for a slot of its share, then
+	// is refused: 429 when its own share is full, 503 otherwise.
+	MaxUploadsPerClient, MaxUploadsPerAddress, MaxAnonymousUploads int
+	UploadWait                                                     time.Duration
 	// PublicURL is the base of the absolute URLs the APIs return
 	// ("https://media.example.com"); default each request's own host.
 	PublicURL string
@@ -64,9 +80,9 @@ type Config struct {
 
 // Server routes requests to the health endpoints and the APIs.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	router  *httprouter.Router
+	cfg    Config
+	log    *slog.Logger
+	router *httprouter.Router
 	// ops serves /metrics and the health endpoints to operators, on a
 	// listener of their own (MetricsHandler).
 	ops     *httprouter.Router
@@ -90,6 +106,16 @@ func New(cfg Config) *Server {
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = time.Minute
 	}
+	switch {
+	case cfg.BodyMinRate == 0:
+		cfg.BodyMinRate = 1024
+	case cfg.BodyMinRate < 0:
+		cfg.BodyMinRate = 0
+	}
+	if cfg.BodyRateWindow <= 0 {
+		cfg.BodyRateWindow = 20 * time.Second
+	}
+	uploads := web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxUploadsPerClient, PerAddress: cfg.MaxUploadsPerAddress, Anonymous: cfg.MaxAnonymousUploads, Wait: cfg.UploadWait})
 	if cfg.Version == "" {
 		cfg.Version = "devel"
 	}
@@ -132,18 +158,18 @@ func New(cfg Config) *Server {
 	// Each API gets the shared engine, logger and clock, and the server's
 	// public URL unless it was given its own.
 	cs := cfg.CloudStorage
-	cs.Engine, cs.Logger, cs.Now = cfg.Engine, cfg.Logger, cfg.Now
+	cs.Engine, cs.Logger, cs.Now, cs.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
 	mu := cfg.MediaUpload
-	mu.Engine, mu.Logger, mu.Now = cfg.Engine, cfg.Logger, cfg.Now
+	mu.Engine, mu.Logger, mu.Now, mu.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
 	mu.PublicURL = cmp.Or(mu.PublicURL, cfg.PublicURL)
 	om := cfg.OceanMedia
-	om.Engine, om.Logger, om.Now = cfg.Engine, cfg.Logger, cfg.Now
+	om.Engine, om.Logger, om.Now, om.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
 	om.PublicURL = cmp.Or(om.PublicURL, cfg.PublicURL)
 	ms := cfg.MediaService
-	ms.Engine, ms.Logger, ms.Now = cfg.Engine, cfg.Logger, cfg.Now
+	ms.Engine, ms.Logger, ms.Now, ms.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
 	ms.PublicURL = cmp.Or(ms.PublicURL, cfg.PublicURL)
 	sa := cfg.StorageAPI
-	sa.Engine, sa.Logger, sa.Now = cfg.Engine, cfg.Logger, cfg.Now
+	sa.Engine, sa.Logger, sa.Now, sa.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
 	sa.PublicURL = cmp.Or(sa.PublicURL, cfg.PublicURL)
 	for _, api := range []struct {
 		name   string

@@ -43,6 +43,10 @@ type Config struct {
 	// ListLimit is a listing page's default size; default 1000. A request
 	// may ask for up to MaxListLimit.
 	ListLimit int
+	// Uploads shares streaming uploads out between clients; default
+	// web.NewSlots's defaults. The server passes its own, shared by every
+	// API.
+	Uploads *web.Slots
 }
 
 // MaxListLimit is the largest listing page a request may ask for.
@@ -74,6 +78,9 @@ func New(cfg Config) *API {
 		cfg.ListLimit = 1000
 	}
 	cfg.ListLimit = min(cfg.ListLimit, MaxListLimit)
+	if cfg.Uploads == nil {
+		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
+	}
 	return &API{cfg: cfg, e: cfg.Engine, users: NewUsers(cfg.Engine)}
 }
 
@@ -152,7 +159,7 @@ func (a *API) dispatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if t.path == "" {
-		if err := a.authorize(r, t.bucket, Read); err != nil {
+		if _, err := a.authorize(r, t.bucket, Read); err != nil {
 			return err
 		}
 		return a.list(w, r, t)
@@ -163,12 +170,13 @@ func (a *API) dispatch(w http.ResponseWriter, r *http.Request) error {
 		if t.visibility == "public" {
 			need = ""
 		}
-		if err := a.authorize(r, t.bucket, need); err != nil {
+		if _, err := a.authorize(r, t.bucket, need); err != nil {
 			return err
 		}
 		return a.get(w, r, t)
 	}
-	if err := a.authorize(r, t.bucket, Write); err != nil {
+	user, err := a.authorize(r, t.bucket, Write)
+	if err != nil {
 		return err
 	}
 	if t.dir {
@@ -176,7 +184,7 @@ func (a *API) dispatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	switch r.Method {
 	case "POST":
-		return a.upload(w, r, t)
+		return a.upload(w, r, t, user)
 	case "PUT":
 		return a.move(w, r, t)
 	case "DELETE":
@@ -192,16 +200,17 @@ var (
 	errForbidden = errors.New("cloudstorage: no access to the bucket")
 )
 
-// authorize checks that the request's user has need on bucket; need ""
-// allows anyone. A user without access gets errForbidden whether or not
-// the media exists, so that access reveals nothing.
-func (a *API) authorize(r *http.Request, bucket string, need Perm) error {
+// authorize checks that the request's user has need on bucket, and
+// returns the user's ID; need "" allows anyone (and returns ""). A user
+// without access gets errForbidden whether or not the media exists, so
+// that access reveals nothing.
+func (a *API) authorize(r *http.Request, bucket string, need Perm) (string, error) {
 	if need == "" {
-		return nil
+		return "", nil
 	}
 	tok, err := auth.Bearer(r.Header.Get("Authorization"))
 	if err != nil {
-		return err
+		return "", err
 	}
 	var usr User
 	var found bool
@@ -214,15 +223,15 @@ func (a *API) authorize(r *http.Request, bucket string, need Perm) error {
 		return []byte(u.Secret), true
 	}, a.cfg.Now)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !found || usr.ID != sub {
-		return auth.ErrInvalid
+		return "", auth.ErrInvalid
 	}
 	if p, ok := usr.Buckets[bucket]; ok && p.allows(need) {
-		return nil
+		return sub, nil
 	}
-	return fmt.Errorf("%w: user %s lacks %s on bucket %s", errForbidden, sub, need, bucket)
+	return "", fmt.Errorf("%w: user %s lacks %s on bucket %s", errForbidden, sub, need, bucket)
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request, t target) error {
@@ -245,7 +254,12 @@ type uploaded struct {
 	ETag        string `json:"etag"`
 }
 
-func (a *API) upload(w http.ResponseWriter, r *http.Request, t target) error {
+func (a *API) upload(w http.ResponseWriter, r *http.Request, t target, user string) error {
+	release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("cloudstorage", user))
+	if err != nil {
+		return err
+	}
+	defer release()
 	ctype, body, err := web.Content(r.Header.Get("Content-Type"), r.Body)
 	if err != nil {
 		return err
@@ -410,12 +424,16 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("the body is larger than the limit of %d bytes", mbe.Limit)
 	case status == http.StatusInsufficientStorage:
 		code, msg = "insufficient_storage", "the store is out of space"
+	case status == http.StatusTooManyRequests:
+		code, msg = "too_many_requests", "too many uploads at once from this user; retry later"
+	case errors.Is(err, engine.ErrBusy), errors.Is(err, web.ErrBusy):
+		code, msg = "unavailable", "the server is busy; retry later"
 	case status == http.StatusServiceUnavailable:
 		code, msg = "unavailable", "the store is not accepting writes"
 	case status == http.StatusBadRequest:
 		code, msg = "bad_request", "the request could not be read"
 	case status == http.StatusRequestTimeout:
-		code, msg = "request_timeout", "the request body stopped arriving"
+		code, msg = "request_timeout", "the request body stopped arriving, or arrived too slowly"
 	default:
 		status, code, msg = http.StatusInternalServerError, "internal", "internal error"
 	}

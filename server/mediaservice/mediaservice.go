@@ -46,6 +46,9 @@ type Config struct {
 	MaxFile int64
 	// TokenTTL is an access token's lifetime; default one hour.
 	TokenTTL time.Duration
+	// Uploads shares streaming uploads out between clients; default
+	// web.NewSlots's defaults. The server passes its own.
+	Uploads *web.Slots
 }
 
 // API is the media service over one engine.
@@ -69,6 +72,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = time.Hour
+	}
+	if cfg.Uploads == nil {
+		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{cfg: cfg, e: cfg.Engine, clients: NewClients(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 }
@@ -136,7 +142,7 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 		ae = &apiErr{Code: 409, Status: "Conflict", Message: "An asset with this id already exists."}
 	default:
 		switch s := web.Status(err); s {
-		case http.StatusInsufficientStorage, http.StatusServiceUnavailable, http.StatusRequestTimeout, http.StatusBadRequest:
+		case http.StatusInsufficientStorage, http.StatusServiceUnavailable, http.StatusRequestTimeout, http.StatusBadRequest, http.StatusTooManyRequests:
 			ae = &apiErr{Code: s, Status: http.StatusText(s), Message: http.StatusText(s)}
 		default:
 			a.cfg.Logger.Error("media service request failed", "err", err)
@@ -191,36 +197,36 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 }
 
 // authorize checks the bearer token, the tenant and that the client has
-// one of the scopes.
-func (a *API) authorize(r *http.Request, tenant string, scopes ...string) error {
+// one of the scopes, and returns the client's ID.
+func (a *API) authorize(r *http.Request, tenant string, scopes ...string) (string, error) {
 	tok, err := auth.Bearer(r.Header.Get("Authorization"))
 	if err != nil {
-		return &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
+		return "", &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
 	}
 	key, err := signingKey(r.Context(), a.e)
 	if err != nil {
-		return err
+		return "", err
 	}
 	id, err := auth.VerifyHS256(tok, func(string) ([]byte, bool) { return key, true }, a.cfg.Now)
 	if err != nil {
 		if strings.Contains(err.Error(), "expired") {
-			return &errFault{"Access Token expired", "keymanagement.service.access_token_expired"}
+			return "", &errFault{"Access Token expired", "keymanagement.service.access_token_expired"}
 		}
-		return &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
+		return "", &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
 	}
 	cl, err := a.clients.Get(id)
 	if err != nil {
-		return &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
+		return "", &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
 	}
 	if cl.Tenant != tenant {
-		return errTenant
+		return "", errTenant
 	}
 	for _, s := range scopes {
 		if slices.Contains(cl.Scopes, s) {
-			return nil
+			return cl.ID, nil
 		}
 	}
-	return errForbidden
+	return "", errForbidden
 }
 
 // --- assets ---
@@ -425,7 +431,7 @@ func (b *body) validate(wantType string, create bool) error {
 // with a `body` part and a `file` part (BLOB), the file streamed into the
 // store. It returns the body, the upload (BLOB) and the file part's name
 // and declared type.
-func (a *API) readRequest(r *http.Request) (b body, up *engine.Upload, fname, ftype string, typ string, err error) {
+func (a *API) readRequest(r *http.Request, client string) (b body, up *engine.Upload, fname, ftype string, typ string, err error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "application/json":
@@ -484,11 +490,16 @@ func (a *API) readRequest(r *http.Request) (b body, up *engine.Upload, fname, ft
 			if len(fname) > 255 || len(ftype) > 255 {
 				return b, nil, "", "", "", badRequest("the file part's name and type are at most 255 characters")
 			}
+			release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("mediaservice", client))
+			if err != nil {
+				return b, nil, "", "", "", err
+			}
 			ctype, rd, err := web.Content(ftype, web.LimitReader(p, a.cfg.MaxFile))
 			if err == nil {
 				ftype = ctype
 				up, err = a.e.Upload(r.Context(), rd)
 			}
+			release()
 			if err != nil {
 				return b, nil, "", "", "", err
 			}
@@ -511,11 +522,12 @@ func newID() string { return publink.NewID()[:24] }
 
 func (a *API) create(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
-	if err := a.authorize(r, tenant, ScopeManage); err != nil {
+	client, err := a.authorize(r, tenant, ScopeManage)
+	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	b, up, fname, ftype, typ, err := a.readRequest(r)
+	b, up, fname, ftype, typ, err := a.readRequest(r, client)
 	if up != nil {
 		defer up.Close()
 	}
@@ -579,7 +591,7 @@ func (a *API) load(tenant, id string) (*stored, engine.Record, error) {
 
 func (a *API) retrieve(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
-	if err := a.authorize(r, tenant, ScopeRead); err != nil {
+	if _, err := a.authorize(r, tenant, ScopeRead); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -593,11 +605,12 @@ func (a *API) retrieve(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 
 func (a *API) update(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant, id := ps.ByName("tenant"), ps.ByName("id")
-	if err := a.authorize(r, tenant, ScopeManage); err != nil {
+	client, err := a.authorize(r, tenant, ScopeManage)
+	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	b, up, fname, ftype, typ, err := a.readRequest(r)
+	b, up, fname, ftype, typ, err := a.readRequest(r, client)
 	if up != nil {
 		defer up.Close()
 	}
@@ -646,7 +659,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 
 func (a *API) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant, id := ps.ByName("tenant"), ps.ByName("id")
-	if err := a.authorize(r, tenant, ScopeManage); err != nil {
+	if _, err := a.authorize(r, tenant, ScopeManage); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -685,7 +698,7 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 
 func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
-	if err := a.authorize(r, tenant, ScopeRead); err != nil {
+	if _, err := a.authorize(r, tenant, ScopeRead); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -711,7 +724,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 
 func (a *API) list(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
-	if err := a.authorize(r, tenant, ScopeRead, ScopeManage); err != nil {
+	if _, err := a.authorize(r, tenant, ScopeRead, ScopeManage); err != nil {
 		a.fail(w, err)
 		return
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	PublicURL string
 	// MaxContent bounds the decoded content; default 100 MB.
 	MaxContent int64
+	// Uploads shares streaming uploads out between clients; default
+	// web.NewSlots's defaults. The server passes its own.
+	Uploads *web.Slots
 }
 
 // Namespaces in the index: files, and per account the content hash of
@@ -70,6 +73,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.MaxContent <= 0 {
 		cfg.MaxContent = 100_000_000
+	}
+	if cfg.Uploads == nil {
+		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{cfg: cfg, e: cfg.Engine, accounts: NewAccounts(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 }
@@ -202,6 +208,11 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	)
 	err := jsonstream.Parse(r.Body, "content", func(content io.Reader) error {
 		hasContent = true
+		release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("mediaupload", account))
+		if err != nil {
+			return err
+		}
+		defer release()
 		t, rd, err := web.Content("", web.LimitReader(content, a.cfg.MaxContent))
 		if err != nil {
 			return err
@@ -401,9 +412,13 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 		reason = fmt.Sprintf("the body is larger than allowed for %d bytes of content", a.cfg.MaxContent)
 	case status == http.StatusInsufficientStorage:
 		reason = "the store is out of space"
+	case status == http.StatusTooManyRequests:
+		reason = "too many uploads at once from this account; retry later"
 	case status == http.StatusServiceUnavailable:
-		reason = "the store is not accepting uploads"
-	case status == http.StatusRequestTimeout, status == http.StatusBadRequest:
+		reason = "the store is busy or not accepting uploads; retry later"
+	case status == http.StatusRequestTimeout:
+		reason = "the request body stalled or arrived too slowly"
+	case status == http.StatusBadRequest:
 		reason = "the request body could not be read"
 	default:
 		status, reason = http.StatusInternalServerError, "Unexpected error"

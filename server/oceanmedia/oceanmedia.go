@@ -51,6 +51,9 @@ type Config struct {
 	// SMTPAddr ("host:port"), if set, is the relay autodelete
 	// notifications go through, from SMTPFrom.
 	SMTPAddr, SMTPFrom string
+	// Uploads shares streaming uploads out between clients; default
+	// web.NewSlots's defaults. The server passes its own.
+	Uploads *web.Slots
 }
 
 // API is the /v1/media API over one engine.
@@ -77,6 +80,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.SMTPFrom == "" {
 		cfg.SMTPFrom = "cairn@localhost"
+	}
+	if cfg.Uploads == nil {
+		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
 	}
 	a := &API{cfg: cfg, e: cfg.Engine, users: NewUsers(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 	cfg.Engine.OnExpire(namespace, a.autodeleted)
@@ -257,11 +263,15 @@ func decodeMedium(rec engine.Record) (*medium, error) {
 // --- handlers ---
 
 // readBody parses a flat JSON body, streaming a payload into the store.
-func (a *API) readBody(r *http.Request, errs fieldErrors) (map[string]json.RawMessage, *engine.Upload, error) {
+func (a *API) readBody(r *http.Request, usr User, errs fieldErrors) (map[string]json.RawMessage, *engine.Upload, error) {
 	raw := map[string]json.RawMessage{}
 	var up *engine.Upload
 	err := jsonstream.Parse(r.Body, "payload", func(content io.Reader) error {
-		var err error
+		release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("oceanmedia", usr.ID))
+		if err != nil {
+			return err
+		}
+		defer release()
 		up, err = a.e.Upload(r.Context(), web.LimitReader(content, a.cfg.MaxPayload))
 		return err
 	}, func(k string, v json.RawMessage) error {
@@ -292,7 +302,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		return
 	}
 	errs := fieldErrors{}
-	raw, up, err := a.readBody(r, errs)
+	raw, up, err := a.readBody(r, usr, errs)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -393,7 +403,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	}
 	id := ps.ByName("id")
 	errs := fieldErrors{}
-	raw, up, err := a.readBody(r, errs)
+	raw, up, err := a.readBody(r, usr, errs)
 	if err != nil {
 		a.fail(w, err)
 		return

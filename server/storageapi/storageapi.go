@@ -22,7 +22,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -70,6 +69,10 @@ type Config struct {
 	PublicRate float64
 	// TokenTTL is a token's lifetime; default one hour.
 	TokenTTL time.Duration
+	// Uploads shares streaming uploads out between clients (anonymous
+	// uploads count against their address and the anonymous share);
+	// default web.NewSlots's defaults. The server passes its own.
+	Uploads *web.Slots
 }
 
 // API is the Storage API over one engine.
@@ -100,6 +103,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = time.Hour
+	}
+	if cfg.Uploads == nil {
+		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{
 		cfg: cfg, e: cfg.Engine, iam: NewIAM(cfg.Engine),
@@ -177,10 +183,14 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 			ae = errNotFound
 		case http.StatusInsufficientStorage:
 			ae = fail(s, "insufficient_storage", "the store is full")
+		case http.StatusTooManyRequests:
+			ae = fail(s, "rate_limited", "too many uploads at once from this client; retry later")
 		case http.StatusServiceUnavailable:
-			ae = fail(s, "unavailable", "the store is read-only")
-		case http.StatusRequestTimeout, http.StatusBadRequest:
-			ae = fail(s, "bad_request", "the request body was cut off or stalled")
+			ae = fail(s, "unavailable", "the store is busy or read-only; retry later")
+		case http.StatusRequestTimeout:
+			ae = fail(s, "request_timeout", "the request body stalled or arrived too slowly")
+		case http.StatusBadRequest:
+			ae = fail(s, "bad_request", "the request body was cut off")
 		default:
 			a.cfg.Logger.Error("storage API request failed", "err", err)
 			ae = fail(http.StatusInternalServerError, "internal", "internal error")
@@ -332,7 +342,10 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		Password string `json:"password"`
 	}
 	if err := web.DecodeJSON(r.Body, &in); err != nil {
-		a.fail(w, fail(http.StatusBadRequest, "bad_request", "the body must be JSON {\"email\",\"password\"}"))
+		if web.Status(err) != http.StatusRequestEntityTooLarge {
+			err = fail(http.StatusBadRequest, "bad_request", "the body must be JSON {\"email\",\"password\"}")
+		}
+		a.fail(w, err)
 		return
 	}
 	u, err := a.iam.UserByEmail(in.Email)
@@ -475,15 +488,6 @@ func fileName(s string) (string, error) {
 	return s, nil
 }
 
-// clientAddr is the address anonymous uploads are counted against.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params, ar area) {
 	if !ar.write {
 		a.fail(w, errReadOnlyRole)
@@ -495,13 +499,23 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 			a.fail(w, fail(http.StatusForbidden, "public_uploads_disabled", "anonymous uploads are switched off on this server"))
 			return
 		}
-		if ok, wait := a.limit.allow(clientAddr(r), a.cfg.Now()); !ok {
+		if ok, wait := a.limit.allow(web.ClientAddr(r), a.cfg.Now()); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			a.fail(w, fail(http.StatusTooManyRequests, "rate_limited", "too many anonymous uploads from this address; retry later"))
 			return
 		}
 		limit = a.cfg.MaxPublicFile
 	}
+	who := web.Anonymous(r)
+	if ar.scope != public {
+		who = web.Identity("storageapi", ar.userID)
+	}
+	release, err := a.cfg.Uploads.Acquire(r.Context(), who)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	defer release()
 	up, name, err := a.readFile(r, limit)
 	if err != nil {
 		a.fail(w, err)

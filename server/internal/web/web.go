@@ -1,8 +1,9 @@
 // Package web is the HTTP plumbing the API packages share, so that each
 // of them is only its routes, wire types and error shape: the Route an
 // API hands the server, the status an engine error maps to, JSON
-// responses, and reading an upload body with its declared or detected
-// content type.
+// responses, reading an upload body with its declared or detected
+// content type, and the per-client limits (Slots, Rate, Logins) that keep
+// one client from taking the server.
 //
 // Everything here is safe for concurrent use.
 //
@@ -54,13 +55,16 @@ func Status(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, engine.ErrNoSpace):
 		return http.StatusInsufficientStorage
-	case errors.Is(err, engine.ErrReadOnly), errors.Is(err, engine.ErrClosed):
+	case errors.Is(err, ErrTooMany):
+		return http.StatusTooManyRequests
+	case errors.Is(err, engine.ErrReadOnly), errors.Is(err, engine.ErrClosed),
+		errors.Is(err, engine.ErrBusy), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, engine.ErrConflict), errors.Is(err, engine.ErrExists):
 		return http.StatusConflict
 	case errors.Is(err, engine.ErrInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
+	case errors.Is(err, ErrTooSlow), errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
 		// The client stopped sending the body.
 		return http.StatusRequestTimeout
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -150,6 +154,10 @@ func isTimeout(err error) bool {
 // ErrTooLarge is returned by a LimitReader once its limit is passed;
 // Status maps it to 413.
 var ErrTooLarge = errors.New("content is larger than the limit")
+
+// ErrTooSlow: the request body arrived slower than the server's minimum
+// rate, and was cut off. Status maps it to 408.
+var ErrTooSlow = errors.New("the request body arrived slower than the minimum rate")
 
 // LimitReader returns a reader of r that fails with ErrTooLarge once more
 // than n bytes were read. Unlike io.LimitReader it does not end quietly

@@ -1,0 +1,212 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/engine/enginetest"
+	"github.com/cairnstore/cairn/server"
+	"github.com/cairnstore/cairn/server/mediaupload"
+	"github.com/cairnstore/cairn/server/oceanmedia"
+)
+
+// dialFrom connects to addr from the loopback address from ("127.0.0.7"),
+// so that the server sees several clients.
+func dialFrom(t *testing.T, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, from, err)
+	}
+	return c
+}
+
+// statusLine reads a response's status line from c, waiting at most d.
+func statusLine(c net.Conn, d time.Duration) (string, error) {
+	c.SetReadDeadline(time.Now().Add(d))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+// trickle starts an anonymous multipart upload to /storage/public/files
+// on c that announces a large file and then sends a byte every gap, until
+// the server answers or stop is closed; it returns the status line.
+func trickle(c net.Conn, gap time.Duration, stop <-chan struct{}) string {
+	defer c.Close()
+	const boundary = "b0undary"
+	fmt.Fprintf(c, "POST /storage/public/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=%s\r\nContent-Length: %d\r\n\r\n", boundary, 10<<20)
+	fmt.Fprintf(c, "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n", boundary)
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := statusLine(c, time.Minute)
+		answer <- line
+	}()
+	tick := time.NewTicker(gap)
+	defer tick.Stop()
+	for {
+		select {
+		case line := <-answer:
+			return line
+		case <-stop:
+			return ""
+		case <-tick.C:
+			c.Write([]byte{'x'})
+		}
+	}
+}
+
+// TestUploadShares: anonymous clients trickling uploads from a few
+// addresses take no more than the anonymous share of the upload slots,
+// never those of clients who signed in, whose uploads go through at once
+// in every API; a trickle is cut off (408) once it is under the minimum
+// rate, and an upload that finds no slot is refused after a bounded wait
+// with Retry-After, never held indefinitely.
+func TestUploadShares(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{MaxUploads: 6, UploadWait: 2 * time.Second})
+	url, tok := start(t, server.Config{
+		Engine: e, MaxAnonymousUploads: 3, MaxUploadsPerAddress: 2, UploadWait: time.Second,
+		BodyMinRate: 1024, BodyRateWindow: 2 * time.Second,
+	})
+	addr := strings.TrimPrefix(url, "http://")
+	pw, err := mediaupload.NewAccounts(e).Set(context.Background(), "shop", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 4 addresses × 3 connections: twice the engine's slots.
+	stop := make(chan struct{})
+	defer close(stop)
+	answers := make(chan string, 12)
+	for i := range 12 {
+		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 2+i%4), addr)
+		go func() { answers <- trickle(c, 300*time.Millisecond, stop) }()
+	}
+	time.Sleep(300 * time.Millisecond) // let them take what they can
+
+	// Signed-in uploads do not wait for the trickles.
+	client := &http.Client{Timeout: 3 * time.Second}
+	for _, up := range []struct {
+		what string
+		req  func() *http.Request
+	}{
+		{"cloud storage", func() *http.Request {
+			r, _ := http.NewRequest("POST", url+"/public/1/signed-in", bytes.NewReader(random(1, 300<<10)))
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return r
+		}},
+		{"media upload", func() *http.Request {
+			body := fmt.Sprintf(`{"content":"%s"}`, base64.StdEncoding.EncodeToString(random(2, 300<<10)))
+			r, _ := http.NewRequest("POST", url+"/cms/v2/content", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			r.SetBasicAuth("shop", pw)
+			return r
+		}},
+	} {
+		start := time.Now()
+		res, err := client.Do(up.req())
+		if err != nil {
+			t.Fatalf("%s upload while anonymous uploads trickle: %v (after %v)", up.what, err, time.Since(start))
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 201 {
+			t.Fatalf("%s upload while anonymous uploads trickle: %d", up.what, res.StatusCode)
+		}
+	}
+
+	// Every trickle ends soon: cut off for its rate (408) or refused a
+	// slot (429 for its address's share, 503 for the anonymous one).
+	deadline := time.After(15 * time.Second)
+	got := map[string]int{}
+	for range 12 {
+		select {
+		case line := <-answers:
+			got[line]++
+		case <-deadline:
+			t.Fatalf("trickling uploads still held after 15 s; answers so far: %v", got)
+		}
+	}
+	for line := range got {
+		if !strings.Contains(line, " 408 ") && !strings.Contains(line, " 429 ") && !strings.Contains(line, " 503 ") {
+			t.Errorf("a trickling upload was answered %q", line)
+		}
+	}
+	if got["HTTP/1.1 408 Request Timeout"] == 0 {
+		t.Errorf("no trickle cut off for its rate: %v", got)
+	}
+	t.Logf("trickles: %v", got)
+
+	// A refusal says when to come back.
+	var wg sync.WaitGroup
+	for i := range 3 {
+		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 9+i%2), addr)
+		wg.Go(func() { trickle(c, 100*time.Millisecond, stop) })
+	}
+	time.Sleep(200 * time.Millisecond)
+	res, _, err := request(t, "POST", url+"/storage/public/files", "", strings.NewReader("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc\r\n--b--\r\n"), "Content-Type", "multipart/form-data; boundary=b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" {
+		t.Errorf("an anonymous upload with the anonymous share taken: %d, Retry-After %q; want 503 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+}
+
+// TestDeclaredTooLarge: a request that declares a body over its route's
+// limit is answered 413 from its headers, at once, even if the body never
+// comes (and without a 100 Continue), and its connection is closed.
+func TestDeclaredTooLarge(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	url, tok := start(t, server.Config{Engine: e, MediaUpload: mediaupload.Config{MaxContent: 1 << 20}})
+	addr := strings.TrimPrefix(url, "http://")
+	pw, err := mediaupload.NewAccounts(e).Set(context.Background(), "shop", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := oceanmedia.NewUsers(e).Add(context.Background(), "editor", "a-long-password", oceanmedia.ReadWrite); err != nil {
+		t.Fatal(err)
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte("shop:" + pw))
+	for _, tc := range []struct {
+		what, head string
+		want       string
+	}{
+		{"a 6 GB cloud storage upload", "POST /public/1/big HTTP/1.1\r\nAuthorization: Bearer " + tok + "\r\nContent-Length: 6000000000", "413"},
+		{"the same, expecting 100-continue", "POST /public/1/big HTTP/1.1\r\nAuthorization: Bearer " + tok + "\r\nExpect: 100-continue\r\nContent-Length: 6000000000", "413"},
+		{"an anonymous Storage API upload", "POST /storage/public/files HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 6000000000", "413"},
+		{"a 1 TB media upload", "POST /cms/v2/content HTTP/1.1\r\nAuthorization: Basic " + basic + "\r\nContent-Type: application/json\r\nContent-Length: 1000000000000", "413"},
+		{"a login over the 64 KiB JSON limit", "POST /storage/auth/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1000000", "413"},
+		{"a health check with a body", "GET /livez HTTP/1.1\r\nContent-Length: 1000000", "200"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			c := dialFrom(t, "127.0.0.1", addr)
+			defer c.Close()
+			fmt.Fprintf(c, "%s\r\nHost: x\r\n\r\n", tc.head)
+			start := time.Now()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer after %v: %v", time.Since(start), err)
+			}
+			if !strings.HasPrefix(res.Status, tc.want) {
+				t.Errorf("answered %s, want %s", res.Status, tc.want)
+			}
+			io.Copy(io.Discard, res.Body)
+			if !res.Close {
+				t.Errorf("the connection is kept open for a body the server will not read")
+			}
+		})
+	}
+}
