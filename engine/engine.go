@@ -77,6 +77,12 @@ type Options struct {
 	// this bounds the memory uploads take however many clients trickle
 	// bytes at once. Default 64.
 	MaxUploads int
+	// ReadCache bounds the memory open Readers keep in decoded chunks
+	// (each keeps the last one it read, for the next small read); past
+	// it, the least recently used are dropped and read again if needed,
+	// so that slow downloads cannot hold memory without bound. Default
+	// 64 MiB.
+	ReadCache int64
 	// UploadWait bounds how long an upload waits for one of those slots
 	// before it fails with ErrBusy, so that a waiting client never holds
 	// its connection indefinitely. Default 30 seconds.
@@ -98,6 +104,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.UploadWait <= 0 {
 		o.UploadWait = 30 * time.Second
+	}
+	if o.ReadCache <= 0 {
+		o.ReadCache = 64 << 20
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 64 << 20
@@ -150,6 +159,8 @@ type Engine struct {
 	locks   *stripes
 	files   fileTable
 	scratch sync.Pool // *[]byte, chunk-sized read buffers
+	// reads bounds the chunks open Readers keep (Options.ReadCache).
+	reads readCache
 
 	// failed holds the first write or sync failure; once set the engine
 	// refuses writes until reopened.
@@ -200,6 +211,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 
 		uploadSlots: make(chan struct{}, opts.MaxUploads),
 	}
+	e.reads.limit = opts.ReadCache
 	e.files.fs, e.files.dir, e.files.comp = fs, e.segDir, e.comp
 	if err := mkdirSynced(fs, e.segDir); err != nil {
 		return nil, err

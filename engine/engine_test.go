@@ -454,3 +454,58 @@ func TestMaxUploads(t *testing.T) {
 		t.Fatalf("the waiting upload after the slot freed: %v", err)
 	}
 }
+
+// TestReadCacheBound: a download keeps the chunk it last read, for its
+// next small read; many open downloads reading slowly keep no more than
+// Options.ReadCache between them (the least recently used drop theirs),
+// and one whose chunk was dropped reads it again, verified.
+func TestReadCacheBound(t *testing.T) {
+	const budget = 4 << 20
+	e := enginetest.Open(t, engine.Options{ReadCache: budget})
+	data := random(31, 8<<20) // about eight 1 MiB chunks
+	rec, err := e.PutRecord(ctx, engine.Key{Namespace: "ns", Tenant: "t", Name: "big"}, bytes.NewReader(data), engine.Write{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40 slow downloads, each 4 KiB into a different part of the blob.
+	var readers []*engine.Reader
+	for i := range 40 {
+		r, err := e.Open(rec.Blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		off := int64(i) * int64(len(data)) / 40
+		buf := make([]byte, 4<<10)
+		if _, err := r.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, data[off:off+int64(len(buf))]) {
+			t.Fatalf("reader %d: wrong bytes", i)
+		}
+		readers = append(readers, r)
+		st, err := e.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One chunk (4 MiB at most, with a buffer's slack) over the budget
+		// while the newest is counted before the oldest are dropped.
+		if st.ReadCacheBytes > budget+5<<20 {
+			t.Fatalf("after %d open downloads the readers keep %d bytes, budget %d", i+1, st.ReadCacheBytes, budget)
+		}
+	}
+	// Every reader, dropped or not, reads the rest of its blob right.
+	for i, r := range readers {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("reader %d after the cache dropped chunks: %d bytes, %v", i, len(got), err)
+		}
+		r.Close()
+	}
+	if st, _ := e.Stats(); st.ReadCacheBytes != 0 {
+		t.Errorf("closed readers still counted: %d bytes", st.ReadCacheBytes)
+	}
+}

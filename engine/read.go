@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"io"
@@ -50,12 +51,18 @@ type Reader struct {
 	closed bool
 
 	// mu guards the last chunk read: small sequential reads (and ReadAt
-	// calls walking forward) decode and verify each chunk once.
+	// calls walking forward) decode and verify each chunk once. The
+	// engine's readCache may drop it (dropChunk) to bound memory.
 	mu sync.Mutex
 	// cur is the chunk whose content is in data, or -1.
 	cur     int
 	data    []byte
 	scratch *[]byte
+
+	// elem is the Reader's place in the engine's readCache, held the
+	// bytes it is counted for there. Guarded by readCache.mu.
+	elem *list.Element
+	held int64
 }
 
 // Open returns a Reader of blob id, or ErrNotFound.
@@ -107,13 +114,19 @@ func (r *Reader) Close() error {
 	r.closed = true
 	k := pinKey{index.ZeroBlob, r.id}
 	r.e.locks.withStripe(r.e.locks.ofID(k.kind, r.id), func(st *stripe) { st.unpin(k) })
+	r.e.reads.forget(r)
 	r.mu.Lock()
-	if r.scratch != nil {
-		r.e.scratch.Put(r.scratch)
-		r.scratch, r.data, r.cur = nil, nil, -1
-	}
+	r.dropChunk()
 	r.mu.Unlock()
 	return nil
+}
+
+// dropChunk gives back the chunk the Reader keeps. Guarded by mu.
+func (r *Reader) dropChunk() {
+	if r.scratch != nil {
+		r.e.scratch.Put(r.scratch)
+	}
+	r.scratch, r.data, r.cur = nil, nil, -1
 }
 
 // chunkAt returns the index of the chunk holding offset off < size.
@@ -145,6 +158,7 @@ func (r *Reader) copyAt(p []byte, off int64) (int, error) {
 	if r.cur == i {
 		n := copy(p, r.data[off-r.starts[i]:])
 		r.mu.Unlock()
+		r.e.reads.touch(r)
 		return n, nil
 	}
 	r.mu.Unlock()
@@ -160,13 +174,13 @@ func (r *Reader) copyAt(p []byte, off int64) (int, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.e.scratch.Put(scratch)
-	} else {
-		if r.scratch != nil {
-			r.e.scratch.Put(r.scratch)
-		}
-		r.cur, r.data, r.scratch = i, data, scratch
+		r.mu.Unlock()
+		return n, nil
 	}
+	r.dropChunk()
+	r.cur, r.data, r.scratch = i, data, scratch
 	r.mu.Unlock()
+	r.e.reads.keep(r, int64(cap(*scratch)))
 	return n, nil
 }
 

@@ -74,6 +74,10 @@ type Stats struct {
 	SyncSeconds float64
 	SyncBuckets []uint64
 
+	// ReadCacheBytes are the decoded chunks open Readers keep, at most
+	// Options.ReadCache (give or take one chunk being read).
+	ReadCacheBytes int64
+
 	// ReadOnly is set after a write failure, with the reason.
 	ReadOnly       bool
 	ReadOnlyReason string
@@ -130,6 +134,9 @@ func (e *Engine) Stats() (Stats, error) {
 		cum += e.stats.syncBuckets[i].Load()
 		s.SyncBuckets[i] = cum
 	}
+	e.reads.mu.Lock()
+	s.ReadCacheBytes = e.reads.used
+	e.reads.mu.Unlock()
 	if p := e.failed.Load(); p != nil {
 		s.ReadOnly, s.ReadOnlyReason = true, (*p).Error()
 	}

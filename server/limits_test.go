@@ -5,14 +5,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
@@ -76,7 +81,7 @@ func trickle(c net.Conn, gap time.Duration, stop <-chan struct{}) string {
 func TestUploadShares(t *testing.T) {
 	e := enginetest.Open(t, engine.Options{MaxUploads: 6, UploadWait: 2 * time.Second})
 	url, tok := start(t, server.Config{
-		Engine: e, MaxAnonymousUploads: 3, MaxUploadsPerAddress: 2, UploadWait: time.Second,
+		Engine: e, MaxAnonymousUploads: 3, MaxUploadsPerAddress: 2, SlotWait: time.Second,
 		BodyMinRate: 1024, BodyRateWindow: 2 * time.Second,
 	})
 	addr := strings.TrimPrefix(url, "http://")
@@ -208,5 +213,107 @@ func TestDeclaredTooLarge(t *testing.T) {
 				t.Errorf("the connection is kept open for a body the server will not read")
 			}
 		})
+	}
+}
+
+// slowRead starts a GET of path on c and reads its response n bytes
+// every gap until the server ends it or stop is closed.
+func slowRead(c net.Conn, path string, n int, gap time.Duration, stop <-chan struct{}) {
+	defer c.Close()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	buf := make([]byte, n)
+	tick := time.NewTicker(gap)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			c.SetReadDeadline(time.Now().Add(gap))
+			if _, err := io.ReadFull(c, buf); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+		}
+	}
+}
+
+// TestSlowReaders: downloads whose clients read a little now and then
+// keep no more decoded chunks between them than the engine's read cache,
+// are cut off once they read slower than the minimum rate, and one
+// address cannot open more than its share of downloads at once; a normal
+// client's download goes on meanwhile.
+func TestSlowReaders(t *testing.T) {
+	const cache = 8 << 20
+	e := enginetest.Open(t, engine.Options{ReadCache: cache})
+	reg := prometheus.NewRegistry()
+	srv, url, tok := startServer(t, server.Config{
+		Engine: e, Registry: reg, BodyMinRate: 1024, BodyRateWindow: 5 * time.Second,
+		MaxDownloadsPerAddress: 12, SlotWait: 500 * time.Millisecond,
+	})
+	ops := httptest.NewServer(srv.MetricsHandler())
+	defer ops.Close()
+	addr := strings.TrimPrefix(url, "http://")
+	data := random(7, 24<<20)
+	mustStatus(t, 201, "POST", url+"/public/1/big", tok, data)
+
+	// 40 slow downloads from 4 addresses, reading 4 KiB every 8 s.
+	stop := make(chan struct{})
+	defer close(stop)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 2+i%4), addr)
+		wg.Go(func() { slowRead(c, "/public/1/big", 4<<10, 8*time.Second, stop) })
+	}
+	inflight := func() float64 {
+		_, body, err := request(t, "GET", ops.URL+"/metrics", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := sample(string(body), "cairn_http_requests_in_flight")
+		return v - 1 // this scrape
+	}
+	for deadline := time.Now().Add(5 * time.Second); inflight() < 30 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := inflight(); n < 30 {
+		t.Fatalf("only %v slow downloads running", n)
+	}
+	if st, _ := e.Stats(); st.ReadCacheBytes > cache+5<<20 {
+		t.Errorf("40 slow downloads keep %d bytes of chunks; the read cache is %d", st.ReadCacheBytes, cache)
+	}
+	// An address past its share of downloads is refused after a short
+	// wait: 127.0.0.2 has 10 slow ones; two more fill its 12.
+	for range 2 {
+		c := dialFrom(t, "127.0.0.2", addr)
+		wg.Go(func() { slowRead(c, "/public/1/big", 4<<10, 8*time.Second, stop) })
+	}
+	time.Sleep(200 * time.Millisecond)
+	c := dialFrom(t, "127.0.0.2", addr)
+	fmt.Fprintf(c, "GET /public/1/big HTTP/1.1\r\nHost: x\r\nRange: bytes=0-0\r\n\r\n")
+	if line, _ := statusLine(c, 5*time.Second); !strings.Contains(line, " 429 ") {
+		t.Errorf("a 13th download from an address whose share is 12: %q, want 429", line)
+	}
+	c.Close()
+	other := dialFrom(t, "127.0.0.9", addr)
+	fmt.Fprintf(other, "GET /public/1/big HTTP/1.1\r\nHost: x\r\nRange: bytes=0-0\r\n\r\n")
+	if line, _ := statusLine(other, 5*time.Second); !strings.Contains(line, " 206 ") {
+		t.Errorf("a download from another address meanwhile: %q, want 206", line)
+	}
+	other.Close()
+
+	// A normal download is not held up.
+	start := time.Now()
+	if got := mustStatus(t, 200, "GET", url+"/public/1/big", "", nil); !bytes.Equal(got, data) {
+		t.Fatal("wrong bytes")
+	}
+	t.Logf("a 24 MiB download beside 40 slow ones: %v", time.Since(start))
+
+	// The slow ones are cut off: they read under 1 KiB/s.
+	deadline := time.Now().Add(20 * time.Second)
+	for inflight() > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := inflight(); n > 0 {
+		t.Errorf("%v slow downloads still running 20 s on", n)
 	}
 }

@@ -52,7 +52,7 @@ type engineCollector struct {
 	records, logical, blobs, blobBytes, chunks, chunkBytes, physical *prometheus.Desc
 	segments, segmentBytes, live, dead                               *prometheus.Desc
 	uploads, dedupChunks, dedupBytes, written, corrupt               *prometheus.Desc
-	fsync, readOnly, up                                              *prometheus.Desc
+	fsync, readOnly, up, readCache                                   *prometheus.Desc
 	gcRuns, gcReclaimed, compacted, expired                          *prometheus.Desc
 	scrubRuns, scrubChunks, scrubCorrupt                             *prometheus.Desc
 }
@@ -81,6 +81,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		corrupt:      d("corrupt_reads_total", "Chunk reads that failed verification since start."),
 		fsync:        d("fsync_duration_seconds", "Latency of segment fdatasync calls (each shared by the uploads of a group commit)."),
 		readOnly:     d("read_only", "1 when the store refuses writes after a write or sync failure, until restarted."),
+		readCache:    d("read_cache_bytes", "Decoded chunks open downloads keep for their next read (at most serve --read-cache)."),
 		up:           d("stats_up", "1 when the store's figures could be read."),
 		gcRuns:       d("gc_runs_total", "Garbage collection passes completed since start."),
 		gcReclaimed:  d("gc_reclaimed_bytes_total", "Segment bytes given back to the file system by compaction since start."),
@@ -95,7 +96,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
 		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt,
-		c.fsync, c.readOnly, c.up, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
+		c.fsync, c.readOnly, c.up, c.readCache, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
 		ch <- d
 	}
 }
@@ -134,6 +135,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.scrubRuns, s.ScrubRuns)
 	k(c.scrubChunks, s.ScrubChunks)
 	g(c.scrubCorrupt, float64(s.ScrubCorrupt))
+	g(c.readCache, float64(s.ReadCacheBytes))
 	buckets := make(map[float64]uint64, len(engine.SyncBuckets))
 	for i, ub := range engine.SyncBuckets {
 		buckets[ub] = s.SyncBuckets[i]

@@ -36,16 +36,17 @@ func (s *Server) wrap(api string, rt web.Route) httprouter.Handle {
 		}
 		w.Header().Set("X-Request-Id", id)
 		rc := http.NewResponseController(w)
-		body := &bodyReader{rc: rc, hdr: w.Header(), idle: s.cfg.BodyIdleTimeout, rate: s.cfg.BodyMinRate, window: s.cfg.BodyRateWindow, declared: r.ContentLength}
-		rw := &responseWriter{ResponseWriter: w, rc: rc, idle: s.cfg.BodyIdleTimeout, body: body}
+		body := &bodyReader{rc: rc, hdr: w.Header(), idle: s.cfg.BodyIdleTimeout, rate: s.cfg.BodyMinRate, window: s.cfg.BodyRateWindow,
+			declared: r.ContentLength, expect: web.HasToken(r.Header.Get("Expect"), "100-continue")}
+		rw := &responseWriter{ResponseWriter: w, rc: rc, limit: s.cfg.BodyIdleTimeout, body: body}
+		if s.cfg.BodyMinRate > 0 {
+			rw.limit, rw.piece = s.cfg.BodyRateWindow, int(body.need())
+		}
 		switch {
 		case r.ContentLength > limit:
 			// Refused from its headers, before a byte of it is read (and
-			// before a 100 Continue): the handler answers 413 at once, and
-			// the connection closes after it, rather than net/http waiting
-			// to discard a body that may never come.
+			// before a 100 Continue): the handler answers 413 at once.
 			body.r = errReader{&http.MaxBytesError{Limit: limit}}
-			w.Header().Set("Connection", "close")
 		case r.Body != nil && r.Body != http.NoBody:
 			body.r = http.MaxBytesReader(rw, r.Body, limit)
 			body.extend()
@@ -109,7 +110,7 @@ func extendEvery(idle time.Duration) time.Duration { return min(time.Second, idl
 type bodyReader struct {
 	r    io.Reader
 	rc   *http.ResponseController
-	hdr  http.Header // the response's: Connection: close once a body fails
+	hdr  http.Header // the response's
 	idle time.Duration
 	// rate is the minimum bytes a second (0: none) over window.
 	rate   int64
@@ -123,6 +124,9 @@ type bodyReader struct {
 	eof    bool
 	// declared is the request's Content-Length, -1 if unknown (chunked).
 	declared int64
+	// expect: the client waits for a 100 Continue before it sends the
+	// body, which net/http sends on the first read of it.
+	expect bool
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -147,10 +151,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.release()
 	case err != nil:
-		// Whatever is left of the body is not read: the connection closes
-		// after the answer, rather than net/http discarding the rest from
-		// a client that stalled or trickles.
-		b.hdr.Set("Connection", "close")
+		// Whatever is left of the body is not read; answering bounds what
+		// net/http waits for it.
 		var mbe *http.MaxBytesError
 		if !errors.As(err, &mbe) && !errors.Is(err, web.ErrTooSlow) {
 			err = fmt.Errorf("reading the request body: %w", err)
@@ -188,17 +190,23 @@ func (b *bodyReader) extend() {
 	b.rc.SetReadDeadline(b.deadline)
 }
 
-// answering is called as the response's header goes out. net/http reads
-// and discards up to 256 KiB of a body the handler left unread before it
-// sends the answer (then keeps the connection, or closes it if more is
-// left), so that a client still sending sees the answer rather than a
-// reset; from a client that trickles, that discard could take forever.
-// It gets a second.
+// answering is called as the response's header goes out, for a body the
+// handler left unread. A client waiting for a 100 Continue has sent
+// nothing: the connection closes after the answer (discarding the body
+// would send it the 100 Continue, and have it send everything). Any other
+// client may be sending already: net/http reads and discards up to
+// 256 KiB of the rest before it answers (then keeps the connection, or
+// closes it if more is left), so that the client reads the answer rather
+// than a reset; from a client that trickles or sends nothing that could
+// take forever, so it gets a second.
 func (b *bodyReader) answering() {
-	if b.eof || b.declared == 0 || b.hdr.Get("Connection") == "close" {
-		return
+	switch {
+	case b.eof || b.declared == 0 || b.hdr.Get("Connection") == "close":
+	case b.expect && b.n == 0:
+		b.hdr.Set("Connection", "close")
+	default:
+		b.rc.SetReadDeadline(time.Now().Add(time.Second))
 	}
-	b.rc.SetReadDeadline(time.Now().Add(time.Second))
 }
 
 // release clears the deadline once the body has been read to its end, so
@@ -212,14 +220,19 @@ func (b *bodyReader) release() {
 	}
 }
 
-// responseWriter records the status and size of a response, and keeps
-// its write deadline idle ahead of the last progress, so a client that
-// stops reading a download is eventually dropped.
+// responseWriter records the status and size of a response, and cuts
+// off a client that reads it slower than the minimum rate: the response
+// goes out in pieces of piece bytes (the rate times its window), each of
+// which must be written within limit (the window). Without a minimum
+// rate, each write must be within limit, the idle timeout. A client that
+// stops reading, or reads a few bytes now and then, cannot hold its
+// connection and download open for long.
 type responseWriter struct {
 	http.ResponseWriter
 	rc       *http.ResponseController
 	body     *bodyReader
-	idle     time.Duration
+	limit    time.Duration
+	piece    int // 0: writes are not split
 	code     int
 	n        int64
 	wrote    bool
@@ -244,13 +257,23 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
-	if time.Since(w.extended) >= extendEvery(w.idle) {
-		w.extended = time.Now()
-		w.rc.SetWriteDeadline(w.extended.Add(w.idle))
+	n := 0
+	for {
+		piece := p[n:]
+		if w.piece > 0 && len(piece) > w.piece {
+			piece = piece[:w.piece]
+		}
+		if time.Since(w.extended) >= extendEvery(w.limit) {
+			w.extended = time.Now()
+			w.rc.SetWriteDeadline(w.extended.Add(w.limit))
+		}
+		m, err := w.ResponseWriter.Write(piece)
+		n += m
+		w.n += int64(m)
+		if err != nil || n == len(p) {
+			return n, err
+		}
 	}
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
 }
 
 func (w *responseWriter) done() {

@@ -21,15 +21,22 @@ func (s *Server) public(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 		if name == "/" || name == "." {
 			name = ""
 		}
-		if err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name); err == nil {
+		var release func()
+		if release, err = s.downloads.Acquire(r.Context(), web.Address(r)); err == nil {
+			err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name)
+			release()
+		}
+		if err == nil {
 			return
 		}
 	}
 	code := web.Status(err)
-	if code != http.StatusInternalServerError {
-		code = http.StatusNotFound
-	} else {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+	case http.StatusInternalServerError:
 		s.log.Error("serving a public file", "err", err)
+	default:
+		code = http.StatusNotFound
 	}
 	if r.Method == "HEAD" {
 		w.WriteHeader(code)

@@ -63,10 +63,13 @@ type Config struct {
 	// identity, one anonymous address, and all anonymous clients together
 	// may stream at once (defaults 16, 4 and 16), so that anonymous
 	// clients can never take the slots of those who signed in. An upload
-	// waits up to UploadWait (default 30 s) for a slot of its share, then
+	// waits up to SlotWait (default 30 s) for a slot of its share, then
 	// is refused: 429 when its own share is full, 503 otherwise.
 	MaxUploadsPerClient, MaxUploadsPerAddress, MaxAnonymousUploads int
-	UploadWait                                                     time.Duration
+	// MaxDownloadsPerAddress bounds the downloads one client address
+	// runs at once (default 64); more wait up to SlotWait, then 429.
+	MaxDownloadsPerAddress int
+	SlotWait               time.Duration
 	// PublicURL is the base of the absolute URLs the APIs return
 	// ("https://media.example.com"); default each request's own host.
 	PublicURL string
@@ -87,6 +90,9 @@ type Server struct {
 	// listener of their own (MetricsHandler).
 	ops     *httprouter.Router
 	metrics *httpMetrics
+	// downloads bounds the downloads each client address runs at once,
+	// for every API and the public links.
+	downloads *web.Slots
 	// draining is set by Drain: /readyz answers 503 so that a load
 	// balancer stops sending requests while in-flight ones finish.
 	draining atomic.Bool
@@ -115,11 +121,15 @@ func New(cfg Config) *Server {
 	if cfg.BodyRateWindow <= 0 {
 		cfg.BodyRateWindow = 20 * time.Second
 	}
-	uploads := web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxUploadsPerClient, PerAddress: cfg.MaxUploadsPerAddress, Anonymous: cfg.MaxAnonymousUploads, Wait: cfg.UploadWait})
+	uploads := web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxUploadsPerClient, PerAddress: cfg.MaxUploadsPerAddress, Anonymous: cfg.MaxAnonymousUploads, Wait: cfg.SlotWait})
 	if cfg.Version == "" {
 		cfg.Version = "devel"
 	}
+	if cfg.MaxDownloadsPerAddress <= 0 {
+		cfg.MaxDownloadsPerAddress = 64
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New()}
+	s.downloads = web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxDownloadsPerAddress, Wait: cfg.SlotWait})
 	s.metrics = newHTTPMetrics(cfg.Registry)
 	cfg.Registry.MustRegister(newEngineCollector(cfg.Engine))
 	registerBuildInfo(cfg.Registry, cfg.Version)
@@ -158,7 +168,7 @@ func New(cfg Config) *Server {
 	// Each API gets the shared engine, logger and clock, and the server's
 	// public URL unless it was given its own.
 	cs := cfg.CloudStorage
-	cs.Engine, cs.Logger, cs.Now, cs.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
+	cs.Engine, cs.Logger, cs.Now, cs.Uploads, cs.Downloads = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads
 	mu := cfg.MediaUpload
 	mu.Engine, mu.Logger, mu.Now, mu.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
 	mu.PublicURL = cmp.Or(mu.PublicURL, cfg.PublicURL)
@@ -166,10 +176,10 @@ func New(cfg Config) *Server {
 	om.Engine, om.Logger, om.Now, om.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
 	om.PublicURL = cmp.Or(om.PublicURL, cfg.PublicURL)
 	ms := cfg.MediaService
-	ms.Engine, ms.Logger, ms.Now, ms.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
+	ms.Engine, ms.Logger, ms.Now, ms.Uploads, ms.Downloads = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads
 	ms.PublicURL = cmp.Or(ms.PublicURL, cfg.PublicURL)
 	sa := cfg.StorageAPI
-	sa.Engine, sa.Logger, sa.Now, sa.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
+	sa.Engine, sa.Logger, sa.Now, sa.Uploads, sa.Downloads = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads
 	sa.PublicURL = cmp.Or(sa.PublicURL, cfg.PublicURL)
 	for _, api := range []struct {
 		name   string

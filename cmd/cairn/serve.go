@@ -54,12 +54,14 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			var eo engine.Options
 			fs.Int64Var(&eo.SegmentSize, "segment-size", 1<<30, "seal a segment file at this many bytes; smaller segments let compaction return space sooner on small disks")
 			fs.Int64Var(&eo.MinFreeBytes, "min-free-bytes", 64<<20, "refuse uploads (507) while the file system has less free space than this (-1: never)")
+			fs.Int64Var(&eo.ReadCache, "read-cache", 64<<20, "bytes of decoded chunks open downloads keep for their next read, all together; the least recently used are dropped past it, so slow clients cannot hold memory")
 			fs.IntVar(&eo.MaxUploads, "max-uploads", 64, "uploads that stream at once (each holds an 8 MiB chunking buffer); more wait for a slot")
 			var body server.Config // the flags' share of it
 			fs.IntVar(&body.MaxUploadsPerClient, "max-uploads-per-client", 16, "uploads one signed-in identity streams at once; more wait for one of its own to end")
 			fs.IntVar(&body.MaxUploadsPerAddress, "max-uploads-per-address", 4, "anonymous uploads one client address streams at once")
 			fs.IntVar(&body.MaxAnonymousUploads, "max-anonymous-uploads", 16, "anonymous uploads streaming at once from all addresses together (the rest of --max-uploads is for signed-in clients)")
-			fs.DurationVar(&body.UploadWait, "upload-wait", 30*time.Second, "how long an upload waits for a slot before it is refused (429 or 503, with Retry-After)")
+			fs.IntVar(&body.MaxDownloadsPerAddress, "max-downloads-per-address", 64, "downloads one client address runs at once")
+			fs.DurationVar(&body.SlotWait, "slot-wait", 30*time.Second, "how long an upload or download waits for a slot before it is refused (429 or 503, with Retry-After)")
 			fs.Int64Var(&body.BodyMinRate, "body-min-rate", 1024, "a request body that brings fewer bytes a second than this, over --body-rate-window, is cut off with 408 (-1: no minimum)")
 			fs.DurationVar(&body.BodyRateWindow, "body-rate-window", 20*time.Second, "the time --body-min-rate is measured over")
 			fs.DurationVar(&body.BodyIdleTimeout, "body-idle-timeout", time.Minute, "a request body that sends nothing for this long is cut off with 408")
@@ -76,7 +78,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 					return fmt.Errorf("--scrub-sample: %w", err)
 				}
 				sa.NoPublicUploads = !*publicUploads
-				eo.UploadWait = body.UploadWait
+				eo.UploadWait = body.SlotWait
 				cfg := body
 				cfg.PublicURL = *publicURL
 				cfg.OceanMedia = oceanmedia.Config{SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom}

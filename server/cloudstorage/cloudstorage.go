@@ -47,6 +47,9 @@ type Config struct {
 	// web.NewSlots's defaults. The server passes its own, shared by every
 	// API.
 	Uploads *web.Slots
+	// Downloads bounds the downloads one client address runs at once;
+	// default web.NewSlots's defaults. The server passes its own.
+	Downloads *web.Slots
 }
 
 // MaxListLimit is the largest listing page a request may ask for.
@@ -80,6 +83,9 @@ func New(cfg Config) *API {
 	cfg.ListLimit = min(cfg.ListLimit, MaxListLimit)
 	if cfg.Uploads == nil {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
+	}
+	if cfg.Downloads == nil {
+		cfg.Downloads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{cfg: cfg, e: cfg.Engine, users: NewUsers(cfg.Engine)}
 }
@@ -243,6 +249,11 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, t target) error {
 		return err
 	}
 	name := t.path[strings.LastIndexByte(t.path, '/')+1:]
+	release, err := a.cfg.Downloads.Acquire(r.Context(), web.Address(r))
+	if err != nil {
+		return err
+	}
+	defer release()
 	return blobhttp.Serve(w, r, a.e, rec, name)
 }
 
@@ -425,7 +436,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case status == http.StatusInsufficientStorage:
 		code, msg = "insufficient_storage", "the store is out of space"
 	case status == http.StatusTooManyRequests:
-		code, msg = "too_many_requests", "too many uploads at once from this user; retry later"
+		code, msg = "too_many_requests", "too many uploads or downloads at once from this client; retry later"
 	case errors.Is(err, engine.ErrBusy), errors.Is(err, web.ErrBusy):
 		code, msg = "unavailable", "the server is busy; retry later"
 	case status == http.StatusServiceUnavailable:

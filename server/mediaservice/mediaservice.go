@@ -49,6 +49,9 @@ type Config struct {
 	// Uploads shares streaming uploads out between clients; default
 	// web.NewSlots's defaults. The server passes its own.
 	Uploads *web.Slots
+	// Downloads bounds the downloads one client address runs at once;
+	// default web.NewSlots's defaults. The server passes its own.
+	Downloads *web.Slots
 }
 
 // API is the media service over one engine.
@@ -75,6 +78,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Uploads == nil {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
+	}
+	if cfg.Downloads == nil {
+		cfg.Downloads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{cfg: cfg, e: cfg.Engine, clients: NewClients(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 }
@@ -715,7 +721,12 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	if st.Details != nil {
 		name = st.Details.Filename
 	}
-	if err := blobhttp.Serve(w, r, a.e, rec, name); err != nil {
+	release, err := a.cfg.Downloads.Acquire(r.Context(), web.Address(r))
+	if err == nil {
+		err = blobhttp.Serve(w, r, a.e, rec, name)
+		release()
+	}
+	if err != nil {
 		a.fail(w, err)
 	}
 }

@@ -73,6 +73,9 @@ type Config struct {
 	// uploads count against their address and the anonymous share);
 	// default web.NewSlots's defaults. The server passes its own.
 	Uploads *web.Slots
+	// Downloads bounds the downloads one client address runs at once;
+	// default web.NewSlots's defaults. The server passes its own.
+	Downloads *web.Slots
 }
 
 // API is the Storage API over one engine.
@@ -106,6 +109,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Uploads == nil {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
+	}
+	if cfg.Downloads == nil {
+		cfg.Downloads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{
 		cfg: cfg, e: cfg.Engine, iam: NewIAM(cfg.Engine),
@@ -184,7 +190,7 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 		case http.StatusInsufficientStorage:
 			ae = fail(s, "insufficient_storage", "the store is full")
 		case http.StatusTooManyRequests:
-			ae = fail(s, "rate_limited", "too many uploads at once from this client; retry later")
+			ae = fail(s, "rate_limited", "too many uploads or downloads at once from this client; retry later")
 		case http.StatusServiceUnavailable:
 			ae = fail(s, "unavailable", "the store is busy or read-only; retry later")
 		case http.StatusRequestTimeout:
@@ -639,8 +645,13 @@ func (a *API) readFile(r *http.Request, limit int64) (*upload, string, error) {
 
 func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Params, ar area) {
 	rec, f, err := a.load(ar, ps.ByName("id"))
+	var release func()
+	if err == nil {
+		release, err = a.cfg.Downloads.Acquire(r.Context(), web.Address(r))
+	}
 	if err == nil {
 		err = blobhttp.Serve(w, r, a.e, rec, f.Name)
+		release()
 	}
 	if err != nil {
 		a.fail(w, err)

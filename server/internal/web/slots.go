@@ -35,6 +35,10 @@ func Identity(api, id string) Client { return Client{Key: api + ":" + id} }
 // Anonymous is the client of an unauthenticated request: its address.
 func Anonymous(r *http.Request) Client { return Client{Key: ClientAddr(r), Anonymous: true} }
 
+// Address is a request's client by its address alone, signed in or not:
+// what downloads are counted against.
+func Address(r *http.Request) Client { return Client{Key: ClientAddr(r)} }
+
 // SlotsConfig sets the shares of a Slots; zero fields take the defaults.
 type SlotsConfig struct {
 	// PerClient bounds what one authenticated identity runs at once;
