@@ -275,6 +275,7 @@ func (e *Engine) readChunk(id blob.ID, ref index.ChunkRef, scratch *[]byte) ([]b
 			}
 			return nil, err
 		}
+		e.stats.chunkReads.Add(1)
 		return data, nil
 	}
 }

@@ -18,6 +18,7 @@ type counters struct {
 	dedupBytes   atomic.Uint64
 	writtenBytes atomic.Uint64 // record bytes appended to segments
 	corruptReads atomic.Uint64
+	chunkReads   atomic.Uint64 // chunks read from segments and verified
 	gcRuns       atomic.Uint64
 	gcReclaimed  atomic.Uint64
 	compacted    atomic.Uint64
@@ -60,6 +61,7 @@ type Stats struct {
 	DedupBytes   uint64 // their content bytes
 	WrittenBytes uint64 // bytes appended to segments
 	CorruptReads uint64
+	ChunkReads   uint64 // chunks read from segments and verified, for clients and scrubs
 	GCRuns       uint64 // GC passes completed
 	GCReclaimed  uint64 // segment bytes given back by compaction
 	Compacted    uint64 // segments compacted and removed
@@ -119,6 +121,7 @@ func (e *Engine) Stats() (Stats, error) {
 	s.DedupBytes = e.stats.dedupBytes.Load()
 	s.WrittenBytes = e.stats.writtenBytes.Load()
 	s.CorruptReads = e.stats.corruptReads.Load()
+	s.ChunkReads = e.stats.chunkReads.Load()
 	s.GCRuns = e.stats.gcRuns.Load()
 	s.GCReclaimed = e.stats.gcReclaimed.Load()
 	s.Compacted = e.stats.compacted.Load()

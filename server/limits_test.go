@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -315,5 +317,85 @@ func TestSlowReaders(t *testing.T) {
 	}
 	if n := inflight(); n > 0 {
 		t.Errorf("%v slow downloads still running 20 s on", n)
+	}
+}
+
+// TestRangeStorm: a GET of thousands of one-byte ranges, alternating
+// between an object's first and last chunk, costs what its bytes do:
+// near ranges are merged, each chunk is read once, and past MaxRanges
+// (64) the whole object is the answer.
+func TestRangeStorm(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	url, tok := start(t, server.Config{Engine: e})
+	data := random(9, 8<<20)
+	size := int64(len(data))
+	mustStatus(t, 201, "POST", url+"/public/1/obj", tok, data)
+	r, err := e.GetRecord(engine.Key{Namespace: "cloudstorage", Tenant: "public/1", Name: "obj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.Stat(r.Blob)
+	if err != nil || info.Chunks < 4 {
+		t.Fatalf("want an object of several chunks: %+v, %v", info, err)
+	}
+	reads := func() uint64 {
+		st, err := e.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ChunkReads
+	}
+	storm := func(step int64) string {
+		var parts []string
+		for i := range int64(1500) {
+			parts = append(parts, fmt.Sprintf("%d-%d", i*step, i*step), fmt.Sprintf("%d-%d", size-1-i*step, size-1-i*step))
+		}
+		return "bytes=" + strings.Join(parts, ",")
+	}
+
+	// Near each other: two ranges, one at each end, two chunks read.
+	before := reads()
+	res, body, err := request(t, "GET", url+"/public/1/obj", "", nil, "Range", storm(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 206 {
+		t.Fatalf("near ranges: %d, want 206", res.StatusCode)
+	}
+	_, params, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	parts := 0
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var first, last, total int64
+		fmt.Sscanf(p.Header.Get("Content-Range"), "bytes %d-%d/%d", &first, &last, &total)
+		got, _ := io.ReadAll(p)
+		if total != size || !bytes.Equal(got, data[first:last+1]) {
+			t.Fatalf("part %q: %d bytes, not the object's", p.Header.Get("Content-Range"), len(got))
+		}
+		parts++
+	}
+	if n := reads() - before; parts != 2 || n > 2 {
+		t.Errorf("3000 one-byte ranges at both ends: %d parts, %d chunk reads; want 2 and at most 2", parts, n)
+	}
+
+	// Far apart: more than 64 ranges even merged; the whole object, each
+	// chunk read once.
+	before = reads()
+	res, body, err = request(t, "GET", url+"/public/1/obj", "", nil, "Range", storm(2000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("3000 spread ranges: %d, %d bytes; want 200 and the whole object", res.StatusCode, len(body))
+	}
+	if n := reads() - before; n > uint64(info.Chunks) {
+		t.Errorf("serving the whole object read %d chunks, it has %d", n, info.Chunks)
 	}
 }

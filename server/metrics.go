@@ -51,7 +51,7 @@ type engineCollector struct {
 
 	records, logical, blobs, blobBytes, chunks, chunkBytes, physical *prometheus.Desc
 	segments, segmentBytes, live, dead                               *prometheus.Desc
-	uploads, dedupChunks, dedupBytes, written, corrupt               *prometheus.Desc
+	uploads, dedupChunks, dedupBytes, written, corrupt, chunkReads   *prometheus.Desc
 	fsync, readOnly, up, readCache                                   *prometheus.Desc
 	gcRuns, gcReclaimed, compacted, expired                          *prometheus.Desc
 	scrubRuns, scrubChunks, scrubCorrupt                             *prometheus.Desc
@@ -79,6 +79,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		dedupBytes:   d("dedup_bytes_total", "Content bytes of the chunks found already stored, since start."),
 		written:      d("written_bytes_total", "Bytes appended to segment files since start."),
 		corrupt:      d("corrupt_reads_total", "Chunk reads that failed verification since start."),
+		chunkReads:   d("chunk_reads_total", "Chunks read from segment files and verified (downloads and scrubs) since start."),
 		fsync:        d("fsync_duration_seconds", "Latency of segment fdatasync calls (each shared by the uploads of a group commit)."),
 		readOnly:     d("read_only", "1 when the store refuses writes after a write or sync failure, until restarted."),
 		readCache:    d("read_cache_bytes", "Decoded chunks open downloads keep for their next read (at most serve --read-cache)."),
@@ -95,7 +96,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
-		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt,
+		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt, c.chunkReads,
 		c.fsync, c.readOnly, c.up, c.readCache, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
 		ch <- d
 	}
@@ -128,6 +129,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.dedupBytes, s.DedupBytes)
 	k(c.written, s.WrittenBytes)
 	k(c.corrupt, s.CorruptReads)
+	k(c.chunkReads, s.ChunkReads)
 	k(c.gcRuns, s.GCRuns)
 	k(c.gcReclaimed, s.GCReclaimed)
 	k(c.compacted, s.Compacted)

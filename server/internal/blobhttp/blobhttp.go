@@ -4,6 +4,11 @@
 // 206, 416 and 304 exactly as net/http does. The ETag is the quoted blob
 // ID (the BLAKE3 of the bytes, so it changes exactly when they do).
 //
+// Several ranges are first sorted and merged where they overlap or lie
+// near each other, and more than MaxRanges get the whole content, so that
+// a request of thousands of tiny ranges costs what its bytes do and reads
+// each chunk once.
+//
 // Types a browser would run (HTML, SVG, XML, and anything unknown) are
 // served as attachments under a sandboxing Content-Security-Policy, and
 // every response carries X-Content-Type-Options: nosniff, so an upload
@@ -55,6 +60,13 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 		h.Set("Content-Disposition", disposition)
 	}
 
+	if rh := r.Header.Get("Range"); rh != "" {
+		if h, ok := coalesce(rh, body.Size()); ok && h == "" {
+			r.Header.Del("Range")
+		} else if ok {
+			r.Header.Set("Range", h)
+		}
+	}
 	dw := &deferredWriter{w: w}
 	src := &errReader{r: body}
 	http.ServeContent(dw, r, "", rec.Modified, src)
