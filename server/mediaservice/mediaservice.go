@@ -46,6 +46,10 @@ type Config struct {
 	MaxFile int64
 	// TokenTTL is an access token's lifetime; default one hour.
 	TokenTTL time.Duration
+	// QueryCost bounds the work one list request's q may do, in
+	// query.Budget units (about a nanosecond of CPU each): past it, the
+	// request is 400. Default 50,000,000.
+	QueryCost int64
 	// Uploads shares streaming uploads out between clients; default
 	// web.NewSlots's defaults. The server passes its own.
 	Uploads *web.Slots
@@ -75,6 +79,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = time.Hour
+	}
+	if cfg.QueryCost <= 0 {
+		cfg.QueryCost = 50_000_000
 	}
 	if cfg.Uploads == nil {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
@@ -733,6 +740,10 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 
 // --- listing ---
 
+// MaxPageNumber bounds pageNumber, so that pageNumber times pageSize
+// (at most 10^10) never overflows.
+const MaxPageNumber = 1_000_000
+
 func (a *API) list(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
 	if _, err := a.authorize(r, tenant, ScopeRead, ScopeManage); err != nil {
@@ -743,8 +754,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, ps httprouter.Params)
 	page, size := 1, 60
 	var err error
 	if s := v.Get("pageNumber"); s != "" {
-		if page, err = strconv.Atoi(s); err != nil || page < 1 {
-			a.fail(w, badRequest("pageNumber must be a number from 1"))
+		if page, err = strconv.Atoi(s); err != nil || page < 1 || page > MaxPageNumber {
+			a.fail(w, badRequest(fmt.Sprintf("pageNumber must be a number from 1 to %d", MaxPageNumber)))
 			return
 		}
 	}
@@ -842,12 +853,15 @@ func (a *API) matching(ctx context.Context, tenant string, q *query.Query, sorte
 	}
 	exact = exact && len(q.Terms) == 1
 	all := sorted || wantTotal && !exact
+	budget := query.NewBudget(a.cfg.QueryCost)
 	consider := func(rec engine.Record) (bool, error) {
 		var obj map[string]any
 		if err := json.Unmarshal(rec.Meta, &obj); err != nil {
 			return false, fmt.Errorf("%w: asset %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
 		}
-		if !q.Match(obj) {
+		if ok, err := q.Match(obj, budget); err != nil {
+			return false, badRequest("q is too costly to evaluate over this tenant's assets: use fewer or simpler regular expressions, or narrow it with a term on refIds.id, details.mimeType, type, access or a metadata.createdAt range")
+		} else if !ok {
 			return false, ctx.Err()
 		}
 		st, err := decodeStored(rec)
@@ -901,6 +915,14 @@ type sortKey struct {
 	desc bool
 }
 
+// sortable are the asset's documented scalar fields: the ones a list
+// sorts by. A documented field that is an object or array (refIds,
+// details, metadata) cannot be sorted by; any other name is no field of
+// an asset, which every asset lacks alike, so it leaves the order as it
+// is (the document's own example sorts by name).
+var sortable = []string{"id", "type", "access", "url", "details.filename", "details.mimeType", "details.bytes", "details.etag",
+	"metadata.version", "metadata.createdAt", "metadata.modifiedAt"}
+
 func parseSort(s string) ([]sortKey, error) {
 	var out []sortKey
 	if s == "" {
@@ -912,12 +934,20 @@ func parseSort(s string) ([]sortKey, error) {
 		if name == "" || len(out) == 8 {
 			return nil, badRequest("sort is field[:desc], up to 8 fields separated by commas")
 		}
-		out = append(out, sortKey{path: strings.Split(name, "."), desc: dir == "desc" || dir == "DESC"})
+		top, _, _ := strings.Cut(name, ".")
+		switch {
+		case slices.Contains(sortable, name):
+			out = append(out, sortKey{path: strings.Split(name, "."), desc: dir == "desc" || dir == "DESC"})
+		case top == "refIds" || top == "details" || top == "metadata":
+			return nil, badRequest("sort takes scalar fields of an asset: " + strings.Join(sortable, ", "))
+		}
 	}
 	return out, nil
 }
 
 // sortDocs orders docs by the sort keys (missing values last), then id.
+// Sort keys are scalar fields (parseSort), so a comparison is of two
+// strings, numbers or booleans, never of whole objects.
 func sortDocs(docs []doc, keys []sortKey) {
 	slices.SortStableFunc(docs, func(x, y doc) int {
 		for _, k := range keys {

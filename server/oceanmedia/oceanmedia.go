@@ -553,6 +553,10 @@ func (a *API) autodeleted(rec engine.Record) {
 
 // --- collections ---
 
+// MaxPage bounds the page a collection may ask for, so that page times
+// page_size (at most 1000) never overflows.
+const MaxPage = 1_000_000
+
 func (a *API) list(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	if _, ok := a.authorize(w, r, ReadOnly); !ok {
 		return
@@ -571,7 +575,12 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, _ httprouter.Params) 
 	}
 	page, size := 0, 25
 	if s := q.Get("page"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil {
+		n, err := strconv.Atoi(s)
+		if err == nil && n > MaxPage || errors.Is(err, strconv.ErrRange) {
+			apiError(w, http.StatusBadRequest, fmt.Sprintf("page must be at most %d", MaxPage))
+			return
+		}
+		if err == nil {
 			page = n
 		}
 	}

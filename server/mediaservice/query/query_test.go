@@ -3,8 +3,10 @@ package query
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 var doc = func() map[string]any {
@@ -64,8 +66,8 @@ func TestMatch(t *testing.T) {
 			t.Errorf("Parse(%q): %v", tc.q, err)
 			continue
 		}
-		if got := q.Match(doc); got != tc.want {
-			t.Errorf("%q: Match = %v, want %v", tc.q, got, tc.want)
+		if got, err := q.Match(doc, nil); got != tc.want || err != nil {
+			t.Errorf("%q: Match = %v, %v; want %v", tc.q, got, err, tc.want)
 		}
 		again, err := Parse(q.String())
 		if err != nil || again.String() != q.String() {
@@ -119,6 +121,51 @@ func FuzzQuery(f *testing.F) {
 		if again.String() != printed {
 			t.Fatalf("Parse(%q): printed %q, then %q", s, printed, again.String())
 		}
-		q.Match(doc)
+		if _, err := q.Match(doc, NewBudget(1<<20)); err != nil && !errors.Is(err, ErrTooCostly) {
+			t.Fatalf("Match(%q): %v", s, err)
+		}
 	})
+}
+
+// TestCost: a query of a few costly regular expressions over an asset
+// with many long refIds spends its budget and fails (the request answers
+// 400), instead of taking hundreds of milliseconds; one that compiles to
+// a huge program is refused when parsed; and ordinary queries cost little.
+func TestCost(t *testing.T) {
+	var refs []any
+	for i := range 100 {
+		refs = append(refs, map[string]any{"id": strings.Repeat(fmt.Sprint(i%10), 256), "type": "PRODUCT"})
+	}
+	big := map[string]any{"id": "x", "refIds": refs}
+
+	if _, err := Parse(`refIds.id:~(.{0,30}){0,30}z`); !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "too complex") {
+		t.Errorf("a regular expression of ~1900 instructions: %v, want too complex", err)
+	}
+	// Seven terms that match only the last refId, and one that never
+	// does: every one of them scans all 100.
+	refs[99].(map[string]any)["id"] = strings.Repeat("9", 255) + "x"
+	q, err := Parse(strings.TrimSpace(strings.Repeat(`refIds.id:~[0-9a-z]{200}x `, 7) + `refIds.id:~[0-9a-z]{200}y`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const budget = 50_000_000
+	start := time.Now()
+	_, err = q.Match(big, NewBudget(budget))
+	d := time.Since(start)
+	if !errors.Is(err, ErrTooCostly) {
+		t.Fatalf("8 regular expressions of 200 instructions over 100 refIds of 256 bytes: %v, want ErrTooCostly", err)
+	}
+	t.Logf("a budget of %d units spent in %v", budget, d)
+	if _, err := q.Match(big, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the same match unbounded: %v", time.Since(start)-d)
+
+	cheap, _ := Parse("refIds.id:p-100 type:BLOB id:~^5c")
+	b := NewBudget(budget)
+	for i := range 10_000 {
+		if _, err := cheap.Match(doc, b); err != nil {
+			t.Fatalf("an ordinary query ran out of budget on its %dth asset", i)
+		}
+	}
 }
