@@ -14,8 +14,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,8 +26,10 @@ import (
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
 	"github.com/cairnstore/cairn/server"
+	"github.com/cairnstore/cairn/server/mediaservice"
 	"github.com/cairnstore/cairn/server/mediaupload"
 	"github.com/cairnstore/cairn/server/oceanmedia"
+	"github.com/cairnstore/cairn/server/storageapi"
 )
 
 // dialFrom connects to addr from the loopback address from ("127.0.0.7"),
@@ -397,5 +401,159 @@ func TestRangeStorm(t *testing.T) {
 	}
 	if n := reads() - before; n > uint64(info.Chunks) {
 		t.Errorf("serving the whole object read %d chunks, it has %d", n, info.Chunks)
+	}
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address from.
+func clientFrom(from string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// TestLoginGuessing: every password check (Storage API login,
+// /oauth/token, /v1/authentications, media upload's Basic auth) stops an
+// address that keeps failing (429 with Retry-After) before it checks the
+// password, and an identity failed at from many addresses; the owner
+// still signs in from an address they signed in from before, and from a
+// new one once the wait it is told is over: an attacker cannot lock them
+// out for good.
+func TestLoginGuessing(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	e := enginetest.Open(t, engine.Options{Now: clock})
+	url, _ := start(t, server.Config{Engine: e, Now: clock})
+	ctx := context.Background()
+	if _, _, err := storageapi.NewIAM(e).AddUser(ctx, "ann@example.com", "ann-long-password"); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := mediaservice.NewClients(e).Add(ctx, "shop-app", "shop", []string{mediaservice.ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := oceanmedia.NewUsers(e).Add(ctx, "editor", "a-long-password", oceanmedia.ReadOnly); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mediaupload.NewAccounts(e).Set(ctx, "shop", "correct-horse-battery", true); err != nil {
+		t.Fatal(err)
+	}
+	basic := func(u, p string) string { return base64.StdEncoding.EncodeToString([]byte(u + ":" + p)) }
+	for _, api := range []struct {
+		name string
+		// try signs in from the address with the right or a wrong
+		// password and returns the status.
+		try func(c *http.Client, right bool) *http.Response
+		ok  int
+	}{
+		{"Storage API login", func(c *http.Client, right bool) *http.Response {
+			pw := "ann-long-password"
+			if !right {
+				pw = "guess-guess-guess"
+			}
+			res, err := c.Post(url+"/storage/auth/login", "application/json", strings.NewReader(`{"email":"ann@example.com","password":"`+pw+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}, 200},
+		{"/oauth/token", func(c *http.Client, right bool) *http.Response {
+			pw := secret
+			if !right {
+				pw = "guess"
+			}
+			req, _ := http.NewRequest("POST", url+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth("shop-app", pw)
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}, 200},
+		{"/v1/authentications", func(c *http.Client, right bool) *http.Response {
+			pw := "a-long-password"
+			if !right {
+				pw = "guess-guess-guess"
+			}
+			req, _ := http.NewRequest("POST", url+"/v1/authentications", nil)
+			req.Header.Set("X-API-Authenticate", basic("editor", pw))
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}, 201},
+		{"media upload Basic auth", func(c *http.Client, right bool) *http.Response {
+			pw := "correct-horse-battery"
+			if !right {
+				pw = "guess-guess-guess"
+			}
+			req, _ := http.NewRequest("GET", url+"/cms/v2/content/no-such-id", nil)
+			req.SetBasicAuth("shop", pw)
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}, 404},
+	} {
+		t.Run(api.name, func(t *testing.T) {
+			status := func(c *http.Client, right bool) (int, string) {
+				res := api.try(c, right)
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				return res.StatusCode, res.Header.Get("Retry-After")
+			}
+			owner, attacker := clientFrom("127.0.1.1"), clientFrom("127.0.1.2")
+			if code, _ := status(owner, true); code != api.ok {
+				t.Fatalf("the owner signing in: %d, want %d", code, api.ok)
+			}
+			// One address guessing: stopped within a dozen tries.
+			stopped := -1
+			for i := range 30 {
+				if code, wait := status(attacker, false); code == 429 {
+					if wait == "" {
+						t.Fatal("429 without Retry-After")
+					}
+					stopped = i
+					break
+				}
+			}
+			if stopped < 0 || stopped > 12 {
+				t.Fatalf("an address guessing 30 times was stopped after %d", stopped)
+			}
+			if code, _ := status(attacker, true); code != 429 {
+				t.Errorf("the stopped address with the right password: %d, want 429 (it is not checked)", code)
+			}
+			if code, _ := status(clientFrom("127.0.1.3"), true); code != api.ok {
+				t.Errorf("another address meanwhile: %d, want %d", code, api.ok)
+			}
+			// Many addresses guessing: the identity is stopped for new
+			// addresses, never for the owner's.
+			for i := range 40 {
+				status(clientFrom(fmt.Sprintf("127.0.2.%d", 1+i)), false)
+			}
+			if code, _ := status(clientFrom("127.0.3.1"), false); code != 429 {
+				t.Errorf("a 41st address guessing at the identity: %d, want 429", code)
+			}
+			if code, _ := status(owner, true); code != api.ok {
+				t.Errorf("the owner during the attack, from where they signed in before: %d, want %d", code, api.ok)
+			}
+			newAddr := clientFrom("127.0.3.2")
+			if code, wait := status(newAddr, true); code != 429 || wait == "" {
+				t.Errorf("the owner from a new address during the attack: %d (Retry-After %q), want 429 and a wait", code, wait)
+			} else {
+				secs, _ := strconv.Atoi(wait)
+				if secs < 1 || secs > 120 {
+					t.Errorf("Retry-After %q", wait)
+				}
+				now.Add(int64(time.Duration(secs) * time.Second))
+			}
+			if code, _ := status(newAddr, true); code != api.ok {
+				t.Errorf("the owner from a new address once the wait is over: %d, want %d", code, api.ok)
+			}
+			now.Add(int64(time.Hour)) // the next API starts afresh
+		})
 	}
 }

@@ -70,6 +70,11 @@ type Config struct {
 	// runs at once (default 64); more wait up to SlotWait, then 429.
 	MaxDownloadsPerAddress int
 	SlotWait               time.Duration
+	// LoginFailuresPerAddress and LoginFailuresPerIdentity are the failed
+	// sign-ins a minute let through, from one client address and at one
+	// identity (from addresses that never signed in as it): defaults 10
+	// and 5. Past them, sign-ins answer 429 with Retry-After.
+	LoginFailuresPerAddress, LoginFailuresPerIdentity float64
 	// PublicURL is the base of the absolute URLs the APIs return
 	// ("https://media.example.com"); default each request's own host.
 	PublicURL string
@@ -121,6 +126,7 @@ func New(cfg Config) *Server {
 	if cfg.BodyRateWindow <= 0 {
 		cfg.BodyRateWindow = 20 * time.Second
 	}
+	logins := web.NewLogins(web.LoginsConfig{PerAddress: cfg.LoginFailuresPerAddress, PerIdentity: cfg.LoginFailuresPerIdentity})
 	uploads := web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxUploadsPerClient, PerAddress: cfg.MaxUploadsPerAddress, Anonymous: cfg.MaxAnonymousUploads, Wait: cfg.SlotWait})
 	if cfg.Version == "" {
 		cfg.Version = "devel"
@@ -170,16 +176,16 @@ func New(cfg Config) *Server {
 	cs := cfg.CloudStorage
 	cs.Engine, cs.Logger, cs.Now, cs.Uploads, cs.Downloads = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads
 	mu := cfg.MediaUpload
-	mu.Engine, mu.Logger, mu.Now, mu.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
+	mu.Engine, mu.Logger, mu.Now, mu.Uploads, mu.Logins = cfg.Engine, cfg.Logger, cfg.Now, uploads, logins
 	mu.PublicURL = cmp.Or(mu.PublicURL, cfg.PublicURL)
 	om := cfg.OceanMedia
-	om.Engine, om.Logger, om.Now, om.Uploads = cfg.Engine, cfg.Logger, cfg.Now, uploads
+	om.Engine, om.Logger, om.Now, om.Uploads, om.Logins = cfg.Engine, cfg.Logger, cfg.Now, uploads, logins
 	om.PublicURL = cmp.Or(om.PublicURL, cfg.PublicURL)
 	ms := cfg.MediaService
-	ms.Engine, ms.Logger, ms.Now, ms.Uploads, ms.Downloads = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads
+	ms.Engine, ms.Logger, ms.Now, ms.Uploads, ms.Downloads, ms.Logins = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads, logins
 	ms.PublicURL = cmp.Or(ms.PublicURL, cfg.PublicURL)
 	sa := cfg.StorageAPI
-	sa.Engine, sa.Logger, sa.Now, sa.Uploads, sa.Downloads = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads
+	sa.Engine, sa.Logger, sa.Now, sa.Uploads, sa.Downloads, sa.Logins = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads, logins
 	sa.PublicURL = cmp.Or(sa.PublicURL, cfg.PublicURL)
 	for _, api := range []struct {
 		name   string

@@ -62,6 +62,8 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.IntVar(&body.MaxAnonymousUploads, "max-anonymous-uploads", 16, "anonymous uploads streaming at once from all addresses together (the rest of --max-uploads is for signed-in clients)")
 			fs.IntVar(&body.MaxDownloadsPerAddress, "max-downloads-per-address", 64, "downloads one client address runs at once")
 			fs.DurationVar(&body.SlotWait, "slot-wait", 30*time.Second, "how long an upload or download waits for a slot before it is refused (429 or 503, with Retry-After)")
+			fs.Float64Var(&body.LoginFailuresPerAddress, "login-failures-per-address", 10, "failed sign-ins a minute one client address may make, whatever identity it tries; past them, 429")
+			fs.Float64Var(&body.LoginFailuresPerIdentity, "login-failures-per-identity", 5, "failed sign-ins a minute an identity may take from addresses that never signed in as it; past them, 429")
 			fs.Int64Var(&body.BodyMinRate, "body-min-rate", 1024, "a request body that brings fewer bytes a second than this, over --body-rate-window, is cut off with 408 (-1: no minimum)")
 			fs.DurationVar(&body.BodyRateWindow, "body-rate-window", 20*time.Second, "the time --body-min-rate is measured over")
 			fs.DurationVar(&body.BodyIdleTimeout, "body-idle-timeout", time.Minute, "a request body that sends nothing for this long is cut off with 408")

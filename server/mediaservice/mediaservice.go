@@ -56,6 +56,10 @@ type Config struct {
 	// Downloads bounds the downloads one client address runs at once;
 	// default web.NewSlots's defaults. The server passes its own.
 	Downloads *web.Slots
+	// Logins slows down password guessing (per address and per
+	// identity); default web.NewLogins's defaults. The server passes its
+	// own, shared by every API.
+	Logins *web.Logins
 }
 
 // API is the media service over one engine.
@@ -85,6 +89,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Uploads == nil {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
+	}
+	if cfg.Logins == nil {
+		cfg.Logins = web.NewLogins(web.LoginsConfig{})
 	}
 	if cfg.Downloads == nil {
 		cfg.Downloads = web.NewSlots(web.SlotsConfig{})
@@ -186,12 +193,21 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 	if errors.Is(err, auth.ErrNoCredentials) {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
+	now := a.cfg.Now()
+	addr, who := web.ClientAddr(r), "mediaservice:"+id
+	if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
+		w.Header().Set("Retry-After", web.RetryAfter(wait))
+		oauthErr(http.StatusTooManyRequests, "temporarily_unavailable", "too many failed attempts from this address or for this client; retry later")
+		return
+	}
 	cl, gerr := a.clients.Get(id)
 	if !a.passwords.Verify(id, secret, cl.Hash, gerr == nil) {
+		a.cfg.Logins.Failed(addr, who, now)
 		w.Header().Set("WWW-Authenticate", `Basic realm="cairn"`)
 		oauthErr(401, "invalid_client", "client authentication failed")
 		return
 	}
+	a.cfg.Logins.Succeeded(addr, who, now)
 	key, err := signingKey(r.Context(), a.e)
 	if err != nil {
 		a.fail(w, err)

@@ -46,6 +46,10 @@ type Config struct {
 	// Uploads shares streaming uploads out between clients; default
 	// web.NewSlots's defaults. The server passes its own.
 	Uploads *web.Slots
+	// Logins slows down password guessing (per address and per
+	// identity); default web.NewLogins's defaults. The server passes its
+	// own, shared by every API.
+	Logins *web.Logins
 }
 
 // Namespaces in the index: files, and per account the content hash of
@@ -73,6 +77,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.MaxContent <= 0 {
 		cfg.MaxContent = 100_000_000
+	}
+	if cfg.Logins == nil {
+		cfg.Logins = web.NewLogins(web.LoginsConfig{})
 	}
 	if cfg.Uploads == nil {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
@@ -118,10 +125,19 @@ func requestID() string { return fmt.Sprintf("%03d-%s", rand.IntN(1000), uuid.Ne
 func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
 	user, pw, err := auth.BasicCredentials(r.Header.Get("Authorization"))
 	if err == nil {
+		now := a.cfg.Now()
+		addr, who := web.ClientAddr(r), "mediaupload:"+user
+		if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
+			w.Header().Set("Retry-After", web.RetryAfter(wait))
+			web.JSON(w, http.StatusTooManyRequests, map[string]string{"message": "Too many failed sign-ins; retry later"})
+			return "", false
+		}
 		acc, gerr := a.accounts.Get(user)
 		if a.passwords.Verify(user, pw, acc.Hash, gerr == nil) {
+			a.cfg.Logins.Succeeded(addr, who, now)
 			return user, true
 		}
+		a.cfg.Logins.Failed(addr, who, now)
 		if gerr != nil && !errors.Is(gerr, ErrNoAccount) {
 			a.cfg.Logger.Error("reading an account", "err", gerr)
 		}

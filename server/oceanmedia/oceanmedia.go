@@ -54,6 +54,10 @@ type Config struct {
 	// Uploads shares streaming uploads out between clients; default
 	// web.NewSlots's defaults. The server passes its own.
 	Uploads *web.Slots
+	// Logins slows down password guessing (per address and per
+	// identity); default web.NewLogins's defaults. The server passes its
+	// own, shared by every API.
+	Logins *web.Logins
 }
 
 // API is the /v1/media API over one engine.
@@ -80,6 +84,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.SMTPFrom == "" {
 		cfg.SMTPFrom = "cairn@localhost"
+	}
+	if cfg.Logins == nil {
+		cfg.Logins = web.NewLogins(web.LoginsConfig{})
 	}
 	if cfg.Uploads == nil {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
@@ -155,13 +162,22 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request, _ httprouter.
 		apiError(w, http.StatusBadRequest, "Malformed credentials")
 		return
 	}
+	now := a.cfg.Now()
+	addr, who := web.ClientAddr(r), "oceanmedia:"+name
+	if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
+		w.Header().Set("Retry-After", web.RetryAfter(wait))
+		apiError(w, http.StatusTooManyRequests, "Too many failed authentications")
+		return
+	}
 	usr, gerr := a.users.Get(name)
 	if !a.passwords.Verify(name, pw, usr.Hash, gerr == nil) {
+		a.cfg.Logins.Failed(addr, who, now)
 		apiError(w, http.StatusForbidden, "Does not authenticate")
 		return
 	}
+	a.cfg.Logins.Succeeded(addr, who, now)
 	tok := auth.NewSecret()
-	now := a.cfg.Now().UTC().Truncate(time.Second)
+	now = now.UTC().Truncate(time.Second)
 	t := token{User: name, Expires: now.Add(a.cfg.TokenTTL)}
 	meta, _ := json.Marshal(t)
 	err = a.e.Update(r.Context(), func(tx *engine.Tx) error {

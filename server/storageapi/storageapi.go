@@ -76,6 +76,10 @@ type Config struct {
 	// Downloads bounds the downloads one client address runs at once;
 	// default web.NewSlots's defaults. The server passes its own.
 	Downloads *web.Slots
+	// Logins slows down password guessing (per address and per
+	// identity); default web.NewLogins's defaults. The server passes its
+	// own, shared by every API.
+	Logins *web.Logins
 }
 
 // API is the Storage API over one engine.
@@ -84,7 +88,7 @@ type API struct {
 	e         *engine.Engine
 	iam       *IAM
 	passwords *auth.Passwords
-	limit     *limiter
+	limit     *web.Rate
 }
 
 // New returns the API.
@@ -110,13 +114,16 @@ func New(cfg Config) *API {
 	if cfg.Uploads == nil {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
 	}
+	if cfg.Logins == nil {
+		cfg.Logins = web.NewLogins(web.LoginsConfig{})
+	}
 	if cfg.Downloads == nil {
 		cfg.Downloads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{
 		cfg: cfg, e: cfg.Engine, iam: NewIAM(cfg.Engine),
 		passwords: auth.NewPasswords(time.Minute, cfg.Now),
-		limit:     newLimiter(cfg.PublicRate, max(1, int(cfg.PublicRate))),
+		limit:     web.NewRate(cfg.PublicRate, max(1, int(cfg.PublicRate))),
 	}
 }
 
@@ -172,11 +179,12 @@ func fail(status int, code, format string, args ...any) *apiError {
 }
 
 var (
-	errNotFound     = fail(http.StatusNotFound, "not_found", "no such file")
-	errNoToken      = fail(http.StatusUnauthorized, "unauthorized", "a bearer token is required")
-	errBadToken     = fail(http.StatusUnauthorized, "invalid_token", "the token is invalid or expired")
-	errLogin        = fail(http.StatusUnauthorized, "invalid_credentials", "wrong email or password")
-	errReadOnlyRole = fail(http.StatusForbidden, "forbidden", "an organization member may read and list; uploading, deleting and sharing take a manager or admin")
+	errNotFound      = fail(http.StatusNotFound, "not_found", "no such file")
+	errNoToken       = fail(http.StatusUnauthorized, "unauthorized", "a bearer token is required")
+	errBadToken      = fail(http.StatusUnauthorized, "invalid_token", "the token is invalid or expired")
+	errLogin         = fail(http.StatusUnauthorized, "invalid_credentials", "wrong email or password")
+	errTooManyLogins = fail(http.StatusTooManyRequests, "rate_limited", "too many failed sign-ins from this address or for this user; retry later")
+	errReadOnlyRole  = fail(http.StatusForbidden, "forbidden", "an organization member may read and list; uploading, deleting and sharing take a manager or admin")
 )
 
 func (a *API) fail(w http.ResponseWriter, err error) {
@@ -354,6 +362,13 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		a.fail(w, err)
 		return
 	}
+	now := a.cfg.Now()
+	addr, who := web.ClientAddr(r), "storageapi:"+strings.ToLower(in.Email)
+	if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
+		w.Header().Set("Retry-After", web.RetryAfter(wait))
+		a.fail(w, errTooManyLogins)
+		return
+	}
 	u, err := a.iam.UserByEmail(in.Email)
 	if err != nil && !errors.Is(err, ErrNoSuch) {
 		a.fail(w, err)
@@ -361,10 +376,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 	}
 	// An unknown email costs a hash comparison too.
 	if !a.passwords.Verify(u.ID, in.Password, u.Hash, err == nil) {
+		a.cfg.Logins.Failed(addr, who, now)
 		a.fail(w, errLogin)
 		return
 	}
-	now := a.cfg.Now()
+	a.cfg.Logins.Succeeded(addr, who, now)
 	tok, exp, err := a.sign(r.Context(), u.ID, tokenUser, "", now)
 	if err != nil {
 		a.fail(w, err)
@@ -505,7 +521,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 			a.fail(w, fail(http.StatusForbidden, "public_uploads_disabled", "anonymous uploads are switched off on this server"))
 			return
 		}
-		if ok, wait := a.limit.allow(web.ClientAddr(r), a.cfg.Now()); !ok {
+		if ok, wait := a.limit.Allow(web.ClientAddr(r), a.cfg.Now()); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			a.fail(w, fail(http.StatusTooManyRequests, "rate_limited", "too many anonymous uploads from this address; retry later"))
 			return

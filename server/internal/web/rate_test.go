@@ -1,4 +1,4 @@
-package storageapi
+package web
 
 import (
 	"fmt"
@@ -7,21 +7,21 @@ import (
 	"time"
 )
 
-func TestLimiter(t *testing.T) {
-	l := newLimiter(6, 2) // one per 10 s, bursts of 2
+func TestRate(t *testing.T) {
+	l := NewRate(6, 2) // one per 10 s, bursts of 2
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, want := range []bool{true, true, false} {
-		if ok, _ := l.allow("a", now); ok != want {
+		if ok, _ := l.Allow("a", now); ok != want {
 			t.Fatalf("event %d: %v", i, ok)
 		}
 	}
-	if ok, wait := l.allow("a", now); ok || wait != 10*time.Second {
+	if ok, wait := l.Allow("a", now); ok || wait != 10*time.Second {
 		t.Fatalf("a third event: %v, wait %v", ok, wait)
 	}
-	if ok, _ := l.allow("b", now); !ok {
+	if ok, _ := l.Allow("b", now); !ok {
 		t.Fatal("another address shares a's bucket")
 	}
-	if ok, _ := l.allow("a", now.Add(10*time.Second)); !ok {
+	if ok, _ := l.Allow("a", now.Add(10*time.Second)); !ok {
 		t.Fatal("no event after the wait")
 	}
 
@@ -30,7 +30,7 @@ func TestLimiter(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 500 {
-				l.allow(fmt.Sprint(g, ".", i), now)
+				l.Allow(fmt.Sprint(g, ".", i), now)
 			}
 		})
 	}
@@ -38,7 +38,7 @@ func TestLimiter(t *testing.T) {
 	if n := len(l.buckets); n != 4002 {
 		t.Fatalf("%d buckets", n)
 	}
-	l.allow("c", now.Add(time.Hour))
+	l.Allow("c", now.Add(time.Hour))
 	if n := len(l.buckets); n != 1 {
 		t.Fatalf("%d buckets after an hour idle, want 1", n)
 	}
