@@ -26,10 +26,13 @@ admin socket, on a running server.
   cairn account add <name> [--password P]     create; prints a random password if none is given
   cairn account passwd <name> [--password P]  set a new password
   cairn account list
-  cairn account delete <name>                 its files stay until they expire`,
+  cairn account delete <name> [--purge]       refused while it has files, unless --purge deletes them
+
+An account made again under a deleted one's name never sees its files.`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
 			password := fs.String("password", "", "the password to set (at least 12 bytes; default a random one)")
+			purge := fs.Bool("purge", false, "delete the account's files too")
 			return func(ctx context.Context) error {
 				args := e.args
 				return withStore(*data, e, func(eng *engine.Engine) error {
@@ -60,7 +63,7 @@ admin socket, on a running server.
 						}
 						tw.Flush()
 					case "delete":
-						if err := accounts.Delete(ctx, args[1]); err != nil {
+						if err := accounts.Delete(ctx, args[1], *purge); err != nil {
 							return err
 						}
 						fmt.Fprintf(e.stdout, "deleted account %s\n", args[1])

@@ -23,7 +23,12 @@ const (
 // Client is an OAuth2 client (client-credentials grant) bound to one
 // tenant and a set of scopes.
 type Client struct {
-	ID      string    `json:"id"`
+	ID string `json:"id"`
+	// Gen is random, made when the client is: its tokens carry it, so
+	// that a client deleted and made again under the same ID (for
+	// another tenant, say) never accepts the old one's tokens. Clients
+	// made before it existed have none.
+	Gen     string    `json:"gen,omitempty"`
 	Hash    string    `json:"hash"`
 	Tenant  string    `json:"tenant"`
 	Scopes  []string  `json:"scopes"`
@@ -78,7 +83,7 @@ func (c *Clients) Add(ctx context.Context, id, tenant string, scopes []string) (
 	if err != nil {
 		return "", err
 	}
-	cl := Client{ID: id, Hash: hash, Tenant: tenant, Scopes: slices.Compact(slices.Sorted(slices.Values(scopes))), Created: time.Now().UTC().Truncate(time.Second)}
+	cl := Client{ID: id, Gen: auth.NewSecret()[:22], Hash: hash, Tenant: tenant, Scopes: slices.Compact(slices.Sorted(slices.Values(scopes))), Created: time.Now().UTC().Truncate(time.Second)}
 	err = c.e.Update(ctx, func(tx *engine.Tx) error {
 		if _, err := tx.Get(clientKey(id)); err == nil {
 			return fmt.Errorf("%w: %s", ErrClientExists, id)

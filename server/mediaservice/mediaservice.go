@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/cairnstore/cairn/engine"
@@ -213,7 +214,10 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		a.fail(w, err)
 		return
 	}
-	tok, err := auth.SignHS256(cl.ID, key, a.cfg.Now(), a.cfg.TokenTTL)
+	tok, err := auth.SignHS256Claims(&tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: cl.ID, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(a.cfg.TokenTTL))},
+		Gen:              cl.Gen,
+	}, key)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -223,6 +227,13 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		"access_token": tok, "token_type": "Bearer", "expires_in": int(a.cfg.TokenTTL.Seconds()),
 		"scope": strings.Join(cl.Scopes, " "), "tenant": cl.Tenant,
 	})
+}
+
+// tokenClaims are an access token's: the client's ID (sub) and its
+// generation (Client.Gen).
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Gen string `json:"gen,omitempty"`
 }
 
 // authorize checks the bearer token, the tenant and that the client has
@@ -236,7 +247,9 @@ func (a *API) authorize(r *http.Request, tenant string, scopes ...string) (strin
 	if err != nil {
 		return "", err
 	}
-	id, err := auth.VerifyHS256(tok, func(string) ([]byte, bool) { return key, true }, a.cfg.Now)
+	var c tokenClaims
+	err = auth.VerifyHS256Claims(tok, &c, func(string) ([]byte, bool) { return key, true }, a.cfg.Now)
+	id := c.Subject
 	if err != nil {
 		if strings.Contains(err.Error(), "expired") {
 			return "", &errFault{"Access Token expired", "keymanagement.service.access_token_expired"}
@@ -244,7 +257,8 @@ func (a *API) authorize(r *http.Request, tenant string, scopes ...string) (strin
 		return "", &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
 	}
 	cl, err := a.clients.Get(id)
-	if err != nil {
+	if err != nil || !auth.Equal(cl.Gen, c.Gen) {
+		// Deleted, or deleted and made again: either way not this token's.
 		return "", &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
 	}
 	if cl.Tenant != tenant {

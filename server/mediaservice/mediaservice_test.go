@@ -498,3 +498,29 @@ func TestListCost(t *testing.T) {
 		t.Errorf("the last page number allowed: %s, want 200 []", r)
 	}
 }
+
+// TestClientMadeAgain: a client deleted and made again under the same
+// ID, for another tenant and with more scopes, does not accept the old
+// client's tokens there, nor anywhere.
+func TestClientMadeAgain(t *testing.T) {
+	v := newEnv(t, 0)
+	clients := mediaservice.NewClients(v.e)
+	secret, err := clients.Add(context.Background(), "app", "acme", []string{mediaservice.ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.tokens["old"] = v.token("app", secret)
+	v.want(v.do("GET", "/media/acme/assets", "old", nil, ""), 200, "")
+	if err := clients.Delete(context.Background(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	secret, err = clients.Add(context.Background(), "app", "globex", []string{mediaservice.ScopeManage, mediaservice.ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.tokens["new"] = v.token("app", secret)
+	v.want(v.do("GET", "/media/globex/assets", "old", nil, ""), 401, fault401)
+	v.want(v.do("POST", "/media/globex/assets", "old", strings.NewReader(`{"type":"LINK","access":"PUBLIC","url":"https://example.com/x"}`), "application/json"), 401, fault401)
+	v.want(v.do("GET", "/media/acme/assets", "old", nil, ""), 401, fault401)
+	v.want(v.do("GET", "/media/globex/assets", "new", nil, ""), 200, "")
+}

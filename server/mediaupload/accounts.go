@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/auth"
 )
@@ -15,9 +17,23 @@ import (
 // Account is a media upload account: Basic auth credentials, the password
 // kept as a bcrypt hash.
 type Account struct {
-	Name    string    `json:"name"`
+	Name string `json:"name"`
+	// ID is random, made with the account: its files are kept under it,
+	// so that an account deleted and made again under the same name
+	// never sees the old one's files. Accounts made before it existed
+	// have none, and keep their files under their name.
+	ID      string    `json:"id,omitempty"`
 	Hash    string    `json:"hash"`
 	Created time.Time `json:"created"`
+}
+
+// tenant is where the account's files are kept: ":<ID>" (no name has a
+// ':'), or its name for an account made before IDs.
+func (acc Account) tenant() string {
+	if acc.ID == "" {
+		return acc.Name
+	}
+	return ":" + acc.ID
 }
 
 const accountsNamespace = "mediaupload.accounts"
@@ -29,6 +45,9 @@ var (
 	ErrNoAccount = errors.New("mediaupload: no such account")
 	// ErrInvalidAccount: a bad account name or password.
 	ErrInvalidAccount = errors.New("mediaupload: invalid account")
+	// ErrHasFiles: deleting an account that still has files, without
+	// purging them.
+	ErrHasFiles = errors.New("mediaupload: the account still has files")
 )
 
 // Accounts manages the accounts kept in the store. Safe for concurrent use.
@@ -75,11 +94,11 @@ func (a *Accounts) Set(ctx context.Context, name, password string, create bool) 
 		case err != nil && !errors.Is(err, engine.ErrNotFound):
 			return err
 		}
-		acc := Account{Name: name, Hash: hash, Created: time.Now().UTC().Truncate(time.Second)}
+		acc := Account{Name: name, ID: uuid.NewString(), Hash: hash, Created: time.Now().UTC().Truncate(time.Second)}
 		if err == nil {
 			var old Account
 			if json.Unmarshal(cur.Meta, &old) == nil {
-				acc.Created = old.Created
+				acc.Created, acc.ID = old.Created, old.ID
 			}
 		}
 		meta, _ := json.Marshal(acc)
@@ -101,11 +120,7 @@ func (a *Accounts) Get(name string) (Account, error) {
 	if err != nil {
 		return Account{}, err
 	}
-	var acc Account
-	if err := json.Unmarshal(rec.Meta, &acc); err != nil {
-		return Account{}, fmt.Errorf("%w: account %s: %w", engine.ErrCorrupt, name, err)
-	}
-	return acc, nil
+	return decodeAccount(rec)
 }
 
 // List returns every account, by name.
@@ -124,11 +139,74 @@ func (a *Accounts) List() ([]Account, error) {
 	return out, nil
 }
 
-// Delete removes an account. Its files stay until they expire.
-func (a *Accounts) Delete(ctx context.Context, name string) error {
-	err := a.e.DeleteRecord(ctx, accountKey(name), 0)
+// Delete removes an account. One that still has files is refused
+// (ErrHasFiles) unless purge, which deletes them too. The account goes
+// first: an upload that commits after finds it gone and fails.
+func (a *Accounts) Delete(ctx context.Context, name string, purge bool) error {
+	acc, err := a.Get(name)
+	if err != nil {
+		return err
+	}
+	if !purge {
+		for _, err := range a.e.Records(namespace, acc.tenant(), "", "") {
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: %s (delete them, or purge)", ErrHasFiles, name)
+		}
+	}
+	err = a.e.Update(ctx, func(tx *engine.Tx) error {
+		cur, err := tx.Get(accountKey(name))
+		if err != nil {
+			return err
+		}
+		if acc2, err := decodeAccount(cur); err != nil || acc2.ID != acc.ID {
+			return fmt.Errorf("%w: %s changed meanwhile", ErrNoAccount, name)
+		}
+		return tx.Delete(accountKey(name))
+	})
 	if errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrNoAccount, name)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return a.purge(ctx, acc.tenant())
+}
+
+// purge deletes every file kept under tenant, a batch per transaction.
+func (a *Accounts) purge(ctx context.Context, tenant string) error {
+	for {
+		var recs []engine.Record
+		for rec, err := range a.e.Records(namespace, tenant, "", "") {
+			if err != nil {
+				return err
+			}
+			if recs = append(recs, rec); len(recs) == 256 {
+				break
+			}
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		err := a.e.Update(ctx, func(tx *engine.Tx) error {
+			for _, rec := range recs {
+				if err := deleteFile(tx, rec); err != nil && !errors.Is(err, engine.ErrNotFound) {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func decodeAccount(rec engine.Record) (Account, error) {
+	var acc Account
+	if err := json.Unmarshal(rec.Meta, &acc); err != nil {
+		return Account{}, fmt.Errorf("%w: account %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
+	}
+	return acc, nil
 }

@@ -122,7 +122,7 @@ type invalid struct {
 func requestID() string { return fmt.Sprintf("%03d-%s", rand.IntN(1000), uuid.NewString()) }
 
 // authenticate returns the account of the request's Basic credentials.
-func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (Account, bool) {
 	user, pw, err := auth.BasicCredentials(r.Header.Get("Authorization"))
 	if err == nil {
 		now := a.cfg.Now()
@@ -130,29 +130,69 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (string, bool
 		if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
 			w.Header().Set("Retry-After", web.RetryAfter(wait))
 			web.JSON(w, http.StatusTooManyRequests, map[string]string{"message": "Too many failed sign-ins; retry later"})
-			return "", false
+			return Account{}, false
 		}
 		acc, gerr := a.accounts.Get(user)
 		if a.passwords.Verify(user, pw, acc.Hash, gerr == nil) {
 			a.cfg.Logins.Succeeded(addr, who, now)
-			return user, true
+			return acc, true
 		}
 		a.cfg.Logins.Failed(addr, who, now)
 		if gerr != nil && !errors.Is(gerr, ErrNoAccount) {
 			a.cfg.Logger.Error("reading an account", "err", gerr)
 		}
 	}
+	unauthorized(w)
+	return Account{}, false
+}
+
+func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="cairn", charset="UTF-8"`)
 	web.JSON(w, http.StatusUnauthorized, map[string]string{"message": "Unauthorized"})
-	return "", false
 }
 
-func (a *API) fileKey(account, id string) engine.Key {
-	return engine.Key{Namespace: namespace, Tenant: account, Name: id}
+func fileKey(acc Account, id string) engine.Key {
+	return engine.Key{Namespace: namespace, Tenant: acc.tenant(), Name: id}
 }
 
-func dupKey(account string, rec engine.Record) engine.Key {
-	return engine.Key{Namespace: dupNamespace, Tenant: account, Name: rec.Blob.String()}
+// dupKey is the record of a file's content hash, in the file's tenant.
+func dupKey(file engine.Record) engine.Key {
+	return engine.Key{Namespace: dupNamespace, Tenant: file.Key.Tenant, Name: file.Blob.String()}
+}
+
+// errAccountGone: the account was deleted (or deleted and made again)
+// while a request of it was being served.
+var errAccountGone = errors.New("mediaupload: the account is gone")
+
+// stillThere checks, inside a write's transaction, that acc is still the
+// account of its name, so that a file cannot land in an account deleted
+// meanwhile, nor in a new one of the same name.
+func stillThere(tx *engine.Tx, acc Account) error {
+	cur, err := tx.Get(accountKey(acc.Name))
+	if err != nil {
+		return errAccountGone
+	}
+	if now, err := decodeAccount(cur); err != nil || now.ID != acc.ID {
+		return errAccountGone
+	}
+	return nil
+}
+
+// deleteFile deletes a file's record, its public link and its content
+// hash record.
+func deleteFile(tx *engine.Tx, file engine.Record) error {
+	if err := tx.Delete(file.Key); err != nil {
+		return err
+	}
+	var m meta
+	json.Unmarshal(file.Meta, &m)
+	if err := publink.Delete(tx, m.Link); err != nil {
+		return err
+	}
+	if err := tx.Delete(dupKey(file)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 func (a *API) location(r *http.Request, rec engine.Record) string {
@@ -224,7 +264,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	)
 	err := jsonstream.Parse(r.Body, "content", func(content io.Reader) error {
 		hasContent = true
-		release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("mediaupload", account))
+		release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("mediaupload", account.tenant()))
 		if err != nil {
 			return err
 		}
@@ -281,9 +321,12 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	var rec engine.Record
 	dup := false
 	err = a.e.Update(r.Context(), func(tx *engine.Tx) error {
-		dk := engine.Key{Namespace: dupNamespace, Tenant: account, Name: up.ID().String()}
+		if err := stillThere(tx, account); err != nil {
+			return err
+		}
+		dk := engine.Key{Namespace: dupNamespace, Tenant: account.tenant(), Name: up.ID().String()}
 		if d, err := tx.Get(dk); err == nil {
-			if rec, err = tx.Get(a.fileKey(account, string(d.Meta))); err == nil {
+			if rec, err = tx.Get(fileKey(account, string(d.Meta))); err == nil {
 				dup = true
 				return nil
 			}
@@ -291,7 +334,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		id := uuid.NewString()
 		link := publink.NewID()
 		m, _ := json.Marshal(meta{Link: link})
-		k := a.fileKey(account, id)
+		k := fileKey(account, id)
 		var err error
 		if rec, err = tx.Put(k, engine.Record{ContentType: ctype, Meta: m, Expires: expires}, up); err != nil {
 			return err
@@ -321,7 +364,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, ps httprouter.Params) 
 	if !ok {
 		return
 	}
-	rec, err := a.e.GetRecord(a.fileKey(account, ps.ByName("id")))
+	rec, err := a.e.GetRecord(fileKey(account, ps.ByName("id")))
 	if err != nil {
 		a.notFound(w, err)
 		return
@@ -355,7 +398,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	}
 	var rec engine.Record
 	err := a.e.Update(r.Context(), func(tx *engine.Tx) error {
-		k := a.fileKey(account, req.ID)
+		k := fileKey(account, req.ID)
 		cur, err := tx.Get(k)
 		if err != nil {
 			return err
@@ -365,7 +408,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		}
 		var m meta
 		json.Unmarshal(cur.Meta, &m)
-		if _, err := tx.Put(dupKey(account, cur), engine.Record{Meta: []byte(req.ID), Expires: d}, nil); err != nil {
+		if _, err := tx.Put(dupKey(cur), engine.Record{Meta: []byte(req.ID), Expires: d}, nil); err != nil {
 			return err
 		}
 		return publink.Put(tx, m.Link, k, d)
@@ -384,23 +427,11 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 		return
 	}
 	err := a.e.Update(r.Context(), func(tx *engine.Tx) error {
-		k := a.fileKey(account, ps.ByName("id"))
-		cur, err := tx.Get(k)
+		cur, err := tx.Get(fileKey(account, ps.ByName("id")))
 		if err != nil {
 			return err
 		}
-		if err := tx.Delete(k); err != nil {
-			return err
-		}
-		var m meta
-		json.Unmarshal(cur.Meta, &m)
-		if err := publink.Delete(tx, m.Link); err != nil {
-			return err
-		}
-		if err := tx.Delete(dupKey(account, cur)); err != nil && !errors.Is(err, engine.ErrNotFound) {
-			return err
-		}
-		return nil
+		return deleteFile(tx, cur)
 	})
 	if err != nil {
 		a.notFound(w, err)
@@ -419,6 +450,10 @@ func (a *API) notFound(w http.ResponseWriter, err error) {
 
 // fail answers an upload that failed for a reason other than validation.
 func (a *API) fail(w http.ResponseWriter, err error) {
+	if errors.Is(err, errAccountGone) {
+		unauthorized(w)
+		return
+	}
 	status := web.Status(err)
 	var reason string
 	switch {

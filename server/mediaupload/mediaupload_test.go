@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -382,5 +383,53 @@ func TestLargeUploadMemory(t *testing.T) {
 	}
 	if r := v.do("POST", "/cms/v2/content", "alice", base64Body(n+1)); r.code != 400 {
 		t.Errorf("content of 100 MB + 1 byte: %s, want 400", r)
+	}
+}
+
+// TestAccountMadeAgain: an account made again under a deleted account's
+// name never sees the old one's files: deleting an account that has
+// files is refused unless purged, which deletes them (and their public
+// URLs), and the new account keeps its files apart even so.
+func TestAccountMadeAgain(t *testing.T) {
+	v := newEnv(t, 0)
+	accounts := mediaupload.NewAccounts(v.e)
+	r := v.do("POST", "/cms/v2/content", "alice", uploadBody(png, ""))
+	if r.code != 201 {
+		t.Fatalf("upload: %s", r)
+	}
+	old, loc := decode(t, r).ID, r.h.Get("Location")
+	if err := accounts.Delete(context.Background(), "alice", false); !errors.Is(err, mediaupload.ErrHasFiles) {
+		t.Fatalf("deleting an account with files: %v, want ErrHasFiles", err)
+	}
+	if err := accounts.Delete(context.Background(), "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	pw, err := accounts.Set(context.Background(), "alice", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.pw["alice"] = pw
+	if r := v.do("GET", "/cms/v2/content/"+old, "alice", nil); r.code != 404 {
+		t.Errorf("the new alice reading the old one's file: %s, want 404", r)
+	}
+	if r := v.do("DELETE", "/cms/v2/content/"+old, "alice", nil); r.code != 404 {
+		t.Errorf("the new alice deleting the old one's file: %s, want 404", r)
+	}
+	res, err := http.Get(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 {
+		t.Errorf("the old file's public URL after its account was purged: %d", res.StatusCode)
+	}
+	// The same bytes again are a new file of the new account (201), not
+	// the old account's (302).
+	if r := v.do("POST", "/cms/v2/content", "alice", uploadBody(png, "")); r.code != 201 {
+		t.Errorf("the new alice uploading the old one's bytes: %s, want 201", r)
+	}
+	// An account with no files is deleted without purging.
+	if err := accounts.Delete(context.Background(), "bob", false); err != nil {
+		t.Errorf("deleting an account without files: %v", err)
 	}
 }

@@ -178,7 +178,7 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request, _ httprouter.
 	a.cfg.Logins.Succeeded(addr, who, now)
 	tok := auth.NewSecret()
 	now = now.UTC().Truncate(time.Second)
-	t := token{User: name, Expires: now.Add(a.cfg.TokenTTL)}
+	t := token{User: name, UserID: usr.ID, Expires: now.Add(a.cfg.TokenTTL)}
 	meta, _ := json.Marshal(t)
 	err = a.e.Update(r.Context(), func(tx *engine.Tx) error {
 		_, err := tx.Put(tokenKey(tok), engine.Record{Meta: meta, Expires: t.Expires.Add(tokenGrace)}, nil)
@@ -211,6 +211,9 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request, need Right) (Use
 	var usr User
 	if err == nil {
 		usr, err = a.users.Get(t.User)
+	}
+	if err == nil && !auth.Equal(usr.ID, t.UserID) {
+		err = ErrNoUser // another user of the same name, made since
 	}
 	switch {
 	case err != nil && !isNotFound(err) && !errors.Is(err, ErrNoUser):

@@ -134,9 +134,12 @@ func (u *Users) Delete(ctx context.Context, name string) error {
 }
 
 // token is what the store keeps of an issued token, under the hash of
-// the token (the token itself is never stored).
+// the token (the token itself is never stored). It names its user by
+// name and by ID: a user deleted and made again under the same name has
+// another ID, and none of the old one's tokens.
 type token struct {
 	User    string    `json:"user"`
+	UserID  string    `json:"user_id"`
 	Expires time.Time `json:"expires_at"`
 }
 
