@@ -3,9 +3,12 @@ package oceanmedia
 import (
 	"encoding/json"
 	"fmt"
+	"net/mail"
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/engine"
 )
@@ -127,15 +130,20 @@ func (m *medium) apply(raw map[string]json.RawMessage, errs fieldErrors) {
 	}
 }
 
-// validate checks a medium as the original model did.
+// validate checks a medium as the original model did, and that the
+// properties that name it (and go into its autodelete notification) hold
+// no control characters.
 func (m *medium) validate(errs fieldErrors) {
 	for _, f := range []struct {
 		name, v string
 	}{{"app", m.App}, {"context", m.Context}, {"name", m.Name}, {"locale", m.Locale}, {"content_type", m.ContentType}, {"file_name", m.FileName}} {
-		if strings.TrimSpace(f.v) == "" {
+		switch {
+		case strings.TrimSpace(f.v) == "":
 			errs.add(f.name, "can't be blank")
-		} else if len(f.v) > maxField {
+		case len(f.v) > maxField:
 			errs.add(f.name, fmt.Sprintf("is too long (maximum is %d characters)", maxField))
+		case strings.ContainsFunc(f.v, unicode.IsControl) || !utf8.ValidString(f.v):
+			errs.add(f.name, "is invalid")
 		}
 	}
 	if m.Locale != "" && !localeRE.MatchString(m.Locale) {
@@ -146,9 +154,16 @@ func (m *medium) validate(errs fieldErrors) {
 			errs.add(f.name, "is too long (maximum is 4096 characters)")
 		}
 	}
-	if m.Email != nil && (len(*m.Email) > 254 || !strings.Contains(*m.Email, "@") || strings.ContainsAny(*m.Email, "\r\n<>,")) {
+	if m.Email != nil && !validEmail(*m.Email) {
 		errs.add("email", "is invalid")
 	}
+}
+
+// validEmail: one bare address (RFC 5322, as net/mail parses it), at most
+// 254 bytes.
+func validEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Name == "" && a.Address == s && len(s) <= 254
 }
 
 // expires is the record expiry of a medium: its delete_at.

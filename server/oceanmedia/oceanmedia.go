@@ -21,7 +21,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/smtp"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,6 +65,8 @@ type API struct {
 	e         *engine.Engine
 	users     *Users
 	passwords *auth.Passwords
+	// mail sends autodelete notifications; nil without Config.SMTPAddr.
+	mail *notifier
 }
 
 // New returns the API and registers its autodelete hook with the engine.
@@ -92,6 +93,9 @@ func New(cfg Config) *API {
 		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
 	}
 	a := &API{cfg: cfg, e: cfg.Engine, users: NewUsers(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
+	if cfg.SMTPAddr != "" {
+		a.mail = newNotifier(cfg.SMTPAddr, cfg.SMTPFrom, cfg.Logger, cfg.Now)
+	}
 	cfg.Engine.OnExpire(namespace, a.autodeleted)
 	return a
 }
@@ -558,16 +562,15 @@ func (a *API) autodeleted(rec engine.Record) {
 	}
 	a.cleanValues(context.Background(), m)
 	a.cfg.Logger.Info("medium autodeleted", "id", rec.Key.Name, "app", m.App, "context", m.Context, "name", m.Name, "locale", m.Locale)
-	if m.Email == nil || a.cfg.SMTPAddr == "" {
+	// Only a medium that was to live until its delete_at is notified: one
+	// written with a delete_at already past was never served, and a
+	// notification "at once" would make the server a mail relay.
+	if m.Email == nil || a.mail == nil || !m.UpdatedAt.Before(m.expires()) || !validEmail(*m.Email) {
 		return
 	}
-	msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: Medium %s/%s/%s/%s was deleted\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+
-		"The medium %q (app %q, context %q, locale %q, file %q) reached its delete_at (%s) and was deleted.\r\n",
-		a.cfg.SMTPFrom, *m.Email, m.App, m.Context, m.Name, m.Locale, a.cfg.Now().UTC().Format(time.RFC1123Z),
-		m.Name, m.App, m.Context, m.Locale, m.FileName, iso(m.expires()))
-	if err := smtp.SendMail(a.cfg.SMTPAddr, nil, a.cfg.SMTPFrom, []string{*m.Email}, []byte(msg)); err != nil {
-		a.cfg.Logger.Error("autodelete notification not sent", "to", *m.Email, "err", err)
-	}
+	a.mail.notify(*m.Email,
+		plain(fmt.Sprintf("Medium %s/%s/%s/%s was deleted", m.App, m.Context, m.Name, m.Locale)),
+		plain(fmt.Sprintf("The medium %q (app %q, context %q, locale %q, file %q) reached its delete_at (%s) and was deleted.", m.Name, m.App, m.Context, m.Locale, m.FileName, iso(m.expires())))+"\r\n")
 }
 
 // --- collections ---
