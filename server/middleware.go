@@ -243,6 +243,12 @@ func (w *responseWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.code, w.wrote = code, true
 		w.body.answering()
+		if h := w.Header(); h.Get("Cache-Control") == "" {
+			// What an API answers is its client's alone, unless it says
+			// otherwise (public downloads): no shared cache may serve one
+			// client's view to another.
+			h.Set("Cache-Control", "private, no-store")
+		}
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 			// Every API's "not now" says when to come back.
 			if h := w.Header(); h.Get("Retry-After") == "" {

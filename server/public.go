@@ -23,7 +23,7 @@ func (s *Server) public(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 		}
 		var release func()
 		if release, err = s.downloads.Acquire(r.Context(), web.Address(r)); err == nil {
-			err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name)
+			err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name, true)
 			release()
 		}
 		if err == nil {

@@ -314,3 +314,34 @@ func sample(text, name string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// TestCacheControl: downloads anyone may read may be kept by shared
+// caches, which revalidate them (public, no-cache); everything else,
+// and every error, is for its client alone (private, no-store).
+func TestCacheControl(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	url, tok := start(t, server.Config{Engine: e})
+	mustStatus(t, 201, "POST", url+"/public/1/a.txt", tok, []byte("public"))
+	mustStatus(t, 201, "POST", url+"/protected/1/b.txt", tok, []byte("protected"))
+	for _, tc := range []struct {
+		method, path, tok string
+		code              int
+		want              string
+	}{
+		{"GET", "/public/1/a.txt", "", 200, "public, no-cache"},
+		{"HEAD", "/public/1/a.txt", "", 200, "public, no-cache"},
+		{"GET", "/protected/1/b.txt", tok, 200, "private, no-store"},
+		{"GET", "/protected/1/b.txt", "", 401, "private, no-store"},
+		{"GET", "/public/1/missing", "", 404, "private, no-store"},
+		{"GET", "/public/1", tok, 200, "private, no-store"},
+		{"GET", "/livez", "", 200, "private, no-store"},
+	} {
+		res, _, err := request(t, tc.method, url+tc.path, tc.tok, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != tc.code || res.Header.Get("Cache-Control") != tc.want {
+			t.Errorf("%s %s: %d, Cache-Control %q; want %d, %q", tc.method, tc.path, res.StatusCode, res.Header.Get("Cache-Control"), tc.code, tc.want)
+		}
+	}
+}

@@ -254,7 +254,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, t target) error {
 		return err
 	}
 	defer release()
-	return blobhttp.Serve(w, r, a.e, rec, name)
+	return blobhttp.Serve(w, r, a.e, rec, name, t.visibility == "public")
 }
 
 // uploaded is the body of a successful upload or move.
@@ -386,7 +386,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, t target) error {
 		}
 		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", t.bucketURL(), next.Encode()))
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Cache-Control", "private, no-store")
 	web.JSON(w, http.StatusOK, paths)
 	return nil
 }

@@ -760,7 +760,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	}
 	release, err := a.cfg.Downloads.Acquire(r.Context(), web.Address(r))
 	if err == nil {
-		err = blobhttp.Serve(w, r, a.e, rec, name)
+		err = blobhttp.Serve(w, r, a.e, rec, name, false) // a PRIVATE BLOB (a PUBLIC one was redirected)
 		release()
 	}
 	if err != nil {

@@ -409,7 +409,6 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, ps httprouter.Params) 
 	etag := fmt.Sprintf(`"%s-%d"`, id, m.LockVersion)
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Last-Modified", m.UpdatedAt.UTC().Format(http.TimeFormat))
-	w.Header().Set("Cache-Control", "max-age=0, s-maxage=1800")
 	if web.HasToken(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return

@@ -193,3 +193,34 @@ func TestNotificationRelayStalls(t *testing.T) {
 		t.Errorf("the sweeper waited %v for a relay that never answers", d)
 	}
 }
+
+// TestPrivateResponses: what an API user reads is theirs: no shared cache
+// may keep it (Cache-Control: private, no-store), even with an ETag; the
+// medium's public url may be cached, revalidated by its ETag.
+func TestPrivateResponses(t *testing.T) {
+	v := newEnv(t)
+	body := newMedium("shop", "ui", "a", "sv-SE", "image/png", "a.png")
+	body["payload"] = base64.StdEncoding.EncodeToString([]byte("\x89PNG\r\n\x1a\nabc"))
+	m := decode(t, v.do("POST", "/v1/media", "writer", body).body)
+	r := v.do("GET", "/v1/media/"+m.id(), "reader", nil)
+	if cc := r.h.Get("Cache-Control"); r.code != 200 || cc != "private, no-store" {
+		t.Errorf("GET a medium: %d, Cache-Control %q; want private, no-store", r.code, cc)
+	}
+	r = v.do("GET", "/v1/media/"+m.id(), "reader", nil, "If-None-Match", r.h.Get("ETag"))
+	if cc := r.h.Get("Cache-Control"); r.code != 304 || cc != "private, no-store" {
+		t.Errorf("GET a medium again: %d, Cache-Control %q", r.code, cc)
+	}
+	for _, path := range []string{"/v1/media?app=shop", "/v1/media/nope"} {
+		if r := v.do("GET", path, "reader", nil); r.h.Get("Cache-Control") != "private, no-store" {
+			t.Errorf("GET %s: Cache-Control %q", path, r.h.Get("Cache-Control"))
+		}
+	}
+	res, err := http.Get(m.Links["url"].Href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if cc := res.Header.Get("Cache-Control"); res.StatusCode != 200 || cc != "public, no-cache" {
+		t.Errorf("GET the public url: %d, Cache-Control %q; want public, no-cache", res.StatusCode, cc)
+	}
+}

@@ -666,7 +666,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		release, err = a.cfg.Downloads.Acquire(r.Context(), web.Address(r))
 	}
 	if err == nil {
-		err = blobhttp.Serve(w, r, a.e, rec, f.Name)
+		err = blobhttp.Serve(w, r, a.e, rec, f.Name, ar.scope == public)
 		release()
 	}
 	if err != nil {

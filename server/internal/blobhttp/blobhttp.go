@@ -34,8 +34,11 @@ import (
 )
 
 // Serve answers r with the content of rec. name is the file name offered
-// in Content-Disposition.
-func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.Record, name string) error {
+// in Content-Disposition. Public content (anyone may read it at this URL)
+// may be kept by shared caches, which must check it is unchanged (its
+// ETag) before they serve it again; anything else is for its reader
+// alone and stored by no one (the server's default).
+func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.Record, name string, public bool) error {
 	body, err := e.Open(rec.Blob)
 	if err != nil {
 		return err
@@ -43,6 +46,9 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 	defer body.Close()
 	h := w.Header()
 	h.Set("ETag", `"`+rec.Blob.String()+`"`)
+	if public {
+		h.Set("Cache-Control", "public, no-cache")
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	ctype := rec.ContentType
 	if ctype == "" {
@@ -72,7 +78,7 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 	http.ServeContent(dw, r, "", rec.Modified, src)
 	if src.err != nil {
 		if !dw.started {
-			for _, k := range []string{"Content-Length", "Content-Range", "Content-Disposition", "Content-Security-Policy", "ETag", "Last-Modified", "Accept-Ranges"} {
+			for _, k := range []string{"Content-Length", "Content-Range", "Content-Disposition", "Content-Security-Policy", "ETag", "Last-Modified", "Accept-Ranges", "Cache-Control"} {
 				h.Del(k)
 			}
 			return src.err
