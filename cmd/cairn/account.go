@@ -23,15 +23,15 @@ Account manages the media upload API's accounts. Passwords are kept as
 bcrypt hashes. It works on a stopped store and, through the data folder's
 admin socket, on a running server.
 
-  cairn account add <name> [--password P]     create; prints a random password if none is given
-  cairn account passwd <name> [--password P]  set a new password
+  cairn account add <name> [--password-file F]     create; prints a random password if none is given
+  cairn account passwd <name> [--password-file F]  set a new password (F: a file, or - for standard input)
   cairn account list
   cairn account delete <name> [--purge]       refused while it has files, unless --purge deletes them
 
 An account made again under a deleted one's name never sees its files.`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
-			password := fs.String("password", "", "the password to set (at least 12 bytes; default a random one)")
+			passwordFlag := secretFlags(fs, "password", "the password to set (at least 12 bytes; default a random one)")
 			purge := fs.Bool("purge", false, "delete the account's files too")
 			return func(ctx context.Context) error {
 				args := e.args
@@ -43,12 +43,16 @@ An account made again under a deleted one's name never sees its files.`,
 					}
 					switch verb {
 					case "add", "passwd":
-						pw, err := accounts.Set(ctx, args[1], *password, verb == "add")
+						password, err := passwordFlag.get(e)
+						if err != nil {
+							return err
+						}
+						pw, err := accounts.Set(ctx, args[1], password, verb == "add")
 						if err != nil {
 							return err
 						}
 						fmt.Fprintf(e.stdout, "account %s: password set\n", args[1])
-						if *password == "" {
+						if password == "" {
 							fmt.Fprintf(e.stdout, "password: %s\n", pw)
 						}
 					case "list":

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
@@ -37,6 +38,9 @@ func serverListening(sock string) bool {
 // adminRequest and adminResponse are the socket's one exchange.
 type adminRequest struct {
 	Args []string `json:"args"`
+	// Stdin is the command's standard input: what its --password-file
+	// held on the machine that sent it.
+	Stdin string `json:"stdin,omitempty"`
 }
 
 type adminResponse struct {
@@ -55,9 +59,9 @@ func adminClient(sock string) *http.Client {
 	}}
 }
 
-// forward runs args in the server listening on sock.
-func forward(ctx context.Context, sock string, args []string, stdout, stderr io.Writer) error {
-	body, _ := json.Marshal(adminRequest{Args: args})
+// forward runs a command in the server listening on sock.
+func forward(ctx context.Context, sock string, cmd adminRequest, stdout, stderr io.Writer) error {
+	body, _ := json.Marshal(cmd)
 	req, err := http.NewRequestWithContext(ctx, "POST", "http://admin/run", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -102,7 +106,7 @@ func serveAdmin(ctx context.Context, sock string, eng *engine.Engine, log *slog.
 			return
 		}
 		var stdout, stderr bytes.Buffer
-		err := runEnv(r.Context(), req.Args, &env{getenv: func(string) string { return "" }, stdout: &stdout, stderr: &stderr, engine: eng})
+		err := runEnv(r.Context(), req.Args, &env{getenv: func(string) string { return "" }, stdin: strings.NewReader(req.Stdin), stdout: &stdout, stderr: &stderr, engine: eng})
 		out := adminResponse{Stdout: stdout.String(), Stderr: stderr.String()}
 		if err != nil {
 			out.Error, out.Code = err.Error(), exitCode(err)

@@ -24,12 +24,12 @@ password (X-API-Authenticate) at POST /v1/authentications for a token
 that lasts 30 minutes. read users may only read media; write users may
 also create, update and delete them. Passwords are kept as bcrypt hashes.
 
-  cairn apiuser add <name> [--password P] [--right read|write]
+  cairn apiuser add <name> [--password-file F] [--right read|write]
   cairn apiuser list
   cairn apiuser delete <name>`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
-			password := fs.String("password", "", "the password (at least 12 bytes; default a random one, printed)")
+			passwordFlag := secretFlags(fs, "password", "the password (at least 12 bytes; default a random one, printed)")
 			right := fs.String("right", "write", "read or write")
 			return func(ctx context.Context) error {
 				args := e.args
@@ -40,12 +40,16 @@ also create, update and delete them. Passwords are kept as bcrypt hashes.
 					}
 					switch args[0] {
 					case "add":
-						usr, pw, err := users.Add(ctx, args[1], *password, oceanmedia.Right(*right))
+						password, err := passwordFlag.get(e)
+						if err != nil {
+							return err
+						}
+						usr, pw, err := users.Add(ctx, args[1], password, oceanmedia.Right(*right))
 						if err != nil {
 							return err
 						}
 						fmt.Fprintf(e.stdout, "added API user %s (id %s, %s)\n", usr.Name, usr.ID, usr.Right)
-						if *password == "" {
+						if password == "" {
 							fmt.Fprintf(e.stdout, "password: %s\n", pw)
 						}
 					case "list":

@@ -13,8 +13,8 @@ import (
 )
 
 const iamUsage = `usage:
-  cairn iam user add <email> [--password P]
-  cairn iam user passwd <email> [--password P]
+  cairn iam user add <email> [--password-file F]
+  cairn iam user passwd <email> [--password-file F]
   cairn iam user list
   cairn iam user delete <email> [--purge]
   cairn iam org add <name>
@@ -46,11 +46,15 @@ A user or organization that still has files is deleted only with --purge,
 which deletes the files too.`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
-			password := fs.String("password", "", "the password to set (12 to 72 bytes; default a random one, printed)")
+			passwordFlag := secretFlags(fs, "password", "the password to set (12 to 72 bytes; default a random one, printed)")
 			purge := fs.Bool("purge", false, "delete the user's or organization's files too")
 			return func(ctx context.Context) error {
+				password, err := passwordFlag.get(e)
+				if err != nil {
+					return err
+				}
 				return withStore(*data, e, func(eng *engine.Engine) error {
-					return runIAM(ctx, e, storageapi.NewIAM(eng), e.args, *password, *purge)
+					return runIAM(ctx, e, storageapi.NewIAM(eng), e.args, password, *purge)
 				})
 			}
 		},

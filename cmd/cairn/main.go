@@ -74,6 +74,7 @@ type command struct {
 // and, when a command runs inside the server, the server's open engine.
 type env struct {
 	getenv         func(string) string
+	stdin          io.Reader // where --password-file - reads; nil: none
 	stdout, stderr io.Writer
 	engine         *engine.Engine
 	// args are the command's positional arguments, flags removed.
@@ -103,7 +104,7 @@ func commands() []command {
 
 // run is the whole program, with its inputs passed in so tests can call it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return runEnv(ctx, args, &env{getenv: getenv, stdout: stdout, stderr: stderr})
+	return runEnv(ctx, args, &env{getenv: getenv, stdin: os.Stdin, stdout: stdout, stderr: stderr})
 }
 
 func runEnv(ctx context.Context, args []string, e *env) error {
@@ -148,7 +149,11 @@ func runEnv(ctx context.Context, args []string, e *env) error {
 	}
 	if c.store && e.engine == nil {
 		if sock := adminSocket(fs.Lookup("data").Value.String()); serverListening(sock) {
-			return forward(ctx, sock, args, stdout, stderr)
+			fargs, input, err := forwardable(name, fs, pos, e.stdin)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return forward(ctx, sock, adminRequest{Args: fargs, Stdin: input}, stdout, stderr)
 		}
 	}
 	return exec(ctx)

@@ -25,21 +25,25 @@ has an ID and a secret that signs its JWTs (HS256), and READ or WRITE
 access per bucket (WRITE implies READ). It works on a stopped store and,
 through the data folder's admin socket, on a running server.
 
-  cairn user add <id> [--secret S]     create a user; prints its secret
+  cairn user add <id> [--secret-file F]     create a user; prints its secret
   cairn user list                      users and their buckets
-  cairn user rotate <id> [--secret S]  new secret; old tokens stop working
+  cairn user rotate <id> [--secret-file F]  new secret; old tokens stop working (F: a file, or - for standard input)
   cairn user grant <id> <bucket> READ|WRITE
   cairn user revoke <id> <bucket>
   cairn user delete <id>
   cairn user token <id> [--ttl 1h]     print a signed token, for curl`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
-			secret := fs.String("secret", "", "the secret to set (at least 32 bytes; default a random one)")
+			secretFlag := secretFlags(fs, "secret", "the secret to set (at least 32 bytes; default a random one)")
 			ttl := fs.Duration("ttl", time.Hour, "how long a token from `user token` is valid")
 			return func(ctx context.Context) error {
 				args := e.args
+				secret, err := secretFlag.get(e)
+				if err != nil {
+					return err
+				}
 				return withStore(*data, e, func(eng *engine.Engine) error {
-					return user(ctx, e, cloudstorage.NewUsers(eng), args, *secret, *ttl)
+					return user(ctx, e, cloudstorage.NewUsers(eng), args, secret, *ttl)
 				})
 			}
 		},
@@ -56,7 +60,7 @@ func user(ctx context.Context, e *env, users *cloudstorage.Users, args []string,
 	}
 	switch verb {
 	case "add":
-		if err := want(1, "<id> [--secret S]"); err != nil {
+		if err := want(1, "<id> [--secret-file F]"); err != nil {
 			return err
 		}
 		u, err := users.Add(ctx, rest[0], secret)
@@ -80,7 +84,7 @@ func user(ctx context.Context, e *env, users *cloudstorage.Users, args []string,
 		}
 		tw.Flush()
 	case "rotate":
-		if err := want(1, "<id> [--secret S]"); err != nil {
+		if err := want(1, "<id> [--secret-file F]"); err != nil {
 			return err
 		}
 		u, err := users.Rotate(ctx, rest[0], secret)
