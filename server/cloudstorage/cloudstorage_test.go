@@ -479,6 +479,17 @@ func TestContentTypes(t *testing.T) {
 		{"svg is an attachment", "", svg, "image/svg+xml", true},
 		{"declared html is an attachment", "text/html", []byte("<h1>x</h1>"), "text/html", true},
 		{"unknown bytes", "", []byte{0, 1, 2, 3, 4, 250}, "application/octet-stream", true},
+		// Scripts under every name a browser runs them by, and types no
+		// one listed, are attachments: one allow-list says what is inline.
+		{"x-javascript", "application/x-javascript", []byte("alert(1)"), "application/x-javascript", true},
+		{"text x-javascript", "text/x-javascript", []byte("alert(1)"), "text/x-javascript", true},
+		{"jscript", "text/jscript", []byte("alert(1)"), "text/jscript", true},
+		{"module script", "text/javascript; charset=utf-8", []byte("alert(1)"), "text/javascript", true},
+		{"wasm", "application/wasm", []byte("\x00asm"), "application/wasm", true},
+		{"a type of its own", "application/x-made-up", []byte("?"), "application/x-made-up", true},
+		{"plain text", "text/plain; charset=utf-8", []byte("hello"), "text/plain", false},
+		{"pdf", "application/pdf", []byte("%PDF-1.4"), "application/pdf", false},
+		{"video", "video/mp4", []byte("....ftypisom"), "video/mp4", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := "/public/277/" + strings.ReplaceAll(tc.name, " ", "_")

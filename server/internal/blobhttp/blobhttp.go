@@ -9,10 +9,12 @@
 // a request of thousands of tiny ranges costs what its bytes do and reads
 // each chunk once.
 //
-// Types a browser would run (HTML, SVG, XML, and anything unknown) are
-// served as attachments under a sandboxing Content-Security-Policy, and
-// every response carries X-Content-Type-Options: nosniff, so an upload
-// can never become a stored XSS on the server's origin.
+// Only the types in one allow-list (images, audio and video a browser
+// plays, PDF, plain text and JSON) are served inline; everything else
+// (HTML, SVG, XML, scripts under any of their names, anything unknown)
+// is an attachment under a sandboxing Content-Security-Policy, and every
+// response carries X-Content-Type-Options: nosniff, so an upload can
+// never become a stored XSS on the server's origin.
 //
 // A chunk found corrupt before the response has begun is returned as an
 // error (the API answers 500); found mid-stream, it aborts the connection
@@ -28,7 +30,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strings"
 
 	"github.com/cairnstore/cairn/engine"
 )
@@ -56,7 +57,7 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 	}
 	h.Set("Content-Type", ctype)
 	disposition := "inline"
-	if risky(ctype) {
+	if !Inline(ctype) {
 		disposition = "attachment"
 		h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	}
@@ -89,21 +90,25 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 	return nil
 }
 
-// risky reports types a browser could execute or render as a document on
-// the server's origin.
-func risky(ctype string) bool {
+// inline are the types served inline: ones a browser shows or plays but
+// never runs as a document or a script of the server's origin.
+var inline = map[string]bool{
+	"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true, "image/avif": true,
+	"image/bmp": true, "image/x-icon": true, "image/vnd.microsoft.icon": true, "image/heic": true, "image/heif": true,
+	"image/tiff": true, "image/apng": true,
+	"video/mp4": true, "video/webm": true, "video/ogg": true, "video/quicktime": true, "video/mpeg": true,
+	"audio/mpeg": true, "audio/ogg": true, "audio/wav": true, "audio/x-wav": true, "audio/webm": true,
+	"audio/aac": true, "audio/flac": true, "audio/mp4": true, "audio/x-m4a": true,
+	"application/pdf": true,
+	"text/plain":      true, "text/csv": true,
+	"application/json": true,
+}
+
+// Inline reports whether content of type ctype is served inline; any
+// other is served as an attachment, sandboxed.
+func Inline(ctype string) bool {
 	t, _, err := mime.ParseMediaType(ctype)
-	if err != nil {
-		return true
-	}
-	switch {
-	case t == "text/html", t == "application/xhtml+xml", t == "image/svg+xml",
-		t == "text/xml", t == "application/xml", strings.HasSuffix(t, "+xml"),
-		t == "text/javascript", t == "application/javascript", t == "application/ecmascript",
-		t == "application/octet-stream":
-		return true
-	}
-	return false
+	return err == nil && inline[t]
 }
 
 // errReader remembers the first read error that is not EOF: a corrupt
