@@ -211,7 +211,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 
 		uploadSlots: make(chan struct{}, opts.MaxUploads),
 	}
-	e.reads.limit = opts.ReadCache
+	e.reads.init(opts.ReadCache)
 	e.files.fs, e.files.dir, e.files.comp = fs, e.segDir, e.comp
 	if err := mkdirSynced(fs, e.segDir); err != nil {
 		return nil, err

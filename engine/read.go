@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/internal/blob"
+	"github.com/cairnstore/cairn/segment"
 )
 
 // BlobInfo describes a stored blob.
@@ -162,12 +163,17 @@ func (r *Reader) copyAt(p []byte, off int64) (int, error) {
 		return n, nil
 	}
 	r.mu.Unlock()
+	// The chunk's bytes count against the engine's read budget from
+	// before they are read (see readCache).
+	reserved := int64(segment.RecordHeaderSize) + int64(r.chunks[i].Size)
+	r.e.reads.reserve(reserved)
 	// Read without the lock so that concurrent ReadAt calls on different
 	// chunks do not wait for each other.
 	scratch := r.e.getScratch()
 	data, err := r.e.readChunk(r.id, r.chunks[i], scratch)
 	if err != nil {
 		r.e.scratch.Put(scratch)
+		r.e.reads.unreserve(reserved)
 		return 0, err
 	}
 	n := copy(p, data[off-r.starts[i]:])
@@ -175,12 +181,13 @@ func (r *Reader) copyAt(p []byte, off int64) (int, error) {
 	if r.closed {
 		r.e.scratch.Put(scratch)
 		r.mu.Unlock()
+		r.e.reads.unreserve(reserved)
 		return n, nil
 	}
 	r.dropChunk()
 	r.cur, r.data, r.scratch = i, data, scratch
 	r.mu.Unlock()
-	r.e.reads.keep(r, int64(cap(*scratch)))
+	r.e.reads.keep(r, reserved, int64(cap(*scratch)))
 	return n, nil
 }
 
