@@ -24,6 +24,7 @@
 package engine
 
 import (
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,6 +78,12 @@ type Options struct {
 	// this bounds the memory uploads take however many clients trickle
 	// bytes at once. Default 64.
 	MaxUploads int
+	// KeyFile is the store's key, which seals the secrets kept in the
+	// index (Seal); made, 0600, on first open. Default secret.key in the
+	// data folder: outside the index, so that a copy of the index alone
+	// grants nothing; keep it apart from the folder to have a copy of the
+	// folder grant nothing either.
+	KeyFile string
 	// ReadCache bounds the memory open Readers keep in decoded chunks
 	// (each keeps the last one it read, for the next small read); past
 	// it, the least recently used are dropped and read again if needed,
@@ -161,6 +168,9 @@ type Engine struct {
 	scratch sync.Pool // *[]byte, chunk-sized read buffers
 	// reads bounds the chunks open Readers keep (Options.ReadCache).
 	reads readCache
+	// key seals secrets (seal.go), read from keyFile.
+	key     cipher.AEAD
+	keyFile string
 
 	// failed holds the first write or sync failure; once set the engine
 	// refuses writes until reopened.
@@ -224,6 +234,13 @@ func Open(dir string, opts Options) (*Engine, error) {
 		if fixed > 0 {
 			e.log.Warn("the data folder was open to other users; made it private to this one (folders 0700, files 0600)", "dir", dir, "changed", fixed)
 		}
+	}
+	e.keyFile = opts.KeyFile
+	if e.keyFile == "" {
+		e.keyFile = fs.PathJoin(dir, KeyFileName)
+	}
+	if e.key, err = openKey(fs, e.keyFile); err != nil {
+		return nil, err
 	}
 	e.idx, err = index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
 	if err != nil {

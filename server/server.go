@@ -16,6 +16,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -226,6 +227,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // by default). The metrics must not be served where API clients can read
 // them: they reveal what the store deduplicated.
 func (s *Server) MetricsHandler() http.Handler { return s.ops }
+
+// SealSecrets seals, with the store's key file, the secrets an earlier
+// version of cairn kept in the index in clear: cloud storage users'
+// signing secrets, and the media service's and Storage API's token
+// signing keys. It returns how many users' secrets it sealed.
+func SealSecrets(ctx context.Context, e *engine.Engine) (int, error) {
+	n, err := cloudstorage.NewUsers(e).SealSecrets(ctx)
+	if err != nil {
+		return n, err
+	}
+	if err := mediaservice.SealSecrets(ctx, e); err != nil {
+		return n, err
+	}
+	return n, storageapi.SealSecrets(ctx, e)
+}
 
 // Drain marks the server as shutting down: /readyz turns false.
 func (s *Server) Drain() { s.draining.Store(true) }

@@ -79,6 +79,8 @@ type env struct {
 	engine         *engine.Engine
 	// args are the command's positional arguments, flags removed.
 	args []string
+	// keyFile is --key-file, for the commands that open the store.
+	keyFile string
 }
 
 // parseInterspersed parses flags wherever they appear among the
@@ -146,6 +148,9 @@ func runEnv(ctx context.Context, args []string, e *env) error {
 	e.args = pos
 	if err := applyEnv(fs, getenv); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
+	}
+	if f := fs.Lookup("key-file"); f != nil {
+		e.keyFile = f.Value.String()
 	}
 	if c.store && e.engine == nil {
 		if sock := adminSocket(fs.Lookup("data").Value.String()); serverListening(sock) {

@@ -98,7 +98,7 @@ type listeners struct{ api, metrics string }
 // serve runs the server on the store in data; cfg holds the APIs'
 // settings (its Engine, Logger and Registry are filled in here).
 func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen listeners, grace time.Duration, m maintenance, eo engine.Options, cfg server.Config) error {
-	eo.Logger = log
+	eo.Logger, eo.KeyFile = log, e.keyFile
 	eng, err := engine.Open(data, eo)
 	if err != nil {
 		return err
@@ -108,6 +108,11 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen li
 			log.Error("closing the store", "err", err)
 		}
 	}()
+	if n, err := server.SealSecrets(ctx, eng); err != nil {
+		return fmt.Errorf("sealing the secrets kept in the index: %w", err)
+	} else if n > 0 {
+		log.Warn("sealed the signing secrets an earlier version kept in the index in clear; older index files may hold them until compacted: rotate them (cairn user rotate) to be sure", "users", n)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Engine, cfg.Logger, cfg.Registry, cfg.Version = eng, log, reg, version()
@@ -167,7 +172,9 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen li
 	return nil
 }
 
-// dataFlag declares --data, shared by every command that opens the store.
+// dataFlag declares --data, shared by every command that opens the
+// store, and --key-file, the store's key (see runEnv).
 func dataFlag(fs *flag.FlagSet) *string {
+	fs.String("key-file", "", "the store's key, which seals the signing secrets kept in its index (default secret.key in the data folder; keep it elsewhere, and backed up, so that a copy of the folder alone grants nothing)")
 	return fs.String("data", "cairn-data", "the data folder")
 }

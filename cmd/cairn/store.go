@@ -80,7 +80,7 @@ func withStore(data string, e *env, fn func(*engine.Engine) error) error {
 		return fn(e.engine)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.Open(data, engine.Options{Logger: log})
+	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile})
 	if err != nil {
 		return err
 	}

@@ -222,6 +222,9 @@ func (a *API) authorize(r *http.Request, bucket string, need Perm) (string, erro
 	var found bool
 	sub, err := auth.VerifyHS256(tok, func(sub string) ([]byte, bool) {
 		u, err := a.users.Get(sub)
+		if errors.Is(err, engine.ErrSealed) {
+			a.cfg.Logger.Error("a user's secret does not open: is this the store's key file?", "user", sub, "err", err)
+		}
 		if err != nil {
 			return nil, false
 		}

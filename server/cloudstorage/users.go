@@ -34,7 +34,9 @@ func ParsePerm(s string) (Perm, error) {
 func (p Perm) allows(need Perm) bool { return p == Write || p == need }
 
 // User is a cloud storage user: an ID and secret that sign its JWTs, and
-// its access per bucket.
+// its access per bucket. The secret is kept sealed with the store's key
+// file (engine.Seal): HS256 verification needs the secret itself, so a
+// hash would not do, and a copy of the index alone must mint no token.
 type User struct {
 	ID      string          `json:"id"`
 	Secret  string          `json:"secret"`
@@ -102,12 +104,16 @@ func (u *Users) Add(ctx context.Context, id, secret string) (User, error) {
 			return err
 		}
 		usr.Created = time.Now().UTC().Truncate(time.Second)
-		return put(tx, usr)
+		return u.put(tx, usr)
 	})
 	return usr, err
 }
 
-func put(tx *engine.Tx, usr User) error {
+func secretPurpose(id string) string { return usersNamespace + "/" + id }
+
+// put writes usr, its secret sealed.
+func (u *Users) put(tx *engine.Tx, usr User) error {
+	usr.Secret = string(u.e.Seal(secretPurpose(usr.ID), []byte(usr.Secret)))
 	meta, err := json.Marshal(usr)
 	if err != nil {
 		return err
@@ -116,15 +122,51 @@ func put(tx *engine.Tx, usr User) error {
 	return err
 }
 
-func decode(rec engine.Record) (User, error) {
-	var usr User
+// decode reads a user record, its secret opened; sealed is false for a
+// secret an earlier version kept in clear.
+func (u *Users) decode(rec engine.Record) (usr User, sealed bool, err error) {
 	if err := json.Unmarshal(rec.Meta, &usr); err != nil {
-		return User{}, fmt.Errorf("%w: user record %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
+		return User{}, false, fmt.Errorf("%w: user record %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
 	}
+	secret, sealed, err := u.e.Unseal(secretPurpose(usr.ID), []byte(usr.Secret))
+	if err != nil {
+		return User{}, false, err
+	}
+	usr.Secret = string(secret)
 	if usr.Buckets == nil {
 		usr.Buckets = map[string]Perm{}
 	}
-	return usr, nil
+	return usr, sealed, nil
+}
+
+// SealSecrets seals the secrets an earlier version kept in clear, and
+// returns how many it sealed.
+func (u *Users) SealSecrets(ctx context.Context) (int, error) {
+	n := 0
+	for rec, err := range u.e.Records(usersNamespace, "", "", "") {
+		if err != nil {
+			return n, err
+		}
+		if _, sealed, err := u.decode(rec); err != nil || sealed {
+			continue
+		}
+		err := u.e.Update(ctx, func(tx *engine.Tx) error {
+			cur, err := tx.Get(rec.Key)
+			if err != nil {
+				return err
+			}
+			usr, sealed, err := u.decode(cur)
+			if err != nil || sealed {
+				return err
+			}
+			return u.put(tx, usr)
+		})
+		if err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Get returns a user, or ErrNoUser.
@@ -139,7 +181,8 @@ func (u *Users) Get(id string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	return decode(rec)
+	usr, _, err := u.decode(rec)
+	return usr, err
 }
 
 // List returns every user, in ID order.
@@ -149,7 +192,7 @@ func (u *Users) List() ([]User, error) {
 		if err != nil {
 			return nil, err
 		}
-		usr, err := decode(rec)
+		usr, _, err := u.decode(rec)
 		if err != nil {
 			return nil, err
 		}
@@ -169,13 +212,13 @@ func (u *Users) update(ctx context.Context, id string, fn func(*User) error) (Us
 		if err != nil {
 			return err
 		}
-		if usr, err = decode(rec); err != nil {
+		if usr, _, err = u.decode(rec); err != nil {
 			return err
 		}
 		if err := fn(&usr); err != nil {
 			return err
 		}
-		return put(tx, usr)
+		return u.put(tx, usr)
 	})
 	return usr, err
 }

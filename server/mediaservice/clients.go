@@ -143,3 +143,10 @@ func (c *Clients) Delete(ctx context.Context, id string) error {
 func signingKey(ctx context.Context, e *engine.Engine) ([]byte, error) {
 	return auth.StoreKey(ctx, e, keyNamespace)
 }
+
+// SealSecrets seals the token signing key if an earlier version kept it
+// in clear (and makes it if there is none).
+func SealSecrets(ctx context.Context, e *engine.Engine) error {
+	_, err := signingKey(ctx, e)
+	return err
+}

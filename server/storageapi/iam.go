@@ -498,3 +498,10 @@ func (m *IAM) Members(org string) ([]Member, error) {
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Email, b.Email) })
 	return out, nil
 }
+
+// SealSecrets seals the token signing key if an earlier version kept it
+// in clear (and makes it if there is none).
+func SealSecrets(ctx context.Context, e *engine.Engine) error {
+	_, err := auth.StoreKey(ctx, e, keyNS)
+	return err
+}
