@@ -90,6 +90,13 @@ type Options struct {
 	// so that slow downloads cannot hold memory without bound. Default
 	// 64 MiB.
 	ReadCache int64
+	// RevealDedup lets an upload of bytes already stored (by anyone)
+	// return as soon as it is done, faster than one of new bytes. By
+	// default it waits about as long as writing them would have taken,
+	// so that timing uploads tells no client what others stored
+	// (engine/dedup.go). A store whose clients all trust each other can
+	// set it for faster duplicate uploads.
+	RevealDedup bool
 	// UploadWait bounds how long an upload waits for one of those slots
 	// before it fails with ErrBusy, so that a waiting client never holds
 	// its connection indefinitely. Default 30 seconds.
@@ -168,6 +175,8 @@ type Engine struct {
 	scratch sync.Pool // *[]byte, chunk-sized read buffers
 	// reads bounds the chunks open Readers keep (Options.ReadCache).
 	reads readCache
+	// writeCost estimates what writing takes, to hide deduplication.
+	writeCost writeCost
 	// key seals secrets (seal.go), read from keyFile.
 	key     cipher.AEAD
 	keyFile string

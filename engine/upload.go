@@ -34,6 +34,9 @@ type Upload struct {
 	// record there.
 	ends   map[uint64]int64
 	closed bool
+	// dedup are the content bytes found stored; written the bytes
+	// appended, in writing nanoseconds (compressing and appending).
+	dedup, written, writing int64
 }
 
 // ID is the blob's ID: the BLAKE3-256 of its content.
@@ -67,18 +70,33 @@ func (u *Upload) Close() {
 // The content is not visible until an Update references it. At most
 // Options.MaxUploads uploads stream at once; Upload waits for a slot
 // until ctx ends, or fails with ErrBusy after Options.UploadWait.
+//
+// Unless Options.RevealDedup, an upload whose chunks were found stored
+// returns no sooner than writing them would have: see hideDedup.
 func (e *Engine) Upload(ctx context.Context, r io.Reader) (*Upload, error) {
 	wait := time.NewTimer(e.opts.UploadWait)
 	select {
 	case e.uploadSlots <- struct{}{}:
 		wait.Stop()
-		defer func() { <-e.uploadSlots }()
 	case <-wait.C:
 		return nil, fmt.Errorf("%w: no slot free for %v", ErrBusy, e.opts.UploadWait)
 	case <-ctx.Done():
 		wait.Stop()
 		return nil, fmt.Errorf("engine: waiting to upload: %w", ctx.Err())
 	}
+	u, err := e.upload(ctx, r)
+	<-e.uploadSlots
+	if err != nil {
+		return nil, err
+	}
+	if !e.opts.RevealDedup {
+		e.hideDedup(ctx, u)
+	}
+	return u, nil
+}
+
+// upload is Upload holding an upload slot.
+func (e *Engine) upload(ctx context.Context, r io.Reader) (*Upload, error) {
 	if err := e.begin(); err != nil {
 		return nil, err
 	}
@@ -136,6 +154,7 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		}
 		if stored {
 			u.pinned = append(u.pinned, id)
+			u.dedup += int64(len(data))
 			e.stats.dedupChunks.Add(1)
 			e.stats.dedupBytes.Add(uint64(len(data)))
 			continue
@@ -147,6 +166,7 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 				return err
 			}
 		}
+		start := time.Now()
 		comp, payload := e.comp.Compress(compressed, data)
 		if comp != segment.Raw {
 			compressed = payload
@@ -156,6 +176,8 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 			return e.fail(err)
 		}
 		e.stats.writtenBytes.Add(uint64(loc.Size))
+		u.written += int64(len(data))
+		u.writing += int64(time.Since(start))
 		u.fresh[id] = index.Location{
 			Segment: loc.Segment, Offset: loc.Offset,
 			Stored: uint32(len(payload)), Raw: uint32(len(data)), Compression: uint8(comp),
@@ -165,9 +187,11 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 	}
 	u.id = whole.ID()
 	if len(u.fresh) > 0 {
+		start := time.Now()
 		if err := e.w.Sync(last.End()); err != nil {
 			return e.fail(err)
 		}
+		e.writeCost.observe(u.written, u.writing, time.Since(start))
 	}
 	return nil
 }
