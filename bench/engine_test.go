@@ -111,25 +111,38 @@ func BenchmarkPutParallel(b *testing.B) {
 }
 
 // BenchmarkPutDuplicate stores the same content under new names: every
-// chunk is already stored, so only hashing and the index batch remain.
+// chunk is already stored, so only hashing and the index batch remain;
+// unless the engine hides deduplication (hide=true, its default), and
+// waits as writing would have taken (engine/dedup.go).
 func BenchmarkPutDuplicate(b *testing.B) {
-	for _, s := range sizes {
-		b.Run("size="+s.name, func(b *testing.B) {
-			e := openEngine(b)
-			buf := make([]byte, s.n)
-			content(rand.NewChaCha8([32]byte{2}), "random", buf)
-			ctx := context.Background()
-			if _, err := e.PutRecord(ctx, key(), bytes.NewReader(buf), engine.Write{}); err != nil {
-				b.Fatal(err)
-			}
-			b.SetBytes(int64(s.n))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := e.PutRecord(ctx, key(), bytes.NewReader(buf), engine.Write{}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+	for _, hide := range []bool{true, false} {
+		for _, s := range sizes {
+			b.Run(fmt.Sprintf("hide=%v/size=%s", hide, s.name), func(b *testing.B) {
+				putDuplicate(b, s.n, hide)
+			})
+		}
+	}
+}
+
+func putDuplicate(b *testing.B, size int, hide bool) {
+	e := enginetest.Open(b, engine.Options{MinFreeBytes: -1, RevealDedup: !hide})
+	buf := make([]byte, size)
+	ctx := context.Background()
+	// A few new contents first, as a serving store writes: what hiding
+	// waits is learnt from them.
+	r := rand.NewChaCha8([32]byte{2})
+	for range 8 {
+		content(r, "random", buf)
+		if _, err := e.PutRecord(ctx, key(), bytes.NewReader(buf), engine.Write{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.PutRecord(ctx, key(), bytes.NewReader(buf), engine.Write{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

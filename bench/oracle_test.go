@@ -25,12 +25,16 @@ import (
 // of stored to new is what a client timing its uploads can tell.
 func BenchmarkDedupOracle(b *testing.B) {
 	for _, hide := range []bool{true, false} {
-		b.Run(fmt.Sprintf("hide=%v", hide), func(b *testing.B) { dedupOracle(b, hide) })
+		for _, s := range []struct {
+			name string
+			n    int
+		}{{"4KiB", 4 << 10}, {"4MiB", 4 << 20}} {
+			b.Run(fmt.Sprintf("hide=%v/size=%s", hide, s.name), func(b *testing.B) { dedupOracle(b, hide, s.n) })
+		}
 	}
 }
 
-func dedupOracle(b *testing.B, hide bool) {
-	const size = 4 << 20
+func dedupOracle(b *testing.B, hide bool, size int) {
 	e := enginetest.Open(b, engine.Options{MinFreeBytes: -1, RevealDedup: !hide})
 	ts := httptest.NewServer(server.New(server.Config{Engine: e, Logger: enginetest.Logger(b)}))
 	b.Cleanup(ts.Close)
@@ -69,8 +73,8 @@ func dedupOracle(b *testing.B, hide bool) {
 	}
 	fresh := make([]byte, size)
 	for _, c := range []string{"new", "stored"} {
-		b.Run("content="+c+"/size=4MiB", func(b *testing.B) {
-			b.SetBytes(size)
+		b.Run("content="+c, func(b *testing.B) {
+			b.SetBytes(int64(size))
 			i := 0
 			for b.Loop() {
 				body := stored[i%len(stored)]

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"math"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -23,7 +24,7 @@ type writeCost struct {
 	sync    atomic.Uint64 // nanoseconds a segment sync took
 }
 
-// Until uploads have written: about 200 MB/s, and a 2 ms sync.
+// Until an upload has written: about 200 MB/s, and a 2 ms sync.
 const (
 	defaultPerByte = 5.0
 	defaultSync    = 2e6
@@ -31,14 +32,14 @@ const (
 	maxPad = 5 * time.Second
 )
 
-func average(v *atomic.Uint64, sample, dflt float64) float64 {
-	old := math.Float64frombits(v.Load())
-	if old == 0 {
-		old = dflt
+// average folds sample into the running average v; the first sample is
+// the average.
+func average(v *atomic.Uint64, sample float64) {
+	avg := sample
+	if old := math.Float64frombits(v.Load()); old > 0 {
+		avg = 0.8*old + 0.2*sample
 	}
-	avg := 0.8*old + 0.2*sample
 	v.Store(math.Float64bits(avg))
-	return avg
 }
 
 func current(v *atomic.Uint64, dflt float64) float64 {
@@ -52,9 +53,9 @@ func current(v *atomic.Uint64, dflt float64) float64 {
 // synced in sync.
 func (c *writeCost) observe(bytes, writing int64, sync time.Duration) {
 	if bytes > 0 {
-		average(&c.perByte, float64(writing)/float64(bytes), defaultPerByte)
+		average(&c.perByte, float64(writing)/float64(bytes))
 	}
-	average(&c.sync, float64(sync), defaultSync)
+	average(&c.sync, float64(sync))
 }
 
 // pad is how much longer writing u's stored chunks would have taken.
@@ -69,6 +70,11 @@ func (c *writeCost) pad(u *Upload) time.Duration {
 	return min(time.Duration(ns), maxPad)
 }
 
+// spinLast is the end of a wait spent yielding rather than asleep: a
+// timer fires up to a millisecond late, which would tell a small
+// duplicate upload from a new one as surely as not waiting would.
+const spinLast = 1500 * time.Microsecond
+
 // hideDedup waits as writing u's stored chunks would have, or until ctx
 // ends.
 func (e *Engine) hideDedup(ctx context.Context, u *Upload) {
@@ -76,10 +82,17 @@ func (e *Engine) hideDedup(ctx context.Context, u *Upload) {
 	if d <= 0 {
 		return
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+	deadline := time.Now().Add(d)
+	if d > spinLast {
+		t := time.NewTimer(d - spinLast)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		runtime.Gosched()
 	}
 }
