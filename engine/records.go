@@ -112,6 +112,43 @@ func (e *Engine) Records(namespace, tenant, prefix, start string) iter.Seq2[Reco
 	}
 }
 
+// DeleteAll deletes every record of namespace and tenant, a batch of at
+// most 256 per transaction; del deletes one in the transaction (the
+// record, and what goes with it: its index records, its public link). It
+// stops at the first error. APIs use it to purge an owner's files.
+func (e *Engine) DeleteAll(ctx context.Context, namespace, tenant string, del func(*Tx, Record) error) error {
+	after := ""
+	for {
+		var recs []Record
+		for rec, err := range e.Records(namespace, tenant, "", after) {
+			if err != nil {
+				return err
+			}
+			if after != "" && rec.Key.Name == after {
+				continue
+			}
+			if recs = append(recs, rec); len(recs) == 256 {
+				break
+			}
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		err := e.Update(ctx, func(tx *Tx) error {
+			for _, rec := range recs {
+				if err := del(tx, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		after = recs[len(recs)-1].Key.Name
+	}
+}
+
 // Put streams r into the store and returns its ID and size. The content is
 // durable and readable with Open, but no record refers to it: it is kept
 // until garbage collection reclaims unreferenced content. APIs store

@@ -96,9 +96,9 @@ type Server struct {
 	// listener of their own (MetricsHandler).
 	ops     *httprouter.Router
 	metrics *httpMetrics
-	// downloads bounds the downloads each client address runs at once,
-	// for every API and the public links.
-	downloads *web.Slots
+	// limits are what one client may take, shared by every API and the
+	// public links.
+	limits web.Limits
 	// draining is set by Drain: /readyz answers 503 so that a load
 	// balancer stops sending requests while in-flight ones finish.
 	draining atomic.Bool
@@ -127,16 +127,18 @@ func New(cfg Config) *Server {
 	if cfg.BodyRateWindow <= 0 {
 		cfg.BodyRateWindow = 20 * time.Second
 	}
-	logins := web.NewLogins(web.LoginsConfig{PerAddress: cfg.LoginFailuresPerAddress, PerIdentity: cfg.LoginFailuresPerIdentity})
-	uploads := web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxUploadsPerClient, PerAddress: cfg.MaxUploadsPerAddress, Anonymous: cfg.MaxAnonymousUploads, Wait: cfg.SlotWait})
 	if cfg.Version == "" {
 		cfg.Version = "devel"
 	}
 	if cfg.MaxDownloadsPerAddress <= 0 {
 		cfg.MaxDownloadsPerAddress = 64
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New()}
-	s.downloads = web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxDownloadsPerAddress, Wait: cfg.SlotWait})
+	limits := web.Limits{
+		Uploads:   web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxUploadsPerClient, PerAddress: cfg.MaxUploadsPerAddress, Anonymous: cfg.MaxAnonymousUploads, Wait: cfg.SlotWait}),
+		Downloads: web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxDownloadsPerAddress, Wait: cfg.SlotWait}),
+		Logins:    web.NewLogins(web.LoginsConfig{PerAddress: cfg.LoginFailuresPerAddress, PerIdentity: cfg.LoginFailuresPerIdentity}),
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New(), limits: limits}
 	s.metrics = newHTTPMetrics(cfg.Registry)
 	cfg.Registry.MustRegister(newEngineCollector(cfg.Engine))
 	registerBuildInfo(cfg.Registry, cfg.Version)
@@ -175,18 +177,18 @@ func New(cfg Config) *Server {
 	// Each API gets the shared engine, logger and clock, and the server's
 	// public URL unless it was given its own.
 	cs := cfg.CloudStorage
-	cs.Engine, cs.Logger, cs.Now, cs.Uploads, cs.Downloads = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads
+	cs.Engine, cs.Logger, cs.Now, cs.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
 	mu := cfg.MediaUpload
-	mu.Engine, mu.Logger, mu.Now, mu.Uploads, mu.Logins = cfg.Engine, cfg.Logger, cfg.Now, uploads, logins
+	mu.Engine, mu.Logger, mu.Now, mu.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
 	mu.PublicURL = cmp.Or(mu.PublicURL, cfg.PublicURL)
 	om := cfg.OceanMedia
-	om.Engine, om.Logger, om.Now, om.Uploads, om.Logins = cfg.Engine, cfg.Logger, cfg.Now, uploads, logins
+	om.Engine, om.Logger, om.Now, om.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
 	om.PublicURL = cmp.Or(om.PublicURL, cfg.PublicURL)
 	ms := cfg.MediaService
-	ms.Engine, ms.Logger, ms.Now, ms.Uploads, ms.Downloads, ms.Logins = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads, logins
+	ms.Engine, ms.Logger, ms.Now, ms.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
 	ms.PublicURL = cmp.Or(ms.PublicURL, cfg.PublicURL)
 	sa := cfg.StorageAPI
-	sa.Engine, sa.Logger, sa.Now, sa.Uploads, sa.Downloads, sa.Logins = cfg.Engine, cfg.Logger, cfg.Now, uploads, s.downloads, logins
+	sa.Engine, sa.Logger, sa.Now, sa.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
 	sa.PublicURL = cmp.Or(sa.PublicURL, cfg.PublicURL)
 	for _, api := range []struct {
 		name   string

@@ -43,13 +43,10 @@ type Config struct {
 	// ListLimit is a listing page's default size; default 1000. A request
 	// may ask for up to MaxListLimit.
 	ListLimit int
-	// Uploads shares streaming uploads out between clients; default
-	// web.NewSlots's defaults. The server passes its own, shared by every
-	// API.
-	Uploads *web.Slots
-	// Downloads bounds the downloads one client address runs at once;
-	// default web.NewSlots's defaults. The server passes its own.
-	Downloads *web.Slots
+	// Limits are what one client may take (upload and download slots,
+	// failed sign-ins); the server passes those it shares between its
+	// APIs, and any missing take their defaults.
+	Limits web.Limits
 }
 
 // MaxListLimit is the largest listing page a request may ask for.
@@ -74,6 +71,7 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = 5 << 30
 	}
@@ -81,12 +79,6 @@ func New(cfg Config) *API {
 		cfg.ListLimit = 1000
 	}
 	cfg.ListLimit = min(cfg.ListLimit, MaxListLimit)
-	if cfg.Uploads == nil {
-		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
-	}
-	if cfg.Downloads == nil {
-		cfg.Downloads = web.NewSlots(web.SlotsConfig{})
-	}
 	return &API{cfg: cfg, e: cfg.Engine, users: NewUsers(cfg.Engine)}
 }
 
@@ -252,7 +244,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, t target) error {
 		return err
 	}
 	name := t.path[strings.LastIndexByte(t.path, '/')+1:]
-	release, err := a.cfg.Downloads.Acquire(r.Context(), web.Address(r))
+	release, err := a.cfg.Limits.Downloads.Acquire(r.Context(), web.Address(r))
 	if err != nil {
 		return err
 	}
@@ -269,7 +261,7 @@ type uploaded struct {
 }
 
 func (a *API) upload(w http.ResponseWriter, r *http.Request, t target, user string) error {
-	release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("cloudstorage", user))
+	release, err := a.cfg.Limits.Uploads.Acquire(r.Context(), web.Identity("cloudstorage", user))
 	if err != nil {
 		return err
 	}

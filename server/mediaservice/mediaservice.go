@@ -51,16 +51,10 @@ type Config struct {
 	// query.Budget units (about a nanosecond of CPU each): past it, the
 	// request is 400. Default 50,000,000.
 	QueryCost int64
-	// Uploads shares streaming uploads out between clients; default
-	// web.NewSlots's defaults. The server passes its own.
-	Uploads *web.Slots
-	// Downloads bounds the downloads one client address runs at once;
-	// default web.NewSlots's defaults. The server passes its own.
-	Downloads *web.Slots
-	// Logins slows down password guessing (per address and per
-	// identity); default web.NewLogins's defaults. The server passes its
-	// own, shared by every API.
-	Logins *web.Logins
+	// Limits are what one client may take (upload and download slots,
+	// failed sign-ins); the server passes those it shares between its
+	// APIs, and any missing take their defaults.
+	Limits web.Limits
 }
 
 // API is the media service over one engine.
@@ -79,6 +73,7 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	if cfg.MaxFile <= 0 {
 		cfg.MaxFile = 10 << 20
 	}
@@ -87,15 +82,6 @@ func New(cfg Config) *API {
 	}
 	if cfg.QueryCost <= 0 {
 		cfg.QueryCost = 50_000_000
-	}
-	if cfg.Uploads == nil {
-		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
-	}
-	if cfg.Logins == nil {
-		cfg.Logins = web.NewLogins(web.LoginsConfig{})
-	}
-	if cfg.Downloads == nil {
-		cfg.Downloads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{cfg: cfg, e: cfg.Engine, clients: NewClients(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 }
@@ -196,19 +182,19 @@ func (a *API) token(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 	}
 	now := a.cfg.Now()
 	addr, who := web.ClientAddr(r), "mediaservice:"+id
-	if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
+	if ok, wait := a.cfg.Limits.Logins.Allow(addr, who, now); !ok {
 		w.Header().Set("Retry-After", web.RetryAfter(wait))
 		oauthErr(http.StatusTooManyRequests, "temporarily_unavailable", "too many failed attempts from this address or for this client; retry later")
 		return
 	}
 	cl, gerr := a.clients.Get(id)
 	if !a.passwords.Verify(id, secret, cl.Hash, gerr == nil) {
-		a.cfg.Logins.Failed(addr, who, now)
+		a.cfg.Limits.Logins.Failed(addr, who, now)
 		w.Header().Set("WWW-Authenticate", `Basic realm="cairn"`)
 		oauthErr(401, "invalid_client", "client authentication failed")
 		return
 	}
-	a.cfg.Logins.Succeeded(addr, who, now)
+	a.cfg.Limits.Logins.Succeeded(addr, who, now)
 	key, err := signingKey(r.Context(), a.e)
 	if err != nil {
 		a.fail(w, err)
@@ -533,7 +519,7 @@ func (a *API) readRequest(r *http.Request, client string) (b body, up *engine.Up
 			if len(fname) > 255 || len(ftype) > 255 {
 				return b, nil, "", "", "", badRequest("the file part's name and type are at most 255 characters")
 			}
-			release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("mediaservice", client))
+			release, err := a.cfg.Limits.Uploads.Acquire(r.Context(), web.Identity("mediaservice", client))
 			if err != nil {
 				return b, nil, "", "", "", err
 			}
@@ -758,7 +744,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	if st.Details != nil {
 		name = st.Details.Filename
 	}
-	release, err := a.cfg.Downloads.Acquire(r.Context(), web.Address(r))
+	release, err := a.cfg.Limits.Downloads.Acquire(r.Context(), web.Address(r))
 	if err == nil {
 		err = blobhttp.Serve(w, r, a.e, rec, name, false) // a PRIVATE BLOB (a PUBLIC one was redirected)
 		release()

@@ -171,36 +171,7 @@ func (a *Accounts) Delete(ctx context.Context, name string, purge bool) error {
 	if err != nil {
 		return err
 	}
-	return a.purge(ctx, acc.tenant())
-}
-
-// purge deletes every file kept under tenant, a batch per transaction.
-func (a *Accounts) purge(ctx context.Context, tenant string) error {
-	for {
-		var recs []engine.Record
-		for rec, err := range a.e.Records(namespace, tenant, "", "") {
-			if err != nil {
-				return err
-			}
-			if recs = append(recs, rec); len(recs) == 256 {
-				break
-			}
-		}
-		if len(recs) == 0 {
-			return nil
-		}
-		err := a.e.Update(ctx, func(tx *engine.Tx) error {
-			for _, rec := range recs {
-				if err := deleteFile(tx, rec); err != nil && !errors.Is(err, engine.ErrNotFound) {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
+	return a.e.DeleteAll(ctx, namespace, acc.tenant(), deleteFile)
 }
 
 func decodeAccount(rec engine.Record) (Account, error) {

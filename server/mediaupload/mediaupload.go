@@ -43,13 +43,10 @@ type Config struct {
 	PublicURL string
 	// MaxContent bounds the decoded content; default 100 MB.
 	MaxContent int64
-	// Uploads shares streaming uploads out between clients; default
-	// web.NewSlots's defaults. The server passes its own.
-	Uploads *web.Slots
-	// Logins slows down password guessing (per address and per
-	// identity); default web.NewLogins's defaults. The server passes its
-	// own, shared by every API.
-	Logins *web.Logins
+	// Limits are what one client may take (upload and download slots,
+	// failed sign-ins); the server passes those it shares between its
+	// APIs, and any missing take their defaults.
+	Limits web.Limits
 }
 
 // Namespaces in the index: files, and per account the content hash of
@@ -75,14 +72,9 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	if cfg.MaxContent <= 0 {
 		cfg.MaxContent = 100_000_000
-	}
-	if cfg.Logins == nil {
-		cfg.Logins = web.NewLogins(web.LoginsConfig{})
-	}
-	if cfg.Uploads == nil {
-		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{cfg: cfg, e: cfg.Engine, accounts: NewAccounts(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 }
@@ -127,17 +119,17 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (Account, boo
 	if err == nil {
 		now := a.cfg.Now()
 		addr, who := web.ClientAddr(r), "mediaupload:"+user
-		if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
+		if ok, wait := a.cfg.Limits.Logins.Allow(addr, who, now); !ok {
 			w.Header().Set("Retry-After", web.RetryAfter(wait))
 			web.JSON(w, http.StatusTooManyRequests, map[string]string{"message": "Too many failed sign-ins; retry later"})
 			return Account{}, false
 		}
 		acc, gerr := a.accounts.Get(user)
 		if a.passwords.Verify(user, pw, acc.Hash, gerr == nil) {
-			a.cfg.Logins.Succeeded(addr, who, now)
+			a.cfg.Limits.Logins.Succeeded(addr, who, now)
 			return acc, true
 		}
-		a.cfg.Logins.Failed(addr, who, now)
+		a.cfg.Limits.Logins.Failed(addr, who, now)
 		if gerr != nil && !errors.Is(gerr, ErrNoAccount) {
 			a.cfg.Logger.Error("reading an account", "err", gerr)
 		}
@@ -264,7 +256,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	)
 	err := jsonstream.Parse(r.Body, "content", func(content io.Reader) error {
 		hasContent = true
-		release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("mediaupload", account.tenant()))
+		release, err := a.cfg.Limits.Uploads.Acquire(r.Context(), web.Identity("mediaupload", account.tenant()))
 		if err != nil {
 			return err
 		}

@@ -50,13 +50,10 @@ type Config struct {
 	// SMTPAddr ("host:port"), if set, is the relay autodelete
 	// notifications go through, from SMTPFrom.
 	SMTPAddr, SMTPFrom string
-	// Uploads shares streaming uploads out between clients; default
-	// web.NewSlots's defaults. The server passes its own.
-	Uploads *web.Slots
-	// Logins slows down password guessing (per address and per
-	// identity); default web.NewLogins's defaults. The server passes its
-	// own, shared by every API.
-	Logins *web.Logins
+	// Limits are what one client may take (upload and download slots,
+	// failed sign-ins); the server passes those it shares between its
+	// APIs, and any missing take their defaults.
+	Limits web.Limits
 }
 
 // API is the /v1/media API over one engine.
@@ -77,6 +74,7 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = 5 << 30
 	}
@@ -85,12 +83,6 @@ func New(cfg Config) *API {
 	}
 	if cfg.SMTPFrom == "" {
 		cfg.SMTPFrom = "cairn@localhost"
-	}
-	if cfg.Logins == nil {
-		cfg.Logins = web.NewLogins(web.LoginsConfig{})
-	}
-	if cfg.Uploads == nil {
-		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
 	}
 	a := &API{cfg: cfg, e: cfg.Engine, users: NewUsers(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 	if cfg.SMTPAddr != "" {
@@ -168,18 +160,18 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request, _ httprouter.
 	}
 	now := a.cfg.Now()
 	addr, who := web.ClientAddr(r), "oceanmedia:"+name
-	if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
+	if ok, wait := a.cfg.Limits.Logins.Allow(addr, who, now); !ok {
 		w.Header().Set("Retry-After", web.RetryAfter(wait))
 		apiError(w, http.StatusTooManyRequests, "Too many failed authentications")
 		return
 	}
 	usr, gerr := a.users.Get(name)
 	if !a.passwords.Verify(name, pw, usr.Hash, gerr == nil) {
-		a.cfg.Logins.Failed(addr, who, now)
+		a.cfg.Limits.Logins.Failed(addr, who, now)
 		apiError(w, http.StatusForbidden, "Does not authenticate")
 		return
 	}
-	a.cfg.Logins.Succeeded(addr, who, now)
+	a.cfg.Limits.Logins.Succeeded(addr, who, now)
 	tok := auth.NewSecret()
 	now = now.UTC().Truncate(time.Second)
 	t := token{User: name, UserID: usr.ID, Expires: now.Add(a.cfg.TokenTTL)}
@@ -290,7 +282,7 @@ func (a *API) readBody(r *http.Request, usr User, errs fieldErrors) (map[string]
 	raw := map[string]json.RawMessage{}
 	var up *engine.Upload
 	err := jsonstream.Parse(r.Body, "payload", func(content io.Reader) error {
-		release, err := a.cfg.Uploads.Acquire(r.Context(), web.Identity("oceanmedia", usr.ID))
+		release, err := a.cfg.Limits.Uploads.Acquire(r.Context(), web.Identity("oceanmedia", usr.ID))
 		if err != nil {
 			return err
 		}

@@ -292,7 +292,7 @@ func (m *IAM) deleteOwner(ctx context.Context, o owner, purge bool) error {
 	if err != nil {
 		return err
 	}
-	return m.purge(ctx, o.area)
+	return m.e.DeleteAll(ctx, filesNS, o.area, deleteFile)
 }
 
 func deleteIfAny(tx *engine.Tx, keys ...engine.Key) error {
@@ -309,35 +309,6 @@ func (m *IAM) hasFiles(area string) bool {
 		return err == nil
 	}
 	return false
-}
-
-// purge deletes every file of an area, a batch per transaction.
-func (m *IAM) purge(ctx context.Context, area string) error {
-	for {
-		var recs []engine.Record
-		for rec, err := range m.e.Records(filesNS, area, "", "") {
-			if err != nil {
-				return err
-			}
-			if recs = append(recs, rec); len(recs) == 256 {
-				break
-			}
-		}
-		if len(recs) == 0 {
-			return nil
-		}
-		err := m.e.Update(ctx, func(tx *engine.Tx) error {
-			for _, rec := range recs {
-				if err := deleteFile(tx, rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // deleteFile removes a file record and its public link, in tx.

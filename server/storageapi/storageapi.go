@@ -69,17 +69,10 @@ type Config struct {
 	PublicRate float64
 	// TokenTTL is a token's lifetime; default one hour.
 	TokenTTL time.Duration
-	// Uploads shares streaming uploads out between clients (anonymous
-	// uploads count against their address and the anonymous share);
-	// default web.NewSlots's defaults. The server passes its own.
-	Uploads *web.Slots
-	// Downloads bounds the downloads one client address runs at once;
-	// default web.NewSlots's defaults. The server passes its own.
-	Downloads *web.Slots
-	// Logins slows down password guessing (per address and per
-	// identity); default web.NewLogins's defaults. The server passes its
-	// own, shared by every API.
-	Logins *web.Logins
+	// Limits are what one client may take (upload and download slots,
+	// failed sign-ins); the server passes those it shares between its
+	// APIs, and any missing take their defaults.
+	Limits web.Limits
 }
 
 // API is the Storage API over one engine.
@@ -99,6 +92,7 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	if cfg.MaxFile <= 0 {
 		cfg.MaxFile = 5 << 30
 	}
@@ -110,15 +104,6 @@ func New(cfg Config) *API {
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = time.Hour
-	}
-	if cfg.Uploads == nil {
-		cfg.Uploads = web.NewSlots(web.SlotsConfig{})
-	}
-	if cfg.Logins == nil {
-		cfg.Logins = web.NewLogins(web.LoginsConfig{})
-	}
-	if cfg.Downloads == nil {
-		cfg.Downloads = web.NewSlots(web.SlotsConfig{})
 	}
 	return &API{
 		cfg: cfg, e: cfg.Engine, iam: NewIAM(cfg.Engine),
@@ -364,7 +349,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 	}
 	now := a.cfg.Now()
 	addr, who := web.ClientAddr(r), "storageapi:"+strings.ToLower(in.Email)
-	if ok, wait := a.cfg.Logins.Allow(addr, who, now); !ok {
+	if ok, wait := a.cfg.Limits.Logins.Allow(addr, who, now); !ok {
 		w.Header().Set("Retry-After", web.RetryAfter(wait))
 		a.fail(w, errTooManyLogins)
 		return
@@ -376,11 +361,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 	}
 	// An unknown email costs a hash comparison too.
 	if !a.passwords.Verify(u.ID, in.Password, u.Hash, err == nil) {
-		a.cfg.Logins.Failed(addr, who, now)
+		a.cfg.Limits.Logins.Failed(addr, who, now)
 		a.fail(w, errLogin)
 		return
 	}
-	a.cfg.Logins.Succeeded(addr, who, now)
+	a.cfg.Limits.Logins.Succeeded(addr, who, now)
 	tok, exp, err := a.sign(r.Context(), u.ID, tokenUser, "", now)
 	if err != nil {
 		a.fail(w, err)
@@ -532,7 +517,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	if ar.scope != public {
 		who = web.Identity("storageapi", ar.userID)
 	}
-	release, err := a.cfg.Uploads.Acquire(r.Context(), who)
+	release, err := a.cfg.Limits.Uploads.Acquire(r.Context(), who)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -663,7 +648,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	rec, f, err := a.load(ar, ps.ByName("id"))
 	var release func()
 	if err == nil {
-		release, err = a.cfg.Downloads.Acquire(r.Context(), web.Address(r))
+		release, err = a.cfg.Limits.Downloads.Acquire(r.Context(), web.Address(r))
 	}
 	if err == nil {
 		err = blobhttp.Serve(w, r, a.e, rec, f.Name, ar.scope == public)

@@ -20,6 +20,33 @@ var (
 	ErrBusy = errors.New("the server is busy")
 )
 
+// Limits are what one client may take of the server, shared by all the
+// APIs of one server: the server makes them from its configuration and
+// passes them to each API.
+type Limits struct {
+	// Uploads shares streaming uploads out between clients.
+	Uploads *Slots
+	// Downloads bounds the downloads one client address runs at once.
+	Downloads *Slots
+	// Logins slows down password guessing.
+	Logins *Logins
+}
+
+// WithDefaults returns l with the limits it lacks made with their
+// defaults (an API used on its own, in a test).
+func (l Limits) WithDefaults() Limits {
+	if l.Uploads == nil {
+		l.Uploads = NewSlots(SlotsConfig{})
+	}
+	if l.Downloads == nil {
+		l.Downloads = NewSlots(SlotsConfig{PerClient: 64})
+	}
+	if l.Logins == nil {
+		l.Logins = NewLogins(LoginsConfig{})
+	}
+	return l
+}
+
 // Client is who takes a slot: an authenticated identity, or the address
 // of an anonymous request.
 type Client struct {
