@@ -44,6 +44,34 @@ func dialFrom(t *testing.T, from, addr string) net.Conn {
 	return c
 }
 
+// inflight is how many requests srv is serving, read from its metrics.
+func inflight(t *testing.T, srv *server.Server) float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	v, ok := sample(rec.Body.String(), "cairn_http_requests_in_flight")
+	if !ok {
+		t.Fatal("no cairn_http_requests_in_flight")
+	}
+	return v - 1 // this scrape
+}
+
+// waitFor checks cond every 20 ms until it holds or d has passed, and
+// reports whether it held.
+func waitFor(d time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(d)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return cond()
+		}
+	}
+	return true
+}
+
 // statusLine reads a response's status line from c, waiting at most d.
 func statusLine(c net.Conn, d time.Duration) (string, error) {
 	c.SetReadDeadline(time.Now().Add(d))
@@ -86,7 +114,7 @@ func trickle(c net.Conn, gap time.Duration, stop <-chan struct{}) string {
 // with Retry-After, never held indefinitely.
 func TestUploadShares(t *testing.T) {
 	e := enginetest.Open(t, engine.Options{MaxUploads: 6, UploadWait: 2 * time.Second})
-	url, tok := start(t, server.Config{
+	srv, url, tok := startServer(t, server.Config{
 		Engine: e, MaxAnonymousUploads: 3, MaxUploadsPerAddress: 2, SlotWait: time.Second,
 		BodyMinRate: 1024, BodyRateWindow: 2 * time.Second,
 	})
@@ -104,7 +132,9 @@ func TestUploadShares(t *testing.T) {
 		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 2+i%4), addr)
 		go func() { answers <- trickle(c, 300*time.Millisecond, stop) }()
 	}
-	time.Sleep(300 * time.Millisecond) // let them take what they can
+	if !waitFor(5*time.Second, func() bool { return inflight(t, srv) >= 12 }) {
+		t.Fatalf("only %v of 12 trickling uploads in flight", inflight(t, srv))
+	}
 
 	// Signed-in uploads do not wait for the trickles.
 	client := &http.Client{Timeout: 3 * time.Second}
@@ -165,7 +195,9 @@ func TestUploadShares(t *testing.T) {
 		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 9+i%2), addr)
 		wg.Go(func() { trickle(c, 100*time.Millisecond, stop) })
 	}
-	time.Sleep(200 * time.Millisecond)
+	if !waitFor(5*time.Second, func() bool { return inflight(t, srv) >= 3 }) {
+		t.Fatalf("only %v of 3 trickling uploads in flight", inflight(t, srv))
+	}
 	res, _, err := request(t, "POST", url+"/storage/public/files", "", strings.NewReader("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc\r\n--b--\r\n"), "Content-Type", "multipart/form-data; boundary=b")
 	if err != nil {
 		t.Fatal(err)
@@ -256,8 +288,6 @@ func TestSlowReaders(t *testing.T) {
 		Engine: e, Registry: reg, BodyMinRate: 1024, BodyRateWindow: 5 * time.Second,
 		MaxDownloadsPerAddress: 12, SlotWait: 500 * time.Millisecond,
 	})
-	ops := httptest.NewServer(srv.MetricsHandler())
-	defer ops.Close()
 	addr := strings.TrimPrefix(url, "http://")
 	data := random(7, 24<<20)
 	mustStatus(t, 201, "POST", url+"/public/1/big", tok, data)
@@ -270,19 +300,8 @@ func TestSlowReaders(t *testing.T) {
 		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 2+i%4), addr)
 		wg.Go(func() { slowRead(c, "/public/1/big", 4<<10, 8*time.Second, stop) })
 	}
-	inflight := func() float64 {
-		_, body, err := request(t, "GET", ops.URL+"/metrics", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := sample(string(body), "cairn_http_requests_in_flight")
-		return v - 1 // this scrape
-	}
-	for deadline := time.Now().Add(5 * time.Second); inflight() < 30 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := inflight(); n < 30 {
-		t.Fatalf("only %v slow downloads running", n)
+	if !waitFor(5*time.Second, func() bool { return inflight(t, srv) >= 40 }) {
+		t.Fatalf("only %v of 40 slow downloads running", inflight(t, srv))
 	}
 	if st, _ := e.Stats(); st.ReadCacheBytes > cache+5<<20 {
 		t.Errorf("40 slow downloads keep %d bytes of chunks; the read cache is %d", st.ReadCacheBytes, cache)
@@ -293,7 +312,9 @@ func TestSlowReaders(t *testing.T) {
 		c := dialFrom(t, "127.0.0.2", addr)
 		wg.Go(func() { slowRead(c, "/public/1/big", 4<<10, 8*time.Second, stop) })
 	}
-	time.Sleep(200 * time.Millisecond)
+	if !waitFor(5*time.Second, func() bool { return inflight(t, srv) >= 42 }) {
+		t.Fatalf("only %v of 42 slow downloads running", inflight(t, srv))
+	}
 	c := dialFrom(t, "127.0.0.2", addr)
 	fmt.Fprintf(c, "GET /public/1/big HTTP/1.1\r\nHost: x\r\nRange: bytes=0-0\r\n\r\n")
 	if line, _ := statusLine(c, 5*time.Second); !strings.Contains(line, " 429 ") {
@@ -315,12 +336,8 @@ func TestSlowReaders(t *testing.T) {
 	t.Logf("a 24 MiB download beside 40 slow ones: %v", time.Since(start))
 
 	// The slow ones are cut off: they read under 1 KiB/s.
-	deadline := time.Now().Add(20 * time.Second)
-	for inflight() > 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if n := inflight(); n > 0 {
-		t.Errorf("%v slow downloads still running 20 s on", n)
+	if !waitFor(20*time.Second, func() bool { return inflight(t, srv) == 0 }) {
+		t.Errorf("%v slow downloads still running 20 s on", inflight(t, srv))
 	}
 }
 

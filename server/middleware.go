@@ -45,7 +45,9 @@ func (s *Server) wrap(api string, rt web.Route) httprouter.Handle {
 		switch {
 		case r.ContentLength > limit:
 			// Refused from its headers, before a byte of it is read (and
-			// before a 100 Continue): the handler answers 413 at once.
+			// before a 100 Continue): the handler answers 413, which goes
+			// out at once to a client waiting for a 100 Continue, and
+			// within a second to one sending (see answering).
 			body.r = errReader{&http.MaxBytesError{Limit: limit}}
 		case r.Body != nil && r.Body != http.NoBody:
 			body.r = http.MaxBytesReader(rw, r.Body, limit)
