@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -69,8 +70,8 @@ func TestSealedSecrets(t *testing.T) {
 	}
 	stolen := filepath.Join(t.TempDir(), "stolen")
 	cp(stolen, false)
-	if out, err := cairn(stolen, "", "user", "token", "alice"); err == nil || !strings.Contains(out+err.Error(), "key file") {
-		t.Errorf("user token on a copy without the key file: %q, %v; want an error naming the key file", out, err)
+	if out, err := cairn(stolen, "", "user", "token", "alice"); !errors.Is(err, engine.ErrSealed) {
+		t.Errorf("user token on a copy without the key file: %q, %v; want ErrSealed", out, err)
 	}
 	backup := filepath.Join(t.TempDir(), "backup")
 	cp(backup, true)

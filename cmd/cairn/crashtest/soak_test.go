@@ -238,7 +238,10 @@ func attack(t *testing.T, p *proc, c *client, trickler string, sum0 [32]byte, d 
 			for !stopped() {
 				conn, err := dialFrom(from, addr)
 				if err != nil {
-					time.Sleep(100 * time.Millisecond)
+					select { // try again soon, or stop
+					case <-stop:
+					case <-time.After(100 * time.Millisecond):
+					}
 					continue
 				}
 				go func() { <-stop; conn.Close() }()

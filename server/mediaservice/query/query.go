@@ -38,6 +38,9 @@ var (
 	ErrSyntax = errors.New("invalid q")
 	// ErrTooCostly: evaluating the query spent its Budget.
 	ErrTooCostly = errors.New("q is too costly to evaluate")
+	// ErrTooComplex: a regular expression compiles to more than
+	// MaxRegexInsts instructions. Parse wraps it with ErrSyntax.
+	ErrTooComplex = errors.New("too complex")
 )
 
 // Limits on a query, so that one request cannot cost much.
@@ -255,7 +258,7 @@ func (t Term) regex(pattern string) (Term, error) {
 		return t, errorf("bad regular expression %q: %v", pattern, err)
 	}
 	if len(prog.Inst) > MaxRegexInsts {
-		return t, errorf("regular expression %q is too complex (%d instructions, at most %d)", pattern, len(prog.Inst), MaxRegexInsts)
+		return t, fmt.Errorf("%w: regular expression %q is %w (%d instructions, at most %d)", ErrSyntax, pattern, ErrTooComplex, len(prog.Inst), MaxRegexInsts)
 	}
 	t.Kind, t.Pattern, t.re, t.insts = Regex, pattern, re, int64(len(prog.Inst))
 	return t, nil
