@@ -20,8 +20,9 @@ const (
 )
 
 // privateFS is the real disk, creating folders and files private to the
-// owner. Pebble and the segment writer create with 0755 and 0666 (less
-// the umask); each creation here is followed by a chmod of its path. The
+// owner. Pebble and the segment writer create folders and files open to
+// everyone the umask lets in; each creation here is followed by a chmod
+// of its path. The
 // file is never readable by others in between, because the folder it is
 // in already is not.
 type privateFS struct{ vfs.FS }

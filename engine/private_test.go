@@ -89,10 +89,11 @@ func TestPrivateDataFolderFixed(t *testing.T) {
 		t.Fatal(err)
 	}
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		// Readable by group and others, as umask 022 left them before.
 		if d.IsDir() {
-			return os.Chmod(path, 0o755)
+			return os.Chmod(path, engine.DirMode|0o055)
 		}
-		return os.Chmod(path, 0o644)
+		return os.Chmod(path, engine.FileMode|0o044)
 	})
 	var logs bytes.Buffer
 	e = enginetest.OpenDir(t, dir, engine.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})

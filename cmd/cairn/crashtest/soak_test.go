@@ -255,21 +255,7 @@ func attack(t *testing.T, p *proc, c *client, trickler string, sum0 [32]byte, d 
 	for i := range 70 {
 		again(from(i), func(conn net.Conn) {
 			fmt.Fprintf(conn, "POST /storage/public/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=%s\r\nContent-Length: %d\r\n\r\n--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t\"\r\n\r\n", boundary, 50_000_000, boundary)
-			answered := make(chan string, 1)
-			go func() {
-				line, _ := bufio.NewReader(conn).ReadString('\n')
-				answered <- line
-			}()
-			for tick := time.NewTicker(2 * time.Second); ; {
-				select {
-				case line := <-answered:
-					count(line)
-					tick.Stop()
-					return
-				case <-tick.C:
-					conn.Write([]byte{'x'})
-				}
-			}
+			count(trickleBody(conn, 2*time.Second, []byte{'x'}))
 		})
 	}
 	for i := range 300 {
@@ -288,21 +274,7 @@ func attack(t *testing.T, p *proc, c *client, trickler string, sum0 [32]byte, d 
 	for i := range 50 {
 		again("127.0.0.1", func(conn net.Conn) {
 			fmt.Fprintf(conn, "POST /public/b/trickle/%03d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", i, trickler, 50_000_000)
-			answered := make(chan string, 1)
-			go func() {
-				line, _ := bufio.NewReader(conn).ReadString('\n')
-				answered <- line
-			}()
-			for tick := time.NewTicker(time.Second); ; {
-				select {
-				case line := <-answered:
-					count(line)
-					tick.Stop()
-					return
-				case <-tick.C:
-					conn.Write([]byte("xy"))
-				}
-			}
+			count(trickleBody(conn, time.Second, []byte("xy")))
 		})
 	}
 	for i := range 4 {
@@ -407,6 +379,26 @@ func attack(t *testing.T, p *proc, c *client, trickler string, sum0 [32]byte, d 
 	for i := range 3 {
 		if code, _, _, err := c.get(fmt.Sprintf("trickle/%03d", i)); err != nil || code != 404 {
 			t.Fatalf("a cut-off upload is visible: %d, %v", code, err)
+		}
+	}
+}
+
+// trickleBody sends piece on conn every gap, as the body of a request
+// already begun, until the server answers; it returns the status line.
+func trickleBody(conn net.Conn, gap time.Duration, piece []byte) string {
+	answered := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		answered <- line
+	}()
+	tick := time.NewTicker(gap)
+	defer tick.Stop()
+	for {
+		select {
+		case line := <-answered:
+			return line
+		case <-tick.C:
+			conn.Write(piece)
 		}
 	}
 }
