@@ -49,11 +49,13 @@ type Config struct {
 	Limits web.Limits
 }
 
-// Namespaces in the index: files, and per account the content hash of
-// each file (duplicate detection).
+// Namespaces in the index: files; per account the content hash of each
+// file (duplicate detection) and the X-Request-Id of its upload (the
+// document's other identifier of a file).
 const (
 	namespace    = "mediaupload"
 	dupNamespace = "mediaupload.dup"
+	ridNamespace = "mediaupload.rid"
 )
 
 // API is the media upload API over one engine.
@@ -103,6 +105,19 @@ type info struct {
 // meta is what the API keeps in a file's record.
 type meta struct {
 	Link string `json:"link"` // the public link ID
+	// Date is the expiration date, YYYY-MM-DD: the record expires when
+	// that UTC day ends. Files stored before it was kept have none, and
+	// expire at the start of the date their expiry time shows.
+	Date string `json:"date,omitempty"`
+	// RequestID is the X-Request-Id of the file's upload, which
+	// identifies the file as well as its id does.
+	RequestID string `json:"rid,omitempty"`
+}
+
+func metaOf(rec engine.Record) meta {
+	var m meta
+	json.Unmarshal(rec.Meta, &m)
+	return m
 }
 
 type invalid struct {
@@ -112,6 +127,24 @@ type invalid struct {
 
 // requestID is the documented X-Request-Id form: "053-<uuid>".
 func requestID() string { return fmt.Sprintf("%03d-%s", rand.IntN(1000), uuid.NewString()) }
+
+// isRequestID reports whether s has requestID's form.
+func isRequestID(s string) bool {
+	if len(s) != 40 || s[3] != '-' {
+		return false
+	}
+	for _, c := range s[:3] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return uuid.Validate(s[4:]) == nil
+}
+
+// tooLarge is the validation reason for content over the limit.
+func (a *API) tooLarge() string {
+	return fmt.Sprintf("content is larger than %d bytes", a.cfg.MaxContent)
+}
 
 // authenticate returns the account of the request's Basic credentials.
 func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (Account, bool) {
@@ -152,6 +185,28 @@ func dupKey(file engine.Record) engine.Key {
 	return engine.Key{Namespace: dupNamespace, Tenant: file.Key.Tenant, Name: file.Blob.String()}
 }
 
+// ridKey is the record of an upload's X-Request-Id, in the file's tenant;
+// its Meta is the file's id.
+func ridKey(tenant, rid string) engine.Key {
+	return engine.Key{Namespace: ridNamespace, Tenant: tenant, Name: rid}
+}
+
+// lookup returns the file that id names in the account: its id, or the
+// X-Request-Id its upload was answered with ("is used to identify the
+// media in other tasks", and the document's GET example uses it).
+// Another account's file is engine.ErrNotFound, exactly as a missing one.
+func lookup(get func(engine.Key) (engine.Record, error), acc Account, id string) (engine.Record, error) {
+	rec, err := get(fileKey(acc, id))
+	if !errors.Is(err, engine.ErrNotFound) || !isRequestID(id) {
+		return rec, err
+	}
+	alias, err := get(ridKey(acc.tenant(), id))
+	if err != nil {
+		return engine.Record{}, err
+	}
+	return get(fileKey(acc, string(alias.Meta)))
+}
+
 // errAccountGone: the account was deleted (or deleted and made again)
 // while a request of it was being served.
 var errAccountGone = errors.New("mediaupload: the account is gone")
@@ -176,20 +231,23 @@ func deleteFile(tx *engine.Tx, file engine.Record) error {
 	if err := tx.Delete(file.Key); err != nil {
 		return err
 	}
-	var m meta
-	json.Unmarshal(file.Meta, &m)
+	m := metaOf(file)
 	if err := publink.Delete(tx, m.Link); err != nil {
 		return err
 	}
 	if err := tx.Delete(dupKey(file)); err != nil && !errors.Is(err, engine.ErrNotFound) {
 		return err
 	}
+	if m.RequestID != "" {
+		if err := tx.Delete(ridKey(file.Key.Tenant, m.RequestID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return err
+		}
+	}
 	return nil
 }
 
 func (a *API) location(r *http.Request, rec engine.Record) string {
-	var m meta
-	json.Unmarshal(rec.Meta, &m)
+	m := metaOf(rec)
 	base := a.cfg.PublicURL
 	if base == "" {
 		scheme := "http"
@@ -202,8 +260,12 @@ func (a *API) location(r *http.Request, rec engine.Record) string {
 }
 
 func (a *API) describe(r *http.Request, rec engine.Record) info {
+	date := rec.Expires.UTC().Format("2006-01-02T15:04:05Z")
+	if d := metaOf(rec).Date; d != "" {
+		date = d + "T00:00:00Z"
+	}
 	return info{
-		ID: rec.Key.Name, ExpirationDate: rec.Expires.UTC().Format("2006-01-02T15:04:05Z"),
+		ID: rec.Key.Name, ExpirationDate: date,
 		Size: rec.Size, ContentType: rec.ContentType, Location: a.location(r, rec),
 	}
 }
@@ -212,6 +274,12 @@ func (a *API) describe(r *http.Request, rec engine.Record) info {
 func (a *API) today() time.Time {
 	return a.cfg.Now().UTC().Truncate(24 * time.Hour)
 }
+
+// endOf is when a file whose expiration date is d expires: it is kept
+// through the whole of its expiration date, and deleted when that UTC day
+// ends. (Today is a valid date, "it cannot be in the past", so a file
+// must not be gone the moment it is stored.)
+func endOf(d time.Time) time.Time { return d.AddDate(0, 0, 1) }
 
 // parseDate checks an expiration date: YYYY-MM-DD, not before today, not
 // after today + one year. It returns midnight UTC of that day.
@@ -283,9 +351,14 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		}
 		return nil
 	})
+	var tooBig *http.MaxBytesError
 	switch {
-	case errors.Is(err, web.ErrTooLarge):
-		reasons = append(reasons, fmt.Sprintf("content is larger than %d bytes", a.cfg.MaxContent))
+	case errors.Is(err, web.ErrTooLarge), errors.As(err, &tooBig):
+		// Whether the body declared its length or came chunked: the
+		// document's statuses for an upload are 201, 302, 400, 401 and
+		// 500, and "The maximum size can be no larger than 100 MB" is a
+		// validation failure. Nothing past the limit was read.
+		reasons = append(reasons, a.tooLarge())
 	case errors.Is(err, jsonstream.ErrBase64):
 		reasons = append(reasons, "content is not valid base64")
 	case errors.Is(err, jsonstream.ErrNotString):
@@ -312,6 +385,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 
 	var rec engine.Record
 	dup := false
+	rid := w.Header().Get("X-Request-Id")
 	err = a.e.Update(r.Context(), func(tx *engine.Tx) error {
 		if err := stillThere(tx, account); err != nil {
 			return err
@@ -325,16 +399,20 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		}
 		id := uuid.NewString()
 		link := publink.NewID()
-		m, _ := json.Marshal(meta{Link: link})
+		m, _ := json.Marshal(meta{Link: link, Date: expires.Format("2006-01-02"), RequestID: rid})
 		k := fileKey(account, id)
+		end := endOf(expires)
 		var err error
-		if rec, err = tx.Put(k, engine.Record{ContentType: ctype, Meta: m, Expires: expires}, up); err != nil {
+		if rec, err = tx.Put(k, engine.Record{ContentType: ctype, Meta: m, Expires: end}, up); err != nil {
 			return err
 		}
-		if _, err := tx.Put(dk, engine.Record{Meta: []byte(id), Expires: expires}, nil); err != nil {
+		if _, err := tx.Put(dk, engine.Record{Meta: []byte(id), Expires: end}, nil); err != nil {
 			return err
 		}
-		return publink.Put(tx, link, k, expires)
+		if _, err := tx.Put(ridKey(account.tenant(), rid), engine.Record{Meta: []byte(id), Expires: end}, nil); err != nil {
+			return err
+		}
+		return publink.Put(tx, link, k, end)
 	})
 	if err != nil {
 		a.fail(w, err)
@@ -343,6 +421,11 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	d := a.describe(r, rec)
 	w.Header().Set("Location", d.Location)
 	if dup {
+		// "The request ID and file location are returned in this
+		// response": the request ID that identifies the existing file.
+		if m := metaOf(rec); m.RequestID != "" {
+			w.Header().Set("X-Request-Id", m.RequestID)
+		}
 		web.JSON(w, http.StatusFound, d)
 		return
 	}
@@ -356,10 +439,13 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, ps httprouter.Params) 
 	if !ok {
 		return
 	}
-	rec, err := a.e.GetRecord(fileKey(account, ps.ByName("id")))
+	rec, err := lookup(a.e.GetRecord, account, ps.ByName("id"))
 	if err != nil {
 		a.notFound(w, err)
 		return
+	}
+	if m := metaOf(rec); m.RequestID != "" {
+		w.Header().Set("X-Request-Id", m.RequestID)
 	}
 	d := a.describe(r, rec)
 	w.Header().Set("Location", d.Location)
@@ -390,24 +476,33 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	}
 	var rec engine.Record
 	err := a.e.Update(r.Context(), func(tx *engine.Tx) error {
-		k := fileKey(account, req.ID)
-		cur, err := tx.Get(k)
+		cur, err := lookup(tx.Get, account, req.ID)
 		if err != nil {
 			return err
 		}
-		if rec, err = tx.Put(k, engine.Record{Blob: cur.Blob, ContentType: cur.ContentType, Meta: cur.Meta, Expires: d}, nil); err != nil {
+		m := metaOf(cur)
+		m.Date = d.Format("2006-01-02")
+		mb, _ := json.Marshal(m)
+		end := endOf(d)
+		if rec, err = tx.Put(cur.Key, engine.Record{Blob: cur.Blob, ContentType: cur.ContentType, Meta: mb, Expires: end}, nil); err != nil {
 			return err
 		}
-		var m meta
-		json.Unmarshal(cur.Meta, &m)
-		if _, err := tx.Put(dupKey(cur), engine.Record{Meta: []byte(req.ID), Expires: d}, nil); err != nil {
+		if _, err := tx.Put(dupKey(cur), engine.Record{Meta: []byte(cur.Key.Name), Expires: end}, nil); err != nil {
 			return err
 		}
-		return publink.Put(tx, m.Link, k, d)
+		if m.RequestID != "" {
+			if _, err := tx.Put(ridKey(cur.Key.Tenant, m.RequestID), engine.Record{Meta: []byte(cur.Key.Name), Expires: end}, nil); err != nil {
+				return err
+			}
+		}
+		return publink.Put(tx, m.Link, cur.Key, end)
 	})
 	if err != nil {
 		a.notFound(w, err)
 		return
+	}
+	if m := metaOf(rec); m.RequestID != "" {
+		w.Header().Set("X-Request-Id", m.RequestID)
 	}
 	web.JSON(w, http.StatusOK, a.describe(r, rec))
 }
@@ -419,7 +514,7 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 		return
 	}
 	err := a.e.Update(r.Context(), func(tx *engine.Tx) error {
-		cur, err := tx.Get(fileKey(account, ps.ByName("id")))
+		cur, err := lookup(tx.Get, account, ps.ByName("id"))
 		if err != nil {
 			return err
 		}
@@ -451,8 +546,6 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, jsonstream.ErrSyntax):
 		status, reason = http.StatusBadRequest, err.Error()
-	case status == http.StatusRequestEntityTooLarge:
-		reason = fmt.Sprintf("the body is larger than allowed for %d bytes of content", a.cfg.MaxContent)
 	case status == http.StatusInsufficientStorage:
 		reason = "the store is out of space"
 	case status == http.StatusTooManyRequests:

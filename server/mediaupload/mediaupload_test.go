@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
 	"github.com/cairnstore/cairn/internal/blob"
@@ -274,24 +276,36 @@ func TestDateBoundaries(t *testing.T) {
 	}
 }
 
+// TestExpiry: a file is kept through its whole expiration date ("The date
+// on which the media should be deleted from the CMS") and deleted when
+// that UTC day ends.
 func TestExpiry(t *testing.T) {
 	v := newEnv(t, 0)
 	r := v.do("POST", "/cms/v2/content", "alice", uploadBody(png, "2026-03-11"))
 	up := decode(t, r)
 	loc := r.h.Get("Location")
-	if res, _ := http.Get(loc); res.StatusCode != 200 {
-		t.Fatalf("public URL before expiry: %d", res.StatusCode)
+	for _, at := range []time.Time{time.Date(2026, 3, 11, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 11, 23, 59, 59, 0, time.UTC)} {
+		v.now.Store(at.UnixNano())
+		if n, err := v.e.Expire(context.Background()); err != nil || n != 0 {
+			t.Fatalf("Expire on the expiration date = %d, %v; want 0", n, err)
+		}
+		if r := v.do("GET", "/cms/v2/content/"+up.ID, "alice", nil); r.code != 200 || decode(t, r).ExpirationDate != "2026-03-11T00:00:00Z" {
+			t.Fatalf("GET at %v, on the expiration date: %s", at, r)
+		}
+		if res, _ := http.Get(loc); res.StatusCode != 200 {
+			t.Fatalf("public URL at %v, on the expiration date: %d", at, res.StatusCode)
+		}
 	}
-	v.now.Store(time.Date(2026, 3, 11, 0, 0, 0, 0, time.UTC).UnixNano())
+	v.now.Store(time.Date(2026, 3, 12, 0, 0, 0, 0, time.UTC).UnixNano())
 	if r := v.do("GET", "/cms/v2/content/"+up.ID, "alice", nil); r.code != 404 {
-		t.Fatalf("GET at the expiration: %s", r)
+		t.Fatalf("GET once the expiration date ended: %s", r)
 	}
 	if res, _ := http.Get(loc); res.StatusCode != 404 {
-		t.Fatalf("public URL at the expiration: %d", res.StatusCode)
+		t.Fatalf("public URL once the expiration date ended: %d", res.StatusCode)
 	}
 	n, err := v.e.Expire(context.Background())
-	if err != nil || n != 3 { // the file, its duplicate entry, its public link
-		t.Fatalf("Expire = %d, %v; want 3", n, err)
+	if err != nil || n != 4 { // the file, its duplicate entry, its request ID, its public link
+		t.Fatalf("Expire = %d, %v; want 4", n, err)
 	}
 	st, _ := v.e.Stats()
 	if st.Records != 2 || st.Blobs != 0 {
@@ -301,6 +315,130 @@ func TestExpiry(t *testing.T) {
 	if r := v.do("POST", "/cms/v2/content", "alice", uploadBody(png, "")); r.code != 201 {
 		t.Fatalf("upload after expiry: %s", r)
 	}
+}
+
+// TestExpiresToday: "it cannot be in the past" allows today, so a file
+// that expires today is kept until today ends, not deleted at once; the
+// same for a PUT to today.
+func TestExpiresToday(t *testing.T) {
+	v := newEnv(t, 0)
+	r := v.do("POST", "/cms/v2/content", "alice", uploadBody(png, "2026-03-10"))
+	up := decode(t, r)
+	if r.code != 201 || up.ExpirationDate != "2026-03-10T00:00:00Z" {
+		t.Fatalf("upload expiring today: %s", r)
+	}
+	r = v.do("POST", "/cms/v2/content", "alice", uploadBody([]byte("another file"), ""))
+	other := decode(t, r)
+	body := fmt.Sprintf(`{"id":%q,"expirationDate":"2026-03-10"}`, other.ID)
+	if r := v.do("PUT", "/cms/v2/content", "alice", strings.NewReader(body)); r.code != 200 || decode(t, r).ExpirationDate != "2026-03-10T00:00:00Z" {
+		t.Fatalf("PUT to today: %s", r)
+	}
+	v.now.Store(time.Date(2026, 3, 10, 23, 59, 59, 0, time.UTC).UnixNano())
+	if n, err := v.e.Expire(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Expire before today ends = %d, %v; want 0", n, err)
+	}
+	for _, id := range []string{up.ID, other.ID} {
+		if r := v.do("GET", "/cms/v2/content/"+id, "alice", nil); r.code != 200 {
+			t.Fatalf("a file expiring today, before today ends: %s", r)
+		}
+	}
+	v.now.Store(time.Date(2026, 3, 11, 0, 0, 0, 0, time.UTC).UnixNano())
+	for _, id := range []string{up.ID, other.ID} {
+		if r := v.do("GET", "/cms/v2/content/"+id, "alice", nil); r.code != 404 {
+			t.Fatalf("a file that expired yesterday: %s", r)
+		}
+	}
+}
+
+// TestRequestID: "The response header contains the request ID, which is
+// used to identify the media in other tasks", and the document's GET
+// example uses it (GET …/content/053-8a767024-…): the upload's
+// X-Request-Id names the file in GET, PUT and DELETE as its id does, for
+// its own account only.
+func TestRequestID(t *testing.T) {
+	v := newEnv(t, 0)
+	r := v.do("POST", "/cms/v2/content", "alice", uploadBody(png, ""))
+	up, rid := decode(t, r), r.h.Get("X-Request-Id")
+	if r.code != 201 || rid == up.ID {
+		t.Fatalf("upload: %s, X-Request-Id %q", r, rid)
+	}
+	r = v.do("GET", "/cms/v2/content/"+rid, "alice", nil)
+	if g := decode(t, r); r.code != 200 || g.ID != up.ID || r.h.Get("X-Request-Id") != rid {
+		t.Fatalf("GET by request ID: %s, X-Request-Id %q", r, r.h.Get("X-Request-Id"))
+	}
+	// The same bytes again: 302 with the request ID that names the file.
+	if r := v.do("POST", "/cms/v2/content", "alice", uploadBody(png, "")); r.code != 302 || r.h.Get("X-Request-Id") != rid {
+		t.Fatalf("duplicate: %s, X-Request-Id %q, want %q", r, r.h.Get("X-Request-Id"), rid)
+	}
+	// Another account: the same 404 as a missing file.
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/cms/v2/content/" + rid, ""},
+		{"DELETE", "/cms/v2/content/" + rid, ""},
+		{"PUT", "/cms/v2/content", fmt.Sprintf(`{"id":%q,"expirationDate":"2026-05-01"}`, rid)},
+	} {
+		r := v.do(tc.method, tc.path, "bob", strings.NewReader(tc.body))
+		missing := v.do(tc.method, strings.Replace(tc.path, rid, "000-"+uuid.NewString(), 1), "bob", strings.NewReader(strings.Replace(tc.body, rid, "000-"+uuid.NewString(), 1)))
+		if r.code != 404 || string(r.body) != string(missing.body) {
+			t.Errorf("bob: %s %s: %s; a missing one: %s", tc.method, tc.path, r, missing)
+		}
+	}
+	body := fmt.Sprintf(`{"id":%q,"expirationDate":"2026-12-24"}`, rid)
+	if r := v.do("PUT", "/cms/v2/content", "alice", strings.NewReader(body)); r.code != 200 || decode(t, r).ExpirationDate != "2026-12-24T00:00:00Z" {
+		t.Fatalf("PUT by request ID: %s", r)
+	}
+	if g := decode(t, v.do("GET", "/cms/v2/content/"+up.ID, "alice", nil)); g.ExpirationDate != "2026-12-24T00:00:00Z" {
+		t.Fatalf("after PUT by request ID: %+v", g)
+	}
+	if r := v.do("DELETE", "/cms/v2/content/"+rid, "alice", nil); r.code != 200 {
+		t.Fatalf("DELETE by request ID: %s", r)
+	}
+	for _, id := range []string{up.ID, rid} {
+		if r := v.do("GET", "/cms/v2/content/"+id, "alice", nil); r.code != 404 {
+			t.Errorf("GET %s after DELETE: %s", id, r)
+		}
+	}
+	if st, _ := v.e.Stats(); st.Records != 2 {
+		t.Errorf("after DELETE: %d records; want the two accounts", st.Records)
+	}
+}
+
+// TestTooLarge: "The maximum size can be no larger than 100 MB", and the
+// document's statuses for an upload are 201, 302, 400, 401 and 500: too
+// much content is a failed validation, 400 with one reason, whether the
+// client declared its length or sent it chunked, and the server stops
+// reading at the limit.
+func TestTooLarge(t *testing.T) {
+	v := newEnv(t, 1000)
+	want := `{"invalidReasons":["content is larger than 1000 bytes"],"valid":false}`
+	big := uploadBody(make([]byte, 100_000), "")
+	declared, _ := io.ReadAll(big)
+	for _, tc := range []struct {
+		what string
+		body io.Reader
+	}{
+		{"with Content-Length, over the body limit", bytes.NewReader(declared)},
+		{"with Content-Length, under the body limit", uploadBody(make([]byte, 1001), "")},
+		{"chunked", io.MultiReader(bytes.NewReader(declared))},
+		{"chunked and endless", io.MultiReader(strings.NewReader(`{"content":"`), endless{})},
+	} {
+		r := v.do("POST", "/cms/v2/content", "alice", tc.body)
+		if r.code != 400 || strings.TrimSpace(string(r.body)) != want {
+			t.Errorf("%s: %s, want 400 %s", tc.what, r, want)
+		}
+	}
+	if st, _ := v.e.Stats(); st.Records != 2 {
+		t.Errorf("refused uploads left %d records", st.Records)
+	}
+}
+
+// endless is base64 that never ends.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'A'
+	}
+	return len(p), nil
 }
 
 func TestEscapedBase64(t *testing.T) {
