@@ -509,3 +509,67 @@ func TestReadCacheBound(t *testing.T) {
 		t.Errorf("closed readers still counted: %d bytes", st.ReadCacheBytes)
 	}
 }
+
+// TestBatches: Batches yields what Records yields, n at a time, from start
+// (inclusive) and within the prefix, each record once, even when the
+// records of earlier batches are deleted between batches.
+func TestBatches(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	var all []string
+	for i := range 10 {
+		name := fmt.Sprintf("d%d/f%02d", i%2, i)
+		if _, err := e.PutRecord(ctx, key(name), strings.NewReader(name), engine.Write{}); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, name)
+	}
+	slices.Sort(all)
+	for _, tc := range []struct {
+		prefix, start string
+		n             int
+		want          []string
+		batches       int
+	}{
+		{"", "", 3, all, 4},
+		{"", "", 5, all, 2},
+		{"", "", 100, all, 1},
+		{"d1/", "", 2, all[5:], 3},
+		{"", all[4], 3, all[4:], 2},
+		{"d0/", "d0/f04", 1, all[2:5], 3},
+		{"zz", "", 3, nil, 0},
+	} {
+		var got []string
+		batches := 0
+		for recs, err := range e.Batches("test", "t1", tc.prefix, tc.start, tc.n) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) > tc.n {
+				t.Fatalf("a batch of %d, over %d", len(recs), tc.n)
+			}
+			batches++
+			for _, r := range recs {
+				got = append(got, r.Key.Name)
+			}
+		}
+		if !slices.Equal(got, tc.want) || batches != tc.batches {
+			t.Errorf("Batches(%q, %q, %d) = %v in %d batches; want %v in %d", tc.prefix, tc.start, tc.n, got, batches, tc.want, tc.batches)
+		}
+	}
+	// Deleting each batch as it comes (as DeleteAll does) sees every record once.
+	seen := 0
+	for recs, err := range e.Batches("test", "t1", "", "", 4) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if err := e.DeleteRecord(ctx, r.Key, 0); err != nil {
+				t.Fatal(err)
+			}
+			seen++
+		}
+	}
+	if seen != len(all) {
+		t.Fatalf("deleting as it went, Batches yielded %d of %d", seen, len(all))
+	}
+}

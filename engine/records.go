@@ -112,27 +112,46 @@ func (e *Engine) Records(namespace, tenant, prefix, start string) iter.Seq2[Reco
 	}
 }
 
+// Batches yields the records Records yields, at most n at a time, each
+// batch read by an iterator of its own that is closed before the batch is
+// yielded: a caller may take its time over a batch (write it to a slow
+// client, delete it in a transaction) without holding the index open
+// meanwhile. A record written or deleted between two batches may or may
+// not be yielded; none is yielded twice.
+func (e *Engine) Batches(namespace, tenant, prefix, start string, n int) iter.Seq2[[]Record, error] {
+	n = max(n, 1)
+	return func(yield func([]Record, error) bool) {
+		after, resumed := start, false
+		for {
+			var recs []Record
+			for rec, err := range e.Records(namespace, tenant, prefix, after) {
+				if err != nil {
+					yield(nil, err)
+					return
+				}
+				if resumed && rec.Key.Name == after {
+					continue
+				}
+				if recs = append(recs, rec); len(recs) == n {
+					break
+				}
+			}
+			if len(recs) == 0 || !yield(recs, nil) || len(recs) < n {
+				return
+			}
+			after, resumed = recs[len(recs)-1].Key.Name, true
+		}
+	}
+}
+
 // DeleteAll deletes every record of namespace and tenant, a batch of at
 // most 256 per transaction; del deletes one in the transaction (the
 // record, and what goes with it: its index records, its public link). It
 // stops at the first error. APIs use it to purge an owner's files.
 func (e *Engine) DeleteAll(ctx context.Context, namespace, tenant string, del func(*Tx, Record) error) error {
-	after := ""
-	for {
-		var recs []Record
-		for rec, err := range e.Records(namespace, tenant, "", after) {
-			if err != nil {
-				return err
-			}
-			if after != "" && rec.Key.Name == after {
-				continue
-			}
-			if recs = append(recs, rec); len(recs) == 256 {
-				break
-			}
-		}
-		if len(recs) == 0 {
-			return nil
+	for recs, err := range e.Batches(namespace, tenant, "", "", 256) {
+		if err != nil {
+			return err
 		}
 		err := e.Update(ctx, func(tx *Tx) error {
 			for _, rec := range recs {
@@ -145,8 +164,8 @@ func (e *Engine) DeleteAll(ctx context.Context, namespace, tenant string, del fu
 		if err != nil {
 			return err
 		}
-		after = recs[len(recs)-1].Key.Name
 	}
+	return nil
 }
 
 // Put streams r into the store and returns its ID and size. The content is

@@ -40,9 +40,6 @@ type Config struct {
 	Now    func() time.Time
 	// MaxUpload bounds an uploaded file; default 5 GiB.
 	MaxUpload int64
-	// ListLimit is a listing page's default size; default 1000. A request
-	// may ask for up to MaxListLimit.
-	ListLimit int
 	// Limits are what one client may take (upload and download slots,
 	// failed sign-ins); the server passes those it shares between its
 	// APIs, and any missing take their defaults.
@@ -75,10 +72,6 @@ func New(cfg Config) *API {
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = 5 << 30
 	}
-	if cfg.ListLimit <= 0 {
-		cfg.ListLimit = 1000
-	}
-	cfg.ListLimit = min(cfg.ListLimit, MaxListLimit)
 	return &API{cfg: cfg, e: cfg.Engine, users: NewUsers(cfg.Engine)}
 }
 
@@ -344,12 +337,14 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request, t target) error {
 }
 
 // list answers GET /<visibility>/<bucket>: a JSON array of media paths in
-// name order, a page at a time. ?limit=N sets the page size, ?after=<media
-// path> starts after that path, ?prefix=<media path prefix> filters; a
-// Link header with rel="next" points to the next page when there is one.
+// name order. ?prefix=<media path prefix> filters and ?after=<media path>
+// starts after that path. Without ?limit it is the whole section, as the
+// document's clients expect of "the contents of a bucket", streamed in
+// bounded memory; ?limit=N asks for a page of at most N, with a Link
+// header (rel="next") to the next page when there is one.
 func (a *API) list(w http.ResponseWriter, r *http.Request, t target) error {
 	q := r.URL.Query()
-	limit := a.cfg.ListLimit
+	limit := 0
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxListLimit {
@@ -358,6 +353,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, t target) error {
 		limit = n
 	}
 	after, prefix := q.Get("after"), q.Get("prefix")
+	w.Header().Set("Cache-Control", "private, no-store")
+	if limit == 0 {
+		return a.listAll(w, t, prefix, after)
+	}
 	paths := []string{}
 	more := false
 	for rec, err := range a.e.Records(namespace, t.key().Tenant, prefix, after) {
@@ -381,10 +380,36 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, t target) error {
 		}
 		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", t.bucketURL(), next.Encode()))
 	}
-	w.Header().Set("Cache-Control", "private, no-store")
 	web.JSON(w, http.StatusOK, paths)
 	return nil
 }
+
+// listAll streams every media path of the section that begins with
+// prefix and comes after after, a batch at a time.
+func (a *API) listAll(w http.ResponseWriter, t target, prefix, after string) error {
+	arr := web.NewArray(w, http.StatusOK)
+	for recs, err := range a.e.Batches(namespace, t.key().Tenant, prefix, after, listBatch) {
+		if err != nil {
+			if arr.Started() {
+				arr.Abort()
+			}
+			return err
+		}
+		for _, rec := range recs {
+			if rec.Key.Name == after {
+				continue
+			}
+			if arr.Add(t.full(rec.Key.Name)) != nil {
+				return nil // the client is gone
+			}
+		}
+	}
+	arr.Close()
+	return nil
+}
+
+// listBatch is how many names a listing reads from the index at a time.
+const listBatch = 1000
 
 // apiError is the API's error body.
 type apiError struct {

@@ -12,8 +12,11 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,8 +420,11 @@ func TestMove(t *testing.T) {
 	v.want(v.do("DELETE", "/public/277/images/my_renamed_image.jpeg", w, nil), 204, "delete moved")
 }
 
+// TestListing: "You can view the contents of a bucket (as a list of
+// media paths) by making a GET request to the bucket path": the whole
+// section, in name order; ?limit pages for clients that ask.
 func TestListing(t *testing.T) {
-	v := newEnv(t, server.Config{CloudStorage: cloudstorage.Config{ListLimit: 3}})
+	v := newEnv(t, server.Config{})
 	w := v.token("writer")
 	var want []string
 	for i := range 8 {
@@ -428,8 +434,13 @@ func TestListing(t *testing.T) {
 	}
 	v.want(v.do("POST", "/public/277/elsewhere.txt", w, []byte("x")), 201, "POST")
 	slices.Sort(want)
+	r := v.do("GET", "/protected/277", v.token("reader"), nil)
+	var all []string
+	if err := json.Unmarshal(r.body, &all); err != nil || r.code != 200 || !slices.Equal(all, want) || r.h.Get("Link") != "" {
+		t.Fatalf("the whole bucket: %s, Link %q; want %q", r, r.h.Get("Link"), want)
+	}
 	var got []string
-	next := "/protected/277"
+	next := "/protected/277?limit=3"
 	pages := 0
 	for next != "" {
 		r := v.do("GET", next, v.token("reader"), nil)
@@ -443,22 +454,139 @@ func TestListing(t *testing.T) {
 		next = ""
 		if l := r.h.Get("Link"); l != "" {
 			next = strings.TrimSuffix(strings.TrimPrefix(strings.Split(l, ";")[0], "<"), ">")
+			next = strings.TrimPrefix(next, v.url)
 		}
 	}
 	if !slices.Equal(got, want) || pages != 3 {
 		t.Errorf("listed %d pages: %q\nwant %q", pages, got, want)
 	}
-	r := v.do("GET", "/protected/277/?prefix=dir1/&limit=10", v.token("reader"), nil)
+	r = v.do("GET", "/protected/277/?prefix=dir1/&limit=10", v.token("reader"), nil)
 	var page []string
 	json.Unmarshal(r.body, &page)
 	if len(page) != 4 || !strings.HasPrefix(page[0], "protected/277/dir1/") {
 		t.Errorf("prefix listing: %s", r)
+	}
+	r = v.do("GET", "/protected/277?prefix=dir0/&after=dir0/file2.txt", v.token("reader"), nil)
+	page = nil
+	json.Unmarshal(r.body, &page)
+	if !slices.Equal(page, []string{"protected/277/dir0/file4.txt", "protected/277/dir0/file6.txt"}) {
+		t.Errorf("prefix and after, no limit: %s", r)
 	}
 	v.wantError(v.do("GET", "/protected/277?limit=0", w, nil), 400, "bad_request", "limit 0")
 	r = v.do("GET", "/protected/300", v.token("other"), nil)
 	if r.code != 200 || string(bytes.TrimSpace(r.body)) != "[]" {
 		t.Errorf("empty bucket: %s", r)
 	}
+}
+
+// TestListingLarge lists a section of 100,000 media in one response, and
+// samples the heap while it streams: the listing is never held whole.
+func TestListingLarge(t *testing.T) {
+	n := 100_000
+	v := newEnv(t, server.Config{})
+	ctx := context.Background()
+	id, _, err := v.e.Put(ctx, strings.NewReader("the same small file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := func(i int) string { return fmt.Sprintf("images/2026/%06d-a-longish-file-name.jpeg", i) }
+	for i := 0; i < n; i += 5000 {
+		err := v.e.Update(ctx, func(tx *engine.Tx) error {
+			for j := i; j < i+5000; j++ {
+				k := engine.Key{Namespace: "cloudstorage", Tenant: "protected/277", Name: name(j)}
+				if _, err := tx.Put(k, engine.Record{Blob: id, ContentType: "image/jpeg"}, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// list counts the listing as it arrives, never holding it, and checks
+	// every path in order.
+	list := func() (int, int64) {
+		req, _ := http.NewRequest("GET", v.url+"/protected/277", nil)
+		req.Header.Set("Authorization", "Bearer "+v.token("reader"))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("Link") != "" {
+			t.Fatalf("listing: %d, Link %q", res.StatusCode, res.Header.Get("Link"))
+		}
+		cr := &countingReader{r: res.Body}
+		dec := json.NewDecoder(cr)
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+			t.Fatalf("listing starts with %v, %v", tok, err)
+		}
+		i := 0
+		for dec.More() {
+			var p string
+			if err := dec.Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if p != "protected/277/"+name(i) {
+				t.Fatalf("entry %d is %q", i, p)
+			}
+			i++
+		}
+		if tok, err := dec.Token(); err != nil || tok != json.Delim(']') {
+			t.Fatalf("listing ends with %v, %v", tok, err)
+		}
+		return i, cr.n
+	}
+	list() // warm the index's caches, which are not the listing's memory
+	// Collect often, so that the peak is what is live, not the garbage
+	// of each element between collections.
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak atomic.Uint64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+		}
+	}()
+	got, size := list()
+	close(stop)
+	<-done
+	if got != n {
+		t.Fatalf("listed %d of %d", got, n)
+	}
+	grew := int64(peak.Load()) - int64(base)
+	t.Logf("a listing of %d paths (%d MiB of JSON): heap %d MiB before, peak +%d KiB", n, size>>20, base>>20, grew>>10)
+	if grew > size { // held whole, it takes four times the JSON
+		t.Errorf("the heap grew by %d KiB while listing %d KiB: the listing is held, not streamed", grew>>10, size>>10)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func TestContentTypes(t *testing.T) {
