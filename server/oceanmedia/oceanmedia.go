@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -586,9 +587,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, _ httprouter.Params) 
 	if !slices.Contains(indexed, group) {
 		group = "" // as the original: an unknown group is ignored
 	}
-	page, size := 0, 25
-	if s := q.Get("page"); s != "" {
-		n, err := strconv.Atoi(s)
+	// "The basic URL returns all Medium resources": a collection pages
+	// only when page is given, as the original did.
+	page, size, paged := 0, 25, q.Has("page")
+	if paged {
+		n, err := strconv.Atoi(q.Get("page"))
 		if err == nil && n > MaxPage || errors.Is(err, strconv.ErrRange) {
 			apiError(w, http.StatusBadRequest, fmt.Sprintf("page must be at most %d", MaxPage))
 			return
@@ -596,15 +599,15 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, _ httprouter.Params) 
 		if err == nil {
 			page = n
 		}
-	}
-	if s := q.Get("page_size"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n > 0 {
-			size = min(n, 1000)
+		if s := q.Get("page_size"); s != "" {
+			if n, err := strconv.Atoi(s); err == nil && n > 0 {
+				size = min(n, 1000)
+			}
 		}
 	}
-	out := []any{}
+	arr := web.NewArray(w, http.StatusOK)
 	if page < 0 {
-		web.JSON(w, http.StatusOK, out)
+		arr.Close()
 		return
 	}
 	matches := func(en *entry) bool {
@@ -615,34 +618,43 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, _ httprouter.Params) 
 		}
 		return search == "" || strings.Contains(strings.ToLower(en.FileName), search)
 	}
-	var ids []string
-	var err error
+	ids := a.matching(match, matches)
 	if group != "" {
-		ids, err = a.grouped(group, match, matches, page, size)
-	} else {
-		ids, err = a.matching(match, matches, page, size)
+		ids = a.grouped(group, match, matches)
 	}
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	for _, id := range ids {
-		rec, err := a.e.GetRecord(mediumKey(id))
-		if isNotFound(err) {
-			continue // deleted meanwhile
+	skip, left := page*size, size
+	for id, err := range ids {
+		if err == nil && skip > 0 {
+			skip--
+			continue
+		}
+		var rec engine.Record
+		if err == nil {
+			rec, err = a.e.GetRecord(mediumKey(id))
+			if isNotFound(err) {
+				continue // deleted meanwhile
+			}
+		}
+		var m *medium
+		if err == nil {
+			m, err = decodeMedium(rec)
 		}
 		if err != nil {
+			if arr.Started() {
+				a.cfg.Logger.Error("/v1/media collection cut off", "err", err)
+				arr.Abort()
+			}
 			a.fail(w, err)
 			return
 		}
-		m, err := decodeMedium(rec)
-		if err != nil {
-			a.fail(w, err)
-			return
+		if arr.Add(a.render(r, id, m)) != nil {
+			return // the client is gone
 		}
-		out = append(out, a.render(r, id, m))
+		if left--; paged && left == 0 {
+			break
+		}
 	}
-	web.JSON(w, http.StatusOK, out)
+	arr.Close()
 }
 
 // driving picks the index a collection walks: one of the matched
@@ -656,80 +668,75 @@ func driving(match map[string]string) string {
 	return "all"
 }
 
-func entries(e *engine.Engine, tenant string) func(yield func(entry, error) bool) {
-	return func(yield func(entry, error) bool) {
-		for rec, err := range e.Records(byNamespace, tenant, "", "") {
-			var en entry
-			if err == nil {
-				err = json.Unmarshal(rec.Meta, &en)
+// listBatch is how many index records a collection reads at a time.
+var listBatch = 256
+
+// matching yields the ids of the media that match, in updated_at order,
+// reading the index a batch at a time.
+func (a *API) matching(match map[string]string, ok func(*entry) bool) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for recs, err := range a.e.Batches(byNamespace, driving(match), "", "", listBatch) {
+			if err != nil {
+				yield("", err)
+				return
 			}
-			if !yield(en, err) {
+			for _, rec := range recs {
+				var en entry
+				if err := json.Unmarshal(rec.Meta, &en); err != nil {
+					yield("", err)
+					return
+				}
+				if ok(&en) && !yield(en.ID, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// grouped yields one medium per distinct value of field among those that
+// match (the earliest updated), in updated_at order. It holds one
+// (order, id) pair per distinct value, to sort them.
+func (a *API) grouped(field string, match map[string]string, ok func(*entry) bool) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		type pick struct {
+			order, id string
+		}
+		var picks []pick
+		values := []string{}
+		if v, fixed := match[field]; fixed {
+			values = append(values, v)
+		} else {
+			for rec, err := range a.e.Records(valuesNamespace, field, "", "") {
+				if err != nil {
+					yield("", err)
+					return
+				}
+				values = append(values, rec.Key.Name)
+			}
+		}
+		for _, v := range values {
+			for rec, err := range a.e.Records(byNamespace, field+"="+v, "", "") {
+				if err != nil {
+					yield("", err)
+					return
+				}
+				var en entry
+				if err := json.Unmarshal(rec.Meta, &en); err != nil {
+					yield("", err)
+					return
+				}
+				if ok(&en) {
+					picks = append(picks, pick{rec.Key.Name, en.ID})
+					break
+				}
+			}
+		}
+		slices.SortFunc(picks, func(x, y pick) int { return strings.Compare(x.order, y.order) })
+		for _, p := range picks {
+			if !yield(p.id, nil) {
 				return
 			}
 		}
 	}
-}
-
-// matching pages through the media that match, in updated_at order.
-func (a *API) matching(match map[string]string, ok func(*entry) bool, page, size int) ([]string, error) {
-	var ids []string
-	skip := page * size
-	for en, err := range entries(a.e, driving(match)) {
-		if err != nil {
-			return nil, err
-		}
-		if !ok(&en) {
-			continue
-		}
-		if skip > 0 {
-			skip--
-			continue
-		}
-		ids = append(ids, en.ID)
-		if len(ids) == size {
-			break
-		}
-	}
-	return ids, nil
-}
-
-// grouped returns one medium per distinct value of field among those that
-// match (the earliest updated), in updated_at order, paged.
-func (a *API) grouped(field string, match map[string]string, ok func(*entry) bool, page, size int) ([]string, error) {
-	type pick struct {
-		order, id string
-	}
-	var picks []pick
-	values := []string{}
-	if v, fixed := match[field]; fixed {
-		values = append(values, v)
-	} else {
-		for rec, err := range a.e.Records(valuesNamespace, field, "", "") {
-			if err != nil {
-				return nil, err
-			}
-			values = append(values, rec.Key.Name)
-		}
-	}
-	for _, v := range values {
-		for rec, err := range a.e.Records(byNamespace, field+"="+v, "", "") {
-			if err != nil {
-				return nil, err
-			}
-			var en entry
-			if err := json.Unmarshal(rec.Meta, &en); err != nil {
-				return nil, err
-			}
-			if ok(&en) {
-				picks = append(picks, pick{rec.Key.Name, en.ID})
-				break
-			}
-		}
-	}
-	slices.SortFunc(picks, func(x, y pick) int { return strings.Compare(x.order, y.order) })
-	var ids []string
-	for i := page * size; i < len(picks) && len(ids) < size; i++ {
-		ids = append(ids, picks[i].id)
-	}
-	return ids, nil
 }
