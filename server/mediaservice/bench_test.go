@@ -32,7 +32,7 @@ func BenchmarkList(b *testing.B) {
 				}
 				st := &stored{Asset: Asset{
 					ID: fmt.Sprintf("%024x", i), Type: "LINK", Access: access, URL: fmt.Sprintf("https://x.example/%d", i),
-					RefIDs:   []RefID{{ID: fmt.Sprint("cat-", i%5000), Type: "CUSTOM"}},
+					RefIDs:   []RefID{{ID: fmt.Sprint("cat-", i%5000), Type: "CATEGORY"}},
 					Details:  &Details{MimeType: fmt.Sprint("image/t", i%50)},
 					Metadata: Metadata{Version: 1, CreatedAt: at, ModifiedAt: at},
 				}}

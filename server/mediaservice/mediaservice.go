@@ -120,7 +120,7 @@ var (
 	errNotFound  = &apiErr{Code: 404, Status: "element_resource_non_existing", Message: "The asset with the requested code does not exist."}
 	errConflict  = &apiErr{Code: 409, Status: "Conflict", Message: "Conflict"}
 	errForbidden = &apiErr{Code: 403, Status: "Bad request", Message: "The access to the requested resource has been forbidden by the server..", Details: []string{"Missing required scopes"}}
-	errTenant    = &apiErr{Code: 400, Status: "Bad Request", Message: "Tenant in the header is not matching with the one provided in the URI."}
+	errTenant    = &apiErr{Code: 400, Status: "Bad request", Message: "Tenant in the header is not matching with the one provided in the URI.", Details: []string{"https://saas-ag.com/patterns/errortypes.html"}}
 	errVersion   = &apiErr{Code: 400, Status: "Bad request", Message: "The document version has to be provided on update operations.", Details: []string{"https://saas-ag.com/patterns/errortypes.html"}}
 	errTooLarge  = &apiErr{Code: 413, Status: "Request Entity Too Large", Message: "The part named [file] exceeds the maximum allowed content length."}
 	errInternal  = &apiErr{Code: 500, Status: "internal_service_error", Message: "A server-side exception occurred that prevented the system from correctly returning the result.", Details: []string{"https://pattern.yaas.io/errortypes.html"}}
@@ -223,8 +223,11 @@ type tokenClaims struct {
 }
 
 // authorize checks the bearer token, the tenant and that the client has
-// one of the scopes, and returns the client's ID.
-func (a *API) authorize(r *http.Request, tenant string, scopes ...string) (string, error) {
+// one of the scopes, and returns the client's ID. A path that names
+// another tenant than the token's is answered otherTenant: each
+// operation's own answer from its contract (the 400 "Ambiguous tenant"
+// is documented for create and update only).
+func (a *API) authorize(r *http.Request, tenant string, otherTenant error, scopes ...string) (string, error) {
 	tok, err := auth.Bearer(r.Header.Get("Authorization"))
 	if err != nil {
 		return "", &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
@@ -248,7 +251,7 @@ func (a *API) authorize(r *http.Request, tenant string, scopes ...string) (strin
 		return "", &errFault{"Invalid access token", "oauth.v2.InvalidAccessToken"}
 	}
 	if cl.Tenant != tenant {
-		return "", errTenant
+		return "", otherTenant
 	}
 	for _, s := range scopes {
 		if slices.Contains(cl.Scopes, s) {
@@ -421,7 +424,10 @@ type body struct {
 	Metadata *Metadata `json:"metadata"`
 }
 
-var refTypes = []string{"BRAND", "CATEGORY", "LABEL", "PRODUCT", "MODULE"}
+// refTypes are the contract's RefId.type enum (2025-04). The rule that
+// assets with these references must be PUBLIC, and the MODULE and custom
+// types, belong to the vendor's later contract.
+var refTypes = []string{"BRAND", "CATEGORY", "LABEL", "PRODUCT"}
 
 func (b *body) validate(wantType string, create bool) error {
 	if b.Type != wantType {
@@ -437,11 +443,11 @@ func (b *body) validate(wantType string, create bool) error {
 		return badRequest("at most 100 refIds")
 	}
 	for _, r := range b.RefIDs {
-		if r.ID == "" || len(r.ID) > 256 || r.Type == "" || len(r.Type) > 64 {
+		if r.ID == "" || len(r.ID) > 256 || r.Type == "" {
 			return badRequest("every refId needs an id and a type")
 		}
-		if b.Access == "PRIVATE" && slices.Contains(refTypes, r.Type) {
-			return badRequest("assets referenced by " + r.Type + " must be PUBLIC")
+		if !slices.Contains(refTypes, r.Type) {
+			return badRequest("refIds type must be one of " + strings.Join(refTypes, ", "))
 		}
 	}
 	if b.Details != nil && (len(b.Details.Filename) > 255 || len(b.Details.MimeType) > 255) {
@@ -551,7 +557,7 @@ func newID() string { return publink.NewID()[:24] }
 
 func (a *API) create(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
-	client, err := a.authorize(r, tenant, ScopeManage)
+	client, err := a.authorize(r, tenant, errTenant, ScopeManage)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -620,7 +626,7 @@ func (a *API) load(tenant, id string) (*stored, engine.Record, error) {
 
 func (a *API) retrieve(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
-	if _, err := a.authorize(r, tenant, ScopeRead); err != nil {
+	if _, err := a.authorize(r, tenant, errNotFound, ScopeRead); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -634,7 +640,7 @@ func (a *API) retrieve(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 
 func (a *API) update(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant, id := ps.ByName("tenant"), ps.ByName("id")
-	client, err := a.authorize(r, tenant, ScopeManage)
+	client, err := a.authorize(r, tenant, errTenant, ScopeManage)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -688,7 +694,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 
 func (a *API) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant, id := ps.ByName("tenant"), ps.ByName("id")
-	if _, err := a.authorize(r, tenant, ScopeManage); err != nil {
+	if _, err := a.authorize(r, tenant, errNotFound, ScopeManage); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -727,7 +733,7 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 
 func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
-	if _, err := a.authorize(r, tenant, ScopeRead); err != nil {
+	if _, err := a.authorize(r, tenant, errNotFound, ScopeRead); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -762,7 +768,9 @@ const MaxPageNumber = 1_000_000
 
 func (a *API) list(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	tenant := ps.ByName("tenant")
-	if _, err := a.authorize(r, tenant, ScopeRead, ScopeManage); err != nil {
+	// Another tenant's list is 403, a status the contract lists for it:
+	// the token does not reach that tenant, whether it exists or not.
+	if _, err := a.authorize(r, tenant, errForbidden, ScopeRead, ScopeManage); err != nil {
 		a.fail(w, err)
 		return
 	}

@@ -183,7 +183,6 @@ func TestAuth(t *testing.T) {
 	link := `{"type":"LINK","access":"PUBLIC","url":"https://example.com/a.png"}`
 	v.want(v.do("GET", "/media/acme/assets", "", nil, ""), 401, fault401)
 	v.want(v.do("GET", "/media/acme/assets", "", nil, "", "Authorization", "Bearer x.y.z"), 401, fault401)
-	v.want(v.do("GET", "/media/globex/assets", "manager", nil, ""), 400, `{"code":400,"status":"Bad Request","message":"Tenant in the header is not matching with the one provided in the URI."}`)
 	v.want(v.do("POST", "/media/acme/assets", "reader", strings.NewReader(link), "application/json"), 403, forbid)
 	v.want(v.do("GET", "/media/acme/assets", "reader", nil, ""), 200, "[]")
 	v.want(v.do("GET", "/media/acme/assets", "writeonly", nil, ""), 200, "[]") // list: either scope
@@ -265,7 +264,6 @@ func TestAssets(t *testing.T) {
 		`{"type":"LINK","access":"PUBLIC"}`,
 		`{"type":"LINK","access":"SECRET","url":"https://x.example"}`,
 		`{"type":"BLOB","access":"PUBLIC","url":"https://x.example"}`,
-		`{"type":"LINK","access":"PRIVATE","url":"https://x.example","refIds":[{"id":"p","type":"PRODUCT"}]}`,
 		`{"id":"bad id","type":"LINK","access":"PUBLIC","url":"https://x.example"}`,
 		`not json`,
 	} {
@@ -284,7 +282,7 @@ func TestAssets(t *testing.T) {
 	v.want(put(`{"type":"BLOB","access":"PRIVATE","metadata":{"version":7}}`), 409, `{"code":409,"status":"Conflict","message":"Conflict"}`)
 	v.want(put(`{"type":"BLOB","access":"PUBLIC","metadata":{"version":1}}`), 400, "")
 	v.now.Add(int64(time.Minute))
-	v.want(put(`{"type":"BLOB","access":"PRIVATE","metadata":{"version":1},"refIds":[{"id":"x","type":"CUSTOM"}]}`), 204, "")
+	v.want(put(`{"type":"BLOB","access":"PRIVATE","metadata":{"version":1},"refIds":[{"id":"x","type":"LABEL"}]}`), 204, "")
 	a = v.get("acme", id, "reader")
 	if a.Metadata.Version != 2 || a.Metadata.ModifiedAt != "2026-02-01T09:01:00.000Z" || a.Metadata.CreatedAt != "2026-02-01T09:00:00.000Z" || len(a.RefIDs) != 1 || a.Details.MimeType != "image/gif" {
 		t.Fatalf("after update: %+v", a)
@@ -300,6 +298,65 @@ func TestAssets(t *testing.T) {
 	v.want(v.do("DELETE", "/media/acme/assets/"+pub, "manager", nil, ""), 204, "")
 	if res, _ := http.Get(pa.URL); res.StatusCode != 404 {
 		t.Fatalf("public URL after delete: %d", res.StatusCode)
+	}
+}
+
+// TestOtherTenant: a path naming another tenant than the token's is
+// answered with a status the contract lists for the operation: the 400
+// "Ambiguous tenant" where it is documented (create and update: "Tenant
+// in the header is not matching with the one provided in the URI."),
+// 404 exactly as a missing asset for retrieve, download and delete, and
+// 403 for a list, whether or not the tenant exists.
+func TestOtherTenant(t *testing.T) {
+	v := newEnv(t, 0)
+	link := `{"type":"LINK","access":"PUBLIC","url":"https://example.com/a.png"}`
+	id := idOf(t, v.do("POST", "/media/globex/assets", "other", strings.NewReader(link), "application/json"))
+	ambiguous := `{"code":400,"status":"Bad request","message":"Tenant in the header is not matching with the one provided in the URI.","details":["https://saas-ag.com/patterns/errortypes.html"]}`
+	update := `{"type":"LINK","access":"PUBLIC","url":"https://example.com/b.png","metadata":{"version":1}}`
+	for _, tenant := range []string{"globex", "nosuchtenant"} {
+		v.want(v.do("POST", "/media/"+tenant+"/assets", "manager", strings.NewReader(link), "application/json"), 400, ambiguous)
+		v.want(v.do("PUT", "/media/"+tenant+"/assets/"+id, "manager", strings.NewReader(update), "application/json"), 400, ambiguous)
+		for _, path := range []string{id, id + "/download", "missing", "missing/download"} {
+			v.want(v.do("GET", "/media/"+tenant+"/assets/"+path, "manager", nil, ""), 404, notFound)
+		}
+		v.want(v.do("DELETE", "/media/"+tenant+"/assets/"+id, "manager", nil, ""), 404, notFound)
+		v.want(v.do("GET", "/media/"+tenant+"/assets", "manager", nil, ""), 403, forbid)
+	}
+	// Nothing of globex's changed.
+	if a := v.get("globex", id, "other"); a.URL != "https://example.com/a.png" || a.Metadata.Version != 1 {
+		t.Fatalf("globex's asset after another tenant's requests: %+v", a)
+	}
+}
+
+// TestRefIDs: the 2025-04 contract's RefId.type is an enum (BRAND,
+// CATEGORY, LABEL, PRODUCT), so another type is a 400; and it has no rule
+// tying references to PUBLIC: its own example "Asset of the LINK type
+// added for a product" is PRIVATE with a PRODUCT reference.
+func TestRefIDs(t *testing.T) {
+	v := newEnv(t, 0)
+	example := `{"id":"123e06ecf0452c2d6c0b81390","type":"LINK","access":"PRIVATE","url":"https://emporix.io/docs/index.html","refIds":[{"id":"567e06ecf0452c2d6c0b81392","type":"PRODUCT"}]}`
+	if id := idOf(t, v.do("POST", "/media/acme/assets", "manager", strings.NewReader(example), "application/json")); id != "123e06ecf0452c2d6c0b81390" {
+		t.Fatalf("the contract's example made %q", id)
+	}
+	if a := v.get("acme", "123e06ecf0452c2d6c0b81390", "reader"); a.Access != "PRIVATE" || len(a.RefIDs) != 1 || a.RefIDs[0].Type != "PRODUCT" {
+		t.Fatalf("the contract's example stored as %+v", a)
+	}
+	for _, typ := range []string{"BRAND", "CATEGORY", "LABEL"} {
+		body, ct := multipartBody(`{"type":"BLOB","access":"PRIVATE","refIds":[{"id":"r1","type":"`+typ+`"}]}`, "a.txt", []byte("private, referenced by "+typ))
+		idOf(t, v.do("POST", "/media/acme/assets", "manager", body, ct))
+	}
+	for _, typ := range []string{"WIDGET", "MODULE", "product", ""} {
+		body := `{"type":"LINK","access":"PUBLIC","url":"https://example.com/x","refIds":[{"id":"r1","type":"` + typ + `"}]}`
+		r := v.do("POST", "/media/acme/assets", "manager", strings.NewReader(body), "application/json")
+		var e struct {
+			Code            int
+			Status, Message string
+		}
+		if json.Unmarshal(r.body, &e) != nil || r.code != 400 || e.Code != 400 || e.Status == "" || e.Message == "" {
+			t.Errorf("refIds type %q: %s, want 400 in the error shape", typ, r)
+		}
+		put := `{"type":"LINK","access":"PRIVATE","url":"https://emporix.io/docs/index.html","metadata":{"version":1},"refIds":[{"id":"r1","type":"` + typ + `"}]}`
+		v.want(v.do("PUT", "/media/acme/assets/123e06ecf0452c2d6c0b81390", "manager", strings.NewReader(put), "application/json"), 400, "")
 	}
 }
 
@@ -344,7 +401,7 @@ func TestListing(t *testing.T) {
 		for range rng.IntN(3) {
 			r := fmt.Sprint("r", rng.IntN(5))
 			refs = append(refs, r)
-			typ := "CUSTOM"
+			typ := "LABEL"
 			if access == "PUBLIC" {
 				typ = "CATEGORY"
 			}
@@ -453,7 +510,7 @@ func TestListCost(t *testing.T) {
 	v := newEnv(t, 0)
 	var refs []string
 	for i := range 100 {
-		refs = append(refs, fmt.Sprintf(`{"id":"%s","type":"tag"}`, strings.Repeat(fmt.Sprint(i%10), 255)+"x"))
+		refs = append(refs, fmt.Sprintf(`{"id":"%s","type":"LABEL"}`, strings.Repeat(fmt.Sprint(i%10), 255)+"x"))
 	}
 	body := `{"type":"LINK","access":"PRIVATE","url":"https://example.com/a.png","refIds":[` + strings.Join(refs, ",") + `]}`
 	for range 3 {
