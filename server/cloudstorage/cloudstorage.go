@@ -15,6 +15,7 @@
 package cloudstorage
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,10 +76,17 @@ func New(cfg Config) *API {
 	return &API{cfg: cfg, e: cfg.Engine, users: NewUsers(cfg.Engine)}
 }
 
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3 document of the API, served at
+// /openapi/cloudstorage.json.
+func OpenAPI() []byte { return openAPI }
+
 // Routes are the API's endpoints. Both sections share the handlers: the
 // path is parsed from the escaped URL, so the route only dispatches.
 func (a *API) Routes() []web.Route {
-	var rs []web.Route
+	rs := []web.Route{{Method: "GET", Path: "/openapi/cloudstorage.json", Handle: web.Document(openAPI)}}
 	for _, vis := range []string{"public", "protected"} {
 		media := "/" + vis + "/:bucket/*path"
 		bucket := "/" + vis + "/:bucket"

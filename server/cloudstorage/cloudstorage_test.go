@@ -28,6 +28,7 @@ import (
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/cloudstorage"
 	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/openapitest"
 )
 
 // env is a running server with three users: writer (WRITE on 277),
@@ -37,6 +38,9 @@ type env struct {
 	e       *engine.Engine
 	url     string
 	secrets map[string]string
+	// client checks every request and response against the API's
+	// OpenAPI document, as served.
+	client *http.Client
 }
 
 func newEnv(t *testing.T, cfg server.Config) *env {
@@ -48,6 +52,7 @@ func newEnv(t *testing.T, cfg server.Config) *env {
 	ts := httptest.NewServer(server.New(cfg))
 	t.Cleanup(ts.Close)
 	v := &env{t: t, e: cfg.Engine, url: ts.URL, secrets: map[string]string{}}
+	v.client = openapitest.New(t, ts.URL, "/openapi/cloudstorage.json", "path").Client()
 	users := cloudstorage.NewUsers(cfg.Engine)
 	ctx := context.Background()
 	for _, u := range []struct {
@@ -100,7 +105,7 @@ func (v *env) do(method, path, tok string, body []byte, hdr ...string) resp {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := v.client.Do(req)
 	if err != nil {
 		v.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -130,6 +135,16 @@ func (v *env) wantError(r resp, code int, errCode, what string) {
 	if ct := r.h.Get("Content-Type"); ct != "application/json" {
 		v.t.Fatalf("%s: error Content-Type %q", what, ct)
 	}
+}
+
+// TestDocumentCoversRoutes: the document's operations are the mounted
+// routes.
+func TestDocumentCoversRoutes(t *testing.T) {
+	var mounted []string
+	for _, rt := range cloudstorage.New(cloudstorage.Config{}).Routes() {
+		mounted = append(mounted, rt.Method+" "+rt.Path)
+	}
+	openapitest.Routes(t, cloudstorage.OpenAPI(), mounted)
 }
 
 func randBytes(seed uint64, n int) []byte {
@@ -504,12 +519,13 @@ func TestListingLarge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// list counts the listing as it arrives, never holding it, and checks
-	// every path in order.
-	list := func() (int, int64) {
+	// list counts the listing as it arrives and checks every path in
+	// order; through http.DefaultClient it never holds the listing (the
+	// document checker's client does).
+	list := func(client *http.Client) (int, int64) {
 		req, _ := http.NewRequest("GET", v.url+"/protected/277", nil)
 		req.Header.Set("Authorization", "Bearer "+v.token("reader"))
-		res, err := http.DefaultClient.Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -538,7 +554,7 @@ func TestListingLarge(t *testing.T) {
 		}
 		return i, cr.n
 	}
-	list() // warm the index's caches, which are not the listing's memory
+	list(v.client) // warms the index's caches, which are not the listing's memory
 	// Collect often, so that the peak is what is live, not the garbage
 	// of each element between collections.
 	defer debug.SetGCPercent(debug.SetGCPercent(5))
@@ -565,7 +581,7 @@ func TestListingLarge(t *testing.T) {
 			}
 		}
 	}()
-	got, size := list()
+	got, size := list(http.DefaultClient)
 	close(stop)
 	<-done
 	if got != n {

@@ -116,7 +116,7 @@ func New(cfg Config) *API {
 func (a *API) Routes() []web.Route {
 	rs := []web.Route{
 		{Method: "POST", Path: "/storage/auth/login", Handle: a.login},
-		{Method: "GET", Path: "/storage/openapi.json", Handle: a.openapi},
+		{Method: "GET", Path: "/storage/openapi.json", Handle: web.Document(openAPI)},
 	}
 	for _, s := range []scope{public, user, org} {
 		base := "/storage/" + string(s) + "/files"
@@ -141,12 +141,6 @@ func (a *API) Routes() []web.Route {
 		}
 	}
 	return rs
-}
-
-func (a *API) openapi(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Write(openAPI)
 }
 
 // --- errors ---

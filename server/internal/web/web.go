@@ -176,3 +176,14 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Document serves an API's OpenAPI document (JSON), to anyone: it
+// describes the API, never what is stored in it.
+func Document(raw []byte) httprouter.Handle {
+	return func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "public, no-cache")
+		w.Write(raw)
+	}
+}
