@@ -12,6 +12,7 @@
 package mediaupload
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,6 +82,13 @@ func New(cfg Config) *API {
 	return &API{cfg: cfg, e: cfg.Engine, accounts: NewAccounts(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 }
 
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3 document of the API, served at
+// /openapi/mediaupload.json.
+func OpenAPI() []byte { return openAPI }
+
 // Routes are the API's endpoints.
 func (a *API) Routes() []web.Route {
 	// base64 is 4/3 of the content, plus the JSON around it.
@@ -90,6 +98,7 @@ func (a *API) Routes() []web.Route {
 		{Method: "PUT", Path: "/cms/v2/content", Handle: a.update},
 		{Method: "GET", Path: "/cms/v2/content/:id", Handle: a.get},
 		{Method: "DELETE", Path: "/cms/v2/content/:id", Handle: a.delete},
+		{Method: "GET", Path: "/openapi/mediaupload.json", Handle: web.Document(openAPI)},
 	}
 }
 

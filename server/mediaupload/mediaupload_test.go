@@ -24,6 +24,7 @@ import (
 	"github.com/cairnstore/cairn/engine/enginetest"
 	"github.com/cairnstore/cairn/internal/blob"
 	"github.com/cairnstore/cairn/server"
+	"github.com/cairnstore/cairn/server/internal/openapitest"
 	"github.com/cairnstore/cairn/server/mediaupload"
 )
 
@@ -33,6 +34,10 @@ type env struct {
 	url string
 	now atomic.Int64
 	pw  map[string]string
+	// client checks every request and response against the API's
+	// OpenAPI document, as served; it never follows the documented 302,
+	// which is an answer, not a redirect.
+	client *http.Client
 }
 
 // t0 is the test clock's start: midday, so "today" is unambiguous.
@@ -49,6 +54,7 @@ func newEnv(t *testing.T, maxContent int64) *env {
 	}))
 	t.Cleanup(ts.Close)
 	v.url = ts.URL
+	v.client = openapitest.New(t, ts.URL, "/openapi/mediaupload.json").Client()
 	accounts := mediaupload.NewAccounts(v.e)
 	for _, name := range []string{"alice", "bob"} {
 		pw, err := accounts.Set(context.Background(), name, "", true)
@@ -78,15 +84,23 @@ func (v *env) do(method, path, user string, body io.Reader, hdr ...string) resp 
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	// Never follow the documented 302: it is an answer, not a redirect.
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := client.Do(req)
+	res, err := v.client.Do(req)
 	if err != nil {
 		v.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return resp{res.StatusCode, res.Header, b}
+}
+
+// TestDocumentCoversRoutes: the document's operations are the mounted
+// routes.
+func TestDocumentCoversRoutes(t *testing.T) {
+	var mounted []string
+	for _, rt := range mediaupload.New(mediaupload.Config{}).Routes() {
+		mounted = append(mounted, rt.Method+" "+rt.Path)
+	}
+	openapitest.Routes(t, mediaupload.OpenAPI(), mounted)
 }
 
 func uploadBody(content []byte, date string) io.Reader {
