@@ -13,6 +13,7 @@
 package oceanmedia
 
 import (
+	_ "embed"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -93,6 +94,13 @@ func New(cfg Config) *API {
 	return a
 }
 
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3 document of the API, served at
+// /openapi/oceanmedia.json.
+func OpenAPI() []byte { return openAPI }
+
 // Routes are the API's endpoints.
 func (a *API) Routes() []web.Route {
 	maxBody := a.cfg.MaxPayload/3*4 + 8 + jsonstream.MaxSmall
@@ -104,6 +112,7 @@ func (a *API) Routes() []web.Route {
 		{Method: "PUT", Path: "/v1/media/:id", Handle: a.update, MaxBody: maxBody},
 		{Method: "PATCH", Path: "/v1/media/:id", Handle: a.update, MaxBody: maxBody},
 		{Method: "DELETE", Path: "/v1/media/:id", Handle: a.delete},
+		{Method: "GET", Path: "/openapi/oceanmedia.json", Handle: web.Document(openAPI)},
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
 	"github.com/cairnstore/cairn/server"
+	"github.com/cairnstore/cairn/server/internal/openapitest"
 	"github.com/cairnstore/cairn/server/oceanmedia"
 )
 
@@ -34,6 +35,9 @@ type env struct {
 	tokens map[string]string
 	ids    map[string]string // user name → API user ID
 	mails  chan string
+	// client checks every request and response against the API's
+	// OpenAPI document, as served.
+	client *http.Client
 }
 
 var t0 = time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
@@ -50,6 +54,7 @@ func newEnv(t *testing.T) *env {
 	}))
 	t.Cleanup(ts.Close)
 	v.url = ts.URL
+	v.client = openapitest.New(t, ts.URL, "/openapi/oceanmedia.json").Client()
 	users := oceanmedia.NewUsers(v.e)
 	for name, right := range map[string]oceanmedia.Right{"writer": oceanmedia.ReadWrite, "reader": oceanmedia.ReadOnly} {
 		usr, pw, err := users.Add(context.Background(), name, "", right)
@@ -95,13 +100,23 @@ func (v *env) do(method, path, user string, body any, hdr ...string) resp {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := v.client.Do(req)
 	if err != nil {
 		v.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return resp{res.StatusCode, res.Header, b}
+}
+
+// TestDocumentCoversRoutes: the document's operations are the mounted
+// routes.
+func TestDocumentCoversRoutes(t *testing.T) {
+	var mounted []string
+	for _, rt := range oceanmedia.New(oceanmedia.Config{Engine: enginetest.Open(t, engine.Options{})}).Routes() {
+		mounted = append(mounted, rt.Method+" "+rt.Path)
+	}
+	openapitest.Routes(t, oceanmedia.OpenAPI(), mounted)
 }
 
 func (v *env) want(r resp, code int, body string) {

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -39,6 +40,10 @@ type Checker struct {
 	t      testing.TB
 	router routers.Router
 	next   http.RoundTripper
+	// sent and checked count the requests, so that a checker whose
+	// document matches none of them (a wrong server URL, say) fails
+	// rather than passing everything unchecked.
+	sent, checked atomic.Int64
 }
 
 // Load parses a document and checks that it is a valid OpenAPI 3 document.
@@ -89,7 +94,13 @@ func New(t testing.TB, base, path string, catchAll ...string) *Checker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Checker{t: t, router: router, next: http.DefaultTransport}
+	c := &Checker{t: t, router: router, next: http.DefaultTransport}
+	t.Cleanup(func() {
+		if c.sent.Load() > 0 && c.checked.Load() == 0 {
+			t.Errorf("none of the %d requests sent matched an operation of the OpenAPI document: nothing was checked", c.sent.Load())
+		}
+	})
+	return c
 }
 
 // Client returns a client that checks its traffic and does not follow
@@ -105,9 +116,11 @@ func (c *Checker) RoundTrip(req *http.Request) (*http.Response, error) {
 	routed := req.Clone(context.Background())
 	routed.URL.RawPath = ""
 	route, params, err := c.router.FindRoute(routed)
+	c.sent.Add(1)
 	if err != nil {
 		return c.next.RoundTrip(req)
 	}
+	c.checked.Add(1)
 	what := req.Method + " " + req.URL.RequestURI()
 	check := req.Clone(context.Background())
 	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
