@@ -10,6 +10,7 @@
 package mediaservice
 
 import (
+	_ "embed"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,6 +87,14 @@ func New(cfg Config) *API {
 	return &API{cfg: cfg, e: cfg.Engine, clients: NewClients(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 }
 
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3 document of the API, served at
+// /openapi/mediaservice.json: the vendor's 2025-04 contract with its
+// defects fixed and cairn's answers written in.
+func OpenAPI() []byte { return openAPI }
+
 // Routes are the API's endpoints.
 func (a *API) Routes() []web.Route {
 	upload := a.cfg.MaxFile + 1<<20 // the file and the multipart around it
@@ -93,11 +102,12 @@ func (a *API) Routes() []web.Route {
 		{Method: "POST", Path: "/oauth/token", Handle: a.token},
 		{Method: "POST", Path: "/media/:tenant/assets", Handle: a.create, MaxBody: upload},
 		{Method: "GET", Path: "/media/:tenant/assets", Handle: a.list},
-		{Method: "GET", Path: "/media/:tenant/assets/:id", Handle: a.retrieve},
-		{Method: "PUT", Path: "/media/:tenant/assets/:id", Handle: a.update, MaxBody: upload},
-		{Method: "DELETE", Path: "/media/:tenant/assets/:id", Handle: a.delete},
-		{Method: "GET", Path: "/media/:tenant/assets/:id/download", Handle: a.download},
-		{Method: "HEAD", Path: "/media/:tenant/assets/:id/download", Handle: a.download},
+		{Method: "GET", Path: "/media/:tenant/assets/:assetId", Handle: a.retrieve},
+		{Method: "PUT", Path: "/media/:tenant/assets/:assetId", Handle: a.update, MaxBody: upload},
+		{Method: "DELETE", Path: "/media/:tenant/assets/:assetId", Handle: a.delete},
+		{Method: "GET", Path: "/media/:tenant/assets/:assetId/download", Handle: a.download},
+		{Method: "HEAD", Path: "/media/:tenant/assets/:assetId/download", Handle: a.download},
+		{Method: "GET", Path: "/openapi/mediaservice.json", Handle: web.Document(openAPI)},
 	}
 }
 
@@ -630,7 +640,7 @@ func (a *API) retrieve(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		a.fail(w, err)
 		return
 	}
-	st, _, err := a.load(tenant, ps.ByName("id"))
+	st, _, err := a.load(tenant, ps.ByName("assetId"))
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -639,7 +649,7 @@ func (a *API) retrieve(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 }
 
 func (a *API) update(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	tenant, id := ps.ByName("tenant"), ps.ByName("id")
+	tenant, id := ps.ByName("tenant"), ps.ByName("assetId")
 	client, err := a.authorize(r, tenant, errTenant, ScopeManage)
 	if err != nil {
 		a.fail(w, err)
@@ -693,7 +703,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 }
 
 func (a *API) delete(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	tenant, id := ps.ByName("tenant"), ps.ByName("id")
+	tenant, id := ps.ByName("tenant"), ps.ByName("assetId")
 	if _, err := a.authorize(r, tenant, errNotFound, ScopeManage); err != nil {
 		a.fail(w, err)
 		return
@@ -737,7 +747,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		a.fail(w, err)
 		return
 	}
-	st, rec, err := a.load(tenant, ps.ByName("id"))
+	st, rec, err := a.load(tenant, ps.ByName("assetId"))
 	if err != nil {
 		a.fail(w, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"net/url"
 	"os"
 	"os/exec"
@@ -26,6 +27,7 @@ import (
 	"github.com/cairnstore/cairn/internal/blob"
 	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/server"
+	"github.com/cairnstore/cairn/server/internal/openapitest"
 	"github.com/cairnstore/cairn/server/mediaservice"
 )
 
@@ -36,6 +38,9 @@ type env struct {
 	now     atomic.Int64
 	secrets map[string]string
 	tokens  map[string]string
+	// client checks every request and response against the API's
+	// OpenAPI document, as served; it does not follow redirects.
+	client *http.Client
 }
 
 var t0 = time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC)
@@ -51,6 +56,7 @@ func newEnv(t *testing.T, maxFile int64) *env {
 	}))
 	t.Cleanup(ts.Close)
 	v.url = ts.URL
+	v.client = openapitest.New(t, ts.URL, "/openapi/mediaservice.json").Client()
 	clients := mediaservice.NewClients(v.e)
 	for _, c := range []struct {
 		id, tenant string
@@ -75,7 +81,7 @@ func (v *env) token(id, secret string) string {
 	req, _ := http.NewRequest("POST", v.url+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(id, secret)
-	res, err := http.DefaultClient.Do(req)
+	res, err := v.client.Do(req)
 	if err != nil {
 		v.t.Fatal(err)
 	}
@@ -98,7 +104,6 @@ type resp struct {
 
 func (r resp) String() string { return fmt.Sprintf("%d %.300s", r.code, r.body) }
 
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 func (v *env) do(method, path, client string, body io.Reader, ctype string, hdr ...string) resp {
 	v.t.Helper()
@@ -112,13 +117,23 @@ func (v *env) do(method, path, client string, body io.Reader, ctype string, hdr 
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	res, err := noRedirect.Do(req)
+	res, err := v.client.Do(req)
 	if err != nil {
 		v.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return resp{res.StatusCode, res.Header, b}
+}
+
+// TestDocumentCoversRoutes: the document's operations are the mounted
+// routes.
+func TestDocumentCoversRoutes(t *testing.T) {
+	var mounted []string
+	for _, rt := range mediaservice.New(mediaservice.Config{}).Routes() {
+		mounted = append(mounted, rt.Method+" "+rt.Path)
+	}
+	openapitest.Routes(t, mediaservice.OpenAPI(), mounted)
 }
 
 func (v *env) want(r resp, code int, body string) {
@@ -128,14 +143,21 @@ func (v *env) want(r resp, code int, body string) {
 	}
 }
 
-// multipartBody builds what browser and SDK clients send: a `file` part
-// and a `body` field holding the asset JSON as a string.
+// multipartBody builds a BLOB request as the document describes it, and
+// as a client generated from it sends it: a `file` part and a `body` part
+// holding the asset as JSON (application/json, the part's declared
+// encoding). Browsers and curl send the body part as a plain text field,
+// which the server takes too (TestCurlForm).
 func multipartBody(bodyJSON, filename string, file []byte) (io.Reader, string) {
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
 	fw, _ := mw.CreateFormFile("file", filename)
 	fw.Write(file)
-	mw.WriteField("body", bodyJSON)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="body"`)
+	h.Set("Content-Type", "application/json")
+	bw, _ := mw.CreatePart(h)
+	bw.Write([]byte(bodyJSON))
 	mw.Close()
 	return &b, mw.FormDataContentType()
 }
