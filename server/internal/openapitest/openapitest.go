@@ -16,8 +16,6 @@ package openapitest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -208,13 +206,4 @@ func Routes(t testing.TB, raw []byte, mounted []string) {
 	if !slices.Equal(inDoc, norm) {
 		t.Fatalf("the document's operations are not the mounted routes\ndocument:\n%s\nmounted:\n%s", strings.Join(inDoc, "\n"), strings.Join(norm, "\n"))
 	}
-}
-
-// Pretty is raw indented, for a failure message.
-func Pretty(raw []byte) string {
-	var b bytes.Buffer
-	if json.Indent(&b, raw, "", "  ") != nil {
-		return string(raw)
-	}
-	return fmt.Sprint(b.String())
 }
