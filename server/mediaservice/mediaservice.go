@@ -10,8 +10,8 @@
 package mediaservice
 
 import (
-	_ "embed"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"

@@ -104,7 +104,6 @@ type resp struct {
 
 func (r resp) String() string { return fmt.Sprintf("%d %.300s", r.code, r.body) }
 
-
 func (v *env) do(method, path, client string, body io.Reader, ctype string, hdr ...string) resp {
 	v.t.Helper()
 	req, _ := http.NewRequest(method, v.url+path, body)

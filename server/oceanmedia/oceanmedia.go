@@ -13,8 +13,8 @@
 package oceanmedia
 
 import (
-	_ "embed"
 	"context"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
