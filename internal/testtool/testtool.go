@@ -1,5 +1,6 @@
-// Package testtool finds the outside programs some tests run (b3sum,
-// curl, promtool, …). Where one is missing the test is skipped with a
+// Package testtool is what tests share: it finds the outside programs
+// some tests run (b3sum, curl, promtool, …), and measures the heap a
+// piece of a test takes (HeapGrowth). Where one is missing the test is skipped with a
 // message naming it, so `go test ./...` passes on any machine; with
 // CAIRN_REQUIRE_TOOLS=1 (set by .ci/run, which installs them all) a
 // missing tool fails the test instead, so CI never skips one silently.

@@ -12,11 +12,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
 	"github.com/cairnstore/cairn/internal/blob"
+	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/cloudstorage"
 	"github.com/cairnstore/cairn/server/internal/auth"
@@ -558,37 +557,13 @@ func TestListingLarge(t *testing.T) {
 	// Collect often, so that the peak is what is live, not the garbage
 	// of each element between collections.
 	defer debug.SetGCPercent(debug.SetGCPercent(5))
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
-			}
-		}
-	}()
-	got, size := list(http.DefaultClient)
-	close(stop)
-	<-done
+	var got int
+	var size int64
+	grew := testtool.HeapGrowth(func() { got, size = list(http.DefaultClient) })
 	if got != n {
 		t.Fatalf("listed %d of %d", got, n)
 	}
-	grew := int64(peak.Load()) - int64(base)
-	t.Logf("a listing of %d paths (%d MiB of JSON): heap %d MiB before, peak +%d KiB", n, size>>20, base>>20, grew>>10)
+	t.Logf("a listing of %d paths (%d MiB of JSON): the heap peaked %d KiB above where it was", n, size>>20, grew>>10)
 	if grew > size { // held whole, it takes four times the JSON
 		t.Errorf("the heap grew by %d KiB while listing %d KiB: the listing is held, not streamed", grew>>10, size>>10)
 	}
