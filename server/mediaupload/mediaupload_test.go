@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +39,9 @@ type env struct {
 	// OpenAPI document, as served; it never follows the documented 302,
 	// which is an answer, not a redirect.
 	client *http.Client
+	// serving counts the requests the server is in, to wait for their
+	// handlers' deferred work (a download's pin on its blob).
+	serving sync.WaitGroup
 }
 
 // t0 is the test clock's start: midday, so "today" is unambiguous.
@@ -48,9 +52,14 @@ func newEnv(t *testing.T, maxContent int64) *env {
 	v.now.Store(t0.UnixNano())
 	clock := func() time.Time { return time.Unix(0, v.now.Load()) }
 	v.e = enginetest.Open(t, engine.Options{Now: clock})
-	ts := httptest.NewServer(server.New(server.Config{
+	srv := server.New(server.Config{
 		Engine: v.e, Logger: enginetest.Logger(t), Now: clock,
 		MediaUpload: mediaupload.Config{MaxContent: maxContent},
+	})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v.serving.Add(1)
+		defer v.serving.Done()
+		srv.ServeHTTP(w, r)
 	}))
 	t.Cleanup(ts.Close)
 	v.url = ts.URL
@@ -64,6 +73,22 @@ func newEnv(t *testing.T, maxContent int64) *env {
 		v.pw[name] = pw
 	}
 	return v
+}
+
+// settle waits until the server is in no request: a download answered
+// has released its blob only once its handler returned.
+func (v *env) settle() { v.serving.Wait() }
+
+// fetch GETs a public URL, reads its body, and returns its status.
+func fetch(t *testing.T, url string) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
 }
 
 type resp struct {
@@ -306,17 +331,18 @@ func TestExpiry(t *testing.T) {
 		if r := v.do("GET", "/cms/v2/content/"+up.ID, "alice", nil); r.code != 200 || decode(t, r).ExpirationDate != "2026-03-11T00:00:00Z" {
 			t.Fatalf("GET at %v, on the expiration date: %s", at, r)
 		}
-		if res, _ := http.Get(loc); res.StatusCode != 200 {
-			t.Fatalf("public URL at %v, on the expiration date: %d", at, res.StatusCode)
+		if code := fetch(t, loc); code != 200 {
+			t.Fatalf("public URL at %v, on the expiration date: %d", at, code)
 		}
 	}
 	v.now.Store(time.Date(2026, 3, 12, 0, 0, 0, 0, time.UTC).UnixNano())
 	if r := v.do("GET", "/cms/v2/content/"+up.ID, "alice", nil); r.code != 404 {
 		t.Fatalf("GET once the expiration date ended: %s", r)
 	}
-	if res, _ := http.Get(loc); res.StatusCode != 404 {
-		t.Fatalf("public URL once the expiration date ended: %d", res.StatusCode)
+	if code := fetch(t, loc); code != 404 {
+		t.Fatalf("public URL once the expiration date ended: %d", code)
 	}
+	v.settle()
 	n, err := v.e.Expire(context.Background())
 	if err != nil || n != 4 { // the file, its duplicate entry, its request ID, its public link
 		t.Fatalf("Expire = %d, %v; want 4", n, err)
