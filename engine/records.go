@@ -123,7 +123,7 @@ func (e *Engine) Batches(namespace, tenant, prefix, start string, n int) iter.Se
 	return func(yield func([]Record, error) bool) {
 		after, resumed := start, false
 		for {
-			var recs []Record
+			recs := make([]Record, 0, min(n, 1024))
 			for rec, err := range e.Records(namespace, tenant, prefix, after) {
 				if err != nil {
 					yield(nil, err)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"net/http"
 )
@@ -32,6 +33,10 @@ type Array struct {
 	bw      *bufio.Writer
 	started bool
 	err     error
+	// enc encodes each element into buf, reusing its buffers (Marshal
+	// would allocate a copy of each).
+	enc *json.Encoder
+	buf bytes.Buffer
 }
 
 // NewArray returns an Array that answers status.
@@ -60,12 +65,16 @@ func (a *Array) Add(v any) error {
 	if a.err != nil {
 		return a.err
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	if a.enc == nil {
+		a.enc = json.NewEncoder(&a.buf)
+	}
+	a.buf.Reset()
+	if err := a.enc.Encode(v); err != nil {
 		// A value of ours that does not encode is a bug, not a reason
 		// to send a broken array.
 		a.Abort()
 	}
+	b := bytes.TrimSuffix(a.buf.Bytes(), []byte{'\n'})
 	first := !a.started
 	a.start()
 	if !first {
