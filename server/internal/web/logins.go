@@ -1,7 +1,9 @@
 package web
 
 import (
+	"errors"
 	"math"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -207,4 +209,46 @@ func (l *Rate) sweep(now time.Time) {
 // at least one.
 func RetryAfter(wait time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
+}
+
+// ErrThrottled: a sign-in was not even tried, after too many failed ones
+// from the client's address or at the identity. The error is a
+// *ThrottledError, which says how long to wait; Status answers 429.
+var ErrThrottled = errors.New("too many failed sign-ins; retry later")
+
+// ErrSignIn: the credentials of a sign-in are wrong (the identity is
+// unknown, or the secret is not its own: the two are not told apart).
+var ErrSignIn = errors.New("the credentials do not authenticate")
+
+// ThrottledError is ErrThrottled with the wait before the next try.
+type ThrottledError struct{ Wait time.Duration }
+
+func (e *ThrottledError) Error() string        { return ErrThrottled.Error() }
+func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
+
+// SignIn tries one sign-in as identity ("storageapi:ann@example.com")
+// from r's client address: verify checks the credentials, and is not
+// called at all when the address or the identity failed too often
+// (*ThrottledError). It returns nil or ErrSignIn, and counts the attempt.
+func (l *Logins) SignIn(r *http.Request, identity string, now time.Time, verify func() bool) error {
+	addr := ClientAddr(r)
+	if ok, wait := l.Allow(addr, identity, now); !ok {
+		return &ThrottledError{Wait: wait}
+	}
+	if !verify() {
+		l.Failed(addr, identity, now)
+		return ErrSignIn
+	}
+	l.Succeeded(addr, identity, now)
+	return nil
+}
+
+// SetRetryAfter sets the Retry-After header an error calls for: the wait
+// of a *ThrottledError (the middleware gives other 429 and 503 answers
+// its default).
+func SetRetryAfter(w http.ResponseWriter, err error) {
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", RetryAfter(te.Wait))
+	}
 }
