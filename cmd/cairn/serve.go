@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/mail"
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/cloudstorage"
 	"github.com/cairnstore/cairn/server/oceanmedia"
@@ -84,7 +85,9 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				eo.UploadWait, eo.RevealDedup = body.SlotWait, !*hideDedup
 				cfg := body
 				cfg.PublicURL = *publicURL
-				cfg.OceanMedia = oceanmedia.Config{SMTPAddr: *smtpAddr, SMTPFrom: *smtpFrom}
+				if *smtpAddr != "" {
+					cfg.OceanMedia = oceanmedia.Config{Notify: mail.Sender{Addr: *smtpAddr, From: *smtpFrom}.Send}
+				}
 				cfg.StorageAPI = sa
 				return serve(ctx, e, log, *data, listeners{api: *listen, metrics: *metricsListen}, *grace, m, eo, cfg)
 			}

@@ -3,6 +3,7 @@ package oceanmedia
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/server/internal/publink"
 )
 
 // medium is what the store keeps of a Medium, as JSON in its record's
@@ -55,11 +57,6 @@ func (m *medium) field(f string) string {
 	}
 	return ""
 }
-
-// fieldErrors is the 422 body of a validation failure: field → messages.
-type fieldErrors map[string][]string
-
-func (f fieldErrors) add(field, msg string) { f[field] = append(f[field], msg) }
 
 var localeRE = regexp.MustCompile(`^[a-z]{2}-[A-Z]{2}$`)
 
@@ -278,4 +275,49 @@ func deleteIndex(tx *engine.Tx, m *medium, id string) error {
 		}
 	}
 	return nil
+}
+
+type hyperlink struct {
+	Href string `json:"href"`
+	Type string `json:"type"`
+}
+
+func link(href, typ string) hyperlink { return hyperlink{Href: href, Type: typ} }
+
+func iso(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
+
+// render is the documented representation of a medium.
+func (a *API) render(r *http.Request, id string, m *medium) map[string]any {
+	base := a.BaseURL(r)
+	creator, updater := m.CreatedBy, m.UpdatedBy
+	if creator == "" {
+		creator = "0"
+	}
+	if updater == "" {
+		updater = "0"
+	}
+	var deleteAt any
+	if m.DeleteAt != nil {
+		deleteAt = iso(*m.DeleteAt)
+	}
+	return map[string]any{"medium": map[string]any{
+		"_links": map[string]hyperlink{
+			"self":    link(base+"/v1/media/"+id, "application/json"),
+			"url":     link(base+publink.Path(m.Link, m.FileName), m.ContentType),
+			"creator": link(base+"/v1/api_users/"+creator, "application/json"),
+			"updater": link(base+"/v1/api_users/"+updater, "application/json"),
+		},
+		"app": m.App, "context": m.Context, "name": m.Name, "locale": m.Locale,
+		"usage": m.Usage, "file_name": m.FileName, "content_type": m.ContentType,
+		"bytesize": m.Bytesize, "tags": m.Tags, "delete_at": deleteAt, "email": m.Email,
+		"created_at": iso(m.CreatedAt), "updated_at": iso(m.UpdatedAt), "lock_version": m.LockVersion,
+	}}
+}
+
+func decodeMedium(rec engine.Record) (*medium, error) {
+	var m medium
+	if err := json.Unmarshal(rec.Meta, &m); err != nil {
+		return nil, fmt.Errorf("%w: medium %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
+	}
+	return &m, nil
 }

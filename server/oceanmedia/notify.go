@@ -1,12 +1,8 @@
 package oceanmedia
 
 import (
-	"crypto/tls"
-	"fmt"
+	"context"
 	"log/slog"
-	"mime"
-	"net"
-	"net/smtp"
 	"strings"
 	"sync"
 	"time"
@@ -36,19 +32,19 @@ const (
 // bounded queue, one sender, a deadline per mail, and limits per
 // recipient and in all. Safe for concurrent use.
 type notifier struct {
-	addr, from string
-	log        *slog.Logger
-	now        func() time.Time
-	all, to    *web.Rate
-	queue      chan notice
-	start      sync.Once
+	send    func(ctx context.Context, to, subject, body string) error
+	log     *slog.Logger
+	now     func() time.Time
+	all, to *web.Rate
+	queue   chan notice
+	start   sync.Once
 }
 
 type notice struct{ to, subject, body string }
 
-func newNotifier(addr, from string, log *slog.Logger, now func() time.Time) *notifier {
+func newNotifier(send func(ctx context.Context, to, subject, body string) error, log *slog.Logger, now func() time.Time) *notifier {
 	return &notifier{
-		addr: addr, from: from, log: log, now: now,
+		send: send, log: log, now: now,
 		all:   web.NewRate(mailsPerMinute, mailsPerMinute),
 		to:    web.NewRate(float64(recipientPerHour)/60, recipientBurst),
 		queue: make(chan notice, mailQueue),
@@ -74,53 +70,16 @@ func (n *notifier) notify(to, subject, body string) {
 	}
 }
 
+// run sends the queued mails one at a time, each within mailTimeout: a
+// relay that does not answer holds the sender that long at most.
 func (n *notifier) run() {
 	for m := range n.queue {
-		if err := n.send(m); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), mailTimeout)
+		if err := n.send(ctx, m.to, m.subject, m.body); err != nil {
 			n.log.Error("autodelete notification not sent", "to", m.to, "err", err)
 		}
+		cancel()
 	}
-}
-
-// send is smtp.SendMail with a deadline: a relay that does not answer
-// holds the sender for mailTimeout at most.
-func (n *notifier) send(m notice) error {
-	conn, err := net.DialTimeout("tcp", n.addr, mailTimeout)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(mailTimeout))
-	host, _, _ := net.SplitHostPort(n.addr)
-	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		if err := c.StartTLS(&tls.Config{ServerName: host}); err != nil {
-			return err
-		}
-	}
-	if err := c.Mail(n.from); err != nil {
-		return err
-	}
-	if err := c.Rcpt(m.to); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s",
-		n.from, m.to, mime.QEncoding.Encode("utf-8", m.subject), n.now().UTC().Format(time.RFC1123Z), m.body)
-	if _, err := w.Write([]byte(msg)); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
 }
 
 // plain is s without control characters, for a mail: fields are

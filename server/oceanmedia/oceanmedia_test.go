@@ -22,8 +22,10 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
+	"github.com/cairnstore/cairn/internal/mail"
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/internal/openapitest"
+	"github.com/cairnstore/cairn/server/internal/web"
 	"github.com/cairnstore/cairn/server/oceanmedia"
 )
 
@@ -50,7 +52,7 @@ func newEnv(t *testing.T) *env {
 	smtpAddr := fakeSMTP(t, v.mails)
 	ts := httptest.NewServer(server.New(server.Config{
 		Engine: v.e, Logger: enginetest.Logger(t), Now: clock,
-		OceanMedia: oceanmedia.Config{SMTPAddr: smtpAddr, SMTPFrom: "cairn@test"},
+		OceanMedia: oceanmedia.Config{Notify: mail.Sender{Addr: smtpAddr, From: "cairn@test"}.Send},
 	}))
 	t.Cleanup(ts.Close)
 	v.url = ts.URL
@@ -113,7 +115,7 @@ func (v *env) do(method, path, user string, body any, hdr ...string) resp {
 // routes.
 func TestDocumentCoversRoutes(t *testing.T) {
 	var mounted []string
-	for _, rt := range oceanmedia.New(oceanmedia.Config{Engine: enginetest.Open(t, engine.Options{})}).Routes() {
+	for _, rt := range oceanmedia.New(oceanmedia.Config{Deps: web.Deps{Engine: enginetest.Open(t, engine.Options{})}}).Routes() {
 		mounted = append(mounted, rt.Method+" "+rt.Path)
 	}
 	openapitest.Routes(t, oceanmedia.OpenAPI(), mounted)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
+	"github.com/cairnstore/cairn/internal/mail"
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/oceanmedia"
 )
@@ -162,7 +163,7 @@ func TestNotificationRelayStalls(t *testing.T) {
 	e := enginetest.Open(t, engine.Options{Now: clock, GCGrace: -1})
 	// The sender may log its failure after the test: not to the test's log.
 	quiet := slog.New(slog.DiscardHandler)
-	ts := httptest.NewServer(server.New(server.Config{Engine: e, Logger: quiet, Now: clock, OceanMedia: oceanmedia.Config{SMTPAddr: ln.Addr().String()}}))
+	ts := httptest.NewServer(server.New(server.Config{Engine: e, Logger: quiet, Now: clock, OceanMedia: oceanmedia.Config{Notify: mail.Sender{Addr: ln.Addr().String(), From: "cairn@test"}.Send}}))
 	defer ts.Close()
 	_, pw, err := oceanmedia.NewUsers(e).Add(context.Background(), "w", "", oceanmedia.ReadWrite)
 	if err != nil {
