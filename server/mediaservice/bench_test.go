@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
+	"github.com/cairnstore/cairn/server/internal/web"
 	"github.com/cairnstore/cairn/server/mediaservice/query"
 )
 
@@ -19,7 +20,7 @@ import (
 func BenchmarkList(b *testing.B) {
 	const n = 100_000
 	e := enginetest.Open(b, engine.Options{MinFreeBytes: -1})
-	a := New(Config{Engine: e})
+	a := New(Config{Deps: web.Deps{Engine: e}})
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ctx := context.Background()
 	for start := 0; start < n; start += 2000 {

@@ -30,6 +30,10 @@ var (
 	// unknown user, or wrongly signed. Callers answer all of these alike,
 	// so that the answer says nothing about which users exist.
 	ErrInvalid = errors.New("auth: invalid credentials")
+	// ErrExpired: a token that is well signed but past its expiry. It is
+	// also ErrInvalid (errors.Is), for callers that answer both alike;
+	// those whose documents tell the two apart branch on it.
+	ErrExpired = errors.New("auth: token expired")
 )
 
 // MaxTokenLen bounds a bearer token; longer ones are invalid unparsed.
@@ -104,7 +108,10 @@ func VerifyHS256Claims(token string, claims jwt.Claims, secret func(sub string) 
 		jwt.WithLeeway(Leeway),
 		jwt.WithTimeFunc(now),
 	)
-	if err != nil {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return fmt.Errorf("%w: %w: %w", ErrInvalid, ErrExpired, err)
+	case err != nil:
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
