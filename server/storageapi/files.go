@@ -1,0 +1,449 @@
+package storageapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/blobhttp"
+	"github.com/cairnstore/cairn/server/internal/publink"
+	"github.com/cairnstore/cairn/server/internal/web"
+)
+
+const filesNS = "storageapi.files"
+
+// stored is a file record's metadata.
+type stored struct {
+	Name       string `json:"name"`
+	UploadedBy string `json:"uploadedBy,omitempty"`
+	PublicLink string `json:"publicLink,omitempty"`
+	// DeleteHash is the SHA-256 of a public file's delete token, which
+	// is shown once, at upload, and kept only as this hash.
+	DeleteHash string `json:"deleteHash,omitempty"`
+}
+
+func decodeFile(rec engine.Record) (stored, error) {
+	var f stored
+	if err := json.Unmarshal(rec.Meta, &f); err != nil {
+		return f, fmt.Errorf("%w: file %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
+	}
+	return f, nil
+}
+
+// File is a file as the API shows it.
+type File struct {
+	FileID      string    `json:"fileId"`
+	FileName    string    `json:"fileName"`
+	ContentType string    `json:"contentType"`
+	Size        int64     `json:"size"`
+	Scope       string    `json:"scope"`
+	CreatedAt   time.Time `json:"createdAt"`
+	ETag        string    `json:"etag"`
+	URL         string    `json:"url,omitempty"`
+	UploadedBy  string    `json:"uploadedBy,omitempty"`
+	DeleteToken string    `json:"deleteToken,omitempty"`
+}
+
+func (a *API) render(r *http.Request, ar area, rec engine.Record, f stored) File {
+	out := File{
+		FileID: rec.Key.Name, FileName: f.Name, ContentType: rec.ContentType, Size: rec.Size,
+		Scope: ar.scope.name(), CreatedAt: rec.Created.UTC(), ETag: `"` + rec.Blob.String() + `"`,
+		UploadedBy: f.UploadedBy,
+	}
+	if f.PublicLink != "" {
+		out.URL = a.BaseURL(r) + publink.Path(f.PublicLink, f.Name)
+	}
+	return out
+}
+
+func (a *API) base(r *http.Request) string {
+	if a.cfg.PublicURL != "" {
+		return strings.TrimRight(a.cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func fileKey(ar area, id string) engine.Key {
+	return engine.Key{Namespace: filesNS, Tenant: ar.tenant, Name: id}
+}
+
+// validID: file IDs are UUIDs; anything else is a file that does not exist.
+func validID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}
+
+func (a *API) load(ar area, id string) (engine.Record, stored, error) {
+	if !validID(id) {
+		return engine.Record{}, stored{}, errNotFound
+	}
+	rec, err := a.Engine.GetRecord(fileKey(ar, id))
+	if err != nil {
+		return rec, stored{}, err
+	}
+	f, err := decodeFile(rec)
+	return rec, f, err
+}
+
+// fileName checks and normalises a multipart file name: NFC, at most 255
+// bytes, no control characters or path separators.
+func fileName(s string) (string, error) {
+	if s == "" {
+		return "file", nil
+	}
+	if !utf8.ValidString(s) {
+		return "", fail(http.StatusBadRequest, "bad_request", "the file name is not UTF-8")
+	}
+	s = norm.NFC.String(s)
+	if len(s) > 255 || strings.ContainsAny(s, `/\`) || strings.ContainsFunc(s, unicode.IsControl) || s == "." || s == ".." {
+		return "", fail(http.StatusBadRequest, "bad_request", "the file name must be at most 255 bytes, without control characters or path separators")
+	}
+	return s, nil
+}
+
+func (a *API) upload(w http.ResponseWriter, r *http.Request, ar area) error {
+	if !ar.write {
+		return errReadOnlyRole
+	}
+	limit := a.cfg.MaxFile
+	if ar.scope == public {
+		if a.cfg.NoPublicUploads {
+			return fail(http.StatusForbidden, "public_uploads_disabled", "anonymous uploads are switched off on this server")
+		}
+		if ok, wait := a.limit.Allow(web.ClientAddr(r), a.Now()); !ok {
+			e := fail(http.StatusTooManyRequests, "rate_limited", "too many anonymous uploads from this address; retry later")
+			e.retry = wait
+			return e
+		}
+		limit = a.cfg.MaxPublicFile
+	}
+	who := web.Anonymous(r)
+	if ar.scope != public {
+		who = web.Identity("storageapi", ar.userID)
+	}
+	release, err := a.Limits.Uploads.Acquire(r.Context(), who)
+	if err != nil {
+		return err
+	}
+	defer release()
+	up, name, err := a.readFile(r, limit)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	f := stored{Name: name, UploadedBy: ar.userID}
+	var deleteToken string
+	if ar.scope == public {
+		deleteToken = auth.NewSecret()
+		f.DeleteHash = hashToken(deleteToken)
+		f.PublicLink = publink.NewID()
+	}
+	k := fileKey(ar, id.String())
+	var rec engine.Record
+	err = a.Engine.Update(r.Context(), func(tx *engine.Tx) error {
+		if err := a.stillThere(tx, ar); err != nil {
+			return err
+		}
+		meta, _ := json.Marshal(f)
+		var err error
+		if rec, err = tx.Put(k, engine.Record{ContentType: up.ContentType, Meta: meta}, up.Upload); err != nil {
+			return err
+		}
+		if f.PublicLink != "" {
+			return publink.Put(tx, f.PublicLink, k, time.Time{})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	out := a.render(r, ar, rec, f)
+	out.DeleteToken = deleteToken
+	w.Header().Set("Location", a.BaseURL(r)+"/storage/"+string(ar.scope)+"/files/"+out.FileID)
+	web.JSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// stillThere checks, inside the upload's transaction, that the user (and
+// membership) the token named still exist, so that an upload racing a
+// deletion of its owner cannot leave files in an area no one owns.
+func (a *API) stillThere(tx *engine.Tx, ar area) error {
+	switch ar.scope {
+	case user:
+		if _, err := tx.Get(key(usersNS, "", ar.userID)); err != nil {
+			return errBadToken
+		}
+	case org:
+		if _, err := tx.Get(key(membersNS, ar.userID, strings.TrimPrefix(ar.tenant, "o/"))); err != nil {
+			return errBadToken
+		}
+	}
+	return nil
+}
+
+type upload struct {
+	*engine.Upload
+	ContentType string
+}
+
+// readFile streams the multipart body's `file` part into the store; other
+// parts are skipped.
+func (a *API) readFile(r *http.Request, limit int64) (*upload, string, error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		return nil, "", fail(http.StatusBadRequest, "bad_request", "the body must be multipart/form-data with a part named file")
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, "", fail(http.StatusBadRequest, "bad_request", "bad multipart body: %v", err)
+	}
+	var up *upload
+	var name string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err == nil && p.FormName() == "file" && up != nil {
+			err = fail(http.StatusBadRequest, "bad_request", "more than one part named file")
+		}
+		if err == nil && p.FormName() == "file" {
+			name, err = fileName(p.FileName())
+			var ctype string
+			var rd io.Reader
+			if err == nil {
+				ctype, rd, err = web.Content(p.Header.Get("Content-Type"), web.LimitReader(p, limit))
+			}
+			var eu *engine.Upload
+			if err == nil {
+				eu, err = a.Engine.Upload(r.Context(), rd)
+			}
+			if err == nil {
+				up = &upload{Upload: eu, ContentType: ctype}
+			}
+		} else if err == nil {
+			_, err = io.Copy(io.Discard, io.LimitReader(p, 1<<20))
+		}
+		if err != nil {
+			if up != nil {
+				up.Close()
+			}
+			var ae *apiError
+			if errors.As(err, &ae) || web.Status(err) != http.StatusInternalServerError && web.Status(err) != http.StatusBadRequest {
+				return nil, "", err
+			}
+			return nil, "", fail(http.StatusBadRequest, "bad_request", "bad multipart body: %v", err)
+		}
+	}
+	if up == nil {
+		return nil, "", fail(http.StatusBadRequest, "bad_request", "no part named file")
+	}
+	return up, name, nil
+}
+
+func (a *API) download(w http.ResponseWriter, r *http.Request, ar area) error {
+	rec, f, err := a.load(ar, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	release, err := a.Limits.Downloads.Acquire(r.Context(), web.Address(r))
+	if err != nil {
+		return err
+	}
+	defer release()
+	return blobhttp.Serve(w, r, a.Engine, rec, f.Name, ar.scope == public)
+}
+
+func (a *API) info(w http.ResponseWriter, r *http.Request, ar area) error {
+	rec, f, err := a.load(ar, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	web.JSON(w, http.StatusOK, a.render(r, ar, rec, f))
+	return nil
+}
+
+// getURL answers a file's public URL; a user's or organization's file has
+// one only once it was shared (POST).
+func (a *API) getURL(w http.ResponseWriter, r *http.Request, ar area) error {
+	rec, f, err := a.load(ar, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if f.PublicLink == "" {
+		return fail(http.StatusNotFound, "not_shared", "the file has no public URL; POST to this URL to make one")
+	}
+	web.JSON(w, http.StatusOK, map[string]string{"url": a.render(r, ar, rec, f).URL})
+	return nil
+}
+
+// share makes a public URL for a user's or organization's file (the same
+// one again if it has one).
+func (a *API) share(w http.ResponseWriter, r *http.Request, ar area) error {
+	return a.setLink(w, r, r.PathValue("id"), ar, true)
+}
+
+// unshare removes a file's public URL; the file stays.
+func (a *API) unshare(w http.ResponseWriter, r *http.Request, ar area) error {
+	return a.setLink(w, r, r.PathValue("id"), ar, false)
+}
+
+func (a *API) setLink(w http.ResponseWriter, r *http.Request, id string, ar area, on bool) error {
+	if !ar.write {
+		return errReadOnlyRole
+	}
+	if !validID(id) {
+		return errNotFound
+	}
+	var rec engine.Record
+	var f stored
+	err := a.Engine.Update(r.Context(), func(tx *engine.Tx) error {
+		cur, err := tx.Get(fileKey(ar, id))
+		if err != nil {
+			return err
+		}
+		if f, err = decodeFile(cur); err != nil {
+			return err
+		}
+		rec = cur
+		switch {
+		case on && f.PublicLink == "":
+			f.PublicLink = publink.NewID()
+			if err := publink.Put(tx, f.PublicLink, cur.Key, time.Time{}); err != nil {
+				return err
+			}
+		case !on && f.PublicLink != "":
+			if err := publink.Delete(tx, f.PublicLink); err != nil {
+				return err
+			}
+			f.PublicLink = ""
+		default:
+			return nil
+		}
+		meta, _ := json.Marshal(f)
+		cur.Meta = meta
+		_, err = tx.Put(cur.Key, cur, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !on {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	web.JSON(w, http.StatusOK, map[string]string{"url": a.render(r, ar, rec, f).URL})
+	return nil
+}
+
+func (a *API) delete(w http.ResponseWriter, r *http.Request, ar area) error {
+	if !ar.write {
+		return errReadOnlyRole
+	}
+	id := r.PathValue("id")
+	if !validID(id) {
+		return errNotFound
+	}
+	err := a.Engine.Update(r.Context(), func(tx *engine.Tx) error {
+		cur, err := tx.Get(fileKey(ar, id))
+		if err != nil {
+			return err
+		}
+		if ar.scope == public {
+			f, err := decodeFile(cur)
+			if err != nil {
+				return err
+			}
+			if !auth.Equal(hashToken(r.Header.Get("X-Delete-Token")), f.DeleteHash) {
+				return fail(http.StatusForbidden, "forbidden", "deleting a public file takes the X-Delete-Token its upload returned")
+			}
+		}
+		return deleteFile(tx, cur)
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func hashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+// Listing bounds.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// list is GET on a user's or organization's files: {"files":[…]} in
+// upload order, a page at a time (?limit, ?after=<fileId>); "next" is the
+// after of the next page while there is one.
+func (a *API) list(w http.ResponseWriter, r *http.Request, ar area) error {
+	q := r.URL.Query()
+	limit := DefaultListLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxListLimit {
+			return fail(http.StatusBadRequest, "bad_request", "limit must be a number from 1 to %d", MaxListLimit)
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	if after != "" && !validID(after) {
+		return fail(http.StatusBadRequest, "bad_request", "after must be a file ID")
+	}
+	files := []File{}
+	next := ""
+	for rec, err := range a.Engine.Records(filesNS, ar.tenant, "", after) {
+		if err != nil {
+			return err
+		}
+		if rec.Key.Name == after {
+			continue
+		}
+		if len(files) == limit {
+			next = files[len(files)-1].FileID
+			break
+		}
+		f, err := decodeFile(rec)
+		if err != nil {
+			return err
+		}
+		files = append(files, a.render(r, ar, rec, f))
+	}
+	out := map[string]any{"files": files}
+	if next != "" {
+		out["next"] = next
+		nextURL := url.Values{"after": {next}, "limit": {strconv.Itoa(limit)}}
+		w.Header().Set("Link", "<"+r.URL.Path+"?"+nextURL.Encode()+`>; rel="next"`)
+	}
+	web.JSON(w, http.StatusOK, out)
+	return nil
+}
