@@ -26,8 +26,20 @@ import (
 // MaxLen bounds a path, escaped and decoded: longer ones are invalid.
 const MaxLen = 4096
 
-// ErrInvalid is wrapped by every error of Split.
+// ErrInvalid is what every error of Split is (errors.Is): an *Error,
+// which says why.
 var ErrInvalid = errors.New("urlpath: invalid path")
+
+// Error is an invalid path and why, in words a client may read.
+type Error struct{ Reason string }
+
+func (e *Error) Error() string        { return ErrInvalid.Error() + ": " + e.Reason }
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// Invalid returns an *Error whose reason is the formatted text.
+func Invalid(format string, args ...any) error {
+	return &Error{Reason: fmt.Sprintf(format, args...)}
+}
 
 // Split parses an escaped path (as from url.URL.EscapedPath) once: it
 // decodes percent-escapes, treats `\` as `/`, normalises each segment to
@@ -36,21 +48,21 @@ var ErrInvalid = errors.New("urlpath: invalid path")
 // no segments.
 func Split(escaped string) (segs []string, dir bool, err error) {
 	if len(escaped) > MaxLen*3 {
-		return nil, false, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxLen)
+		return nil, false, Invalid("longer than %d bytes", MaxLen)
 	}
 	p, err := url.PathUnescape(escaped)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: bad escape", ErrInvalid)
+		return nil, false, Invalid("bad escape")
 	}
 	if !utf8.ValidString(p) {
-		return nil, false, fmt.Errorf("%w: not UTF-8", ErrInvalid)
+		return nil, false, Invalid("not UTF-8")
 	}
 	p = norm.NFC.String(strings.ReplaceAll(p, `\`, "/"))
 	if len(p) > MaxLen {
-		return nil, false, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxLen)
+		return nil, false, Invalid("longer than %d bytes", MaxLen)
 	}
 	if !strings.HasPrefix(p, "/") {
-		return nil, false, fmt.Errorf("%w: does not begin with /", ErrInvalid)
+		return nil, false, Invalid("does not begin with /")
 	}
 	p = p[1:]
 	if p == "" {
@@ -81,7 +93,7 @@ func Name(s string) ([]string, error) {
 	case err != nil:
 		return nil, err
 	case dir || len(segs) == 0:
-		return nil, fmt.Errorf("%w: a name cannot end with /", ErrInvalid)
+		return nil, Invalid("a name cannot end with /")
 	}
 	return segs, nil
 }
@@ -89,13 +101,13 @@ func Name(s string) ([]string, error) {
 func checkSegment(s string) error {
 	switch s {
 	case "":
-		return fmt.Errorf("%w: empty segment", ErrInvalid)
+		return Invalid("empty segment")
 	case ".", "..":
-		return fmt.Errorf("%w: %q segment", ErrInvalid, s)
+		return Invalid("%q segment", s)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: control character %U", ErrInvalid, r)
+			return Invalid("control character %U", r)
 		}
 	}
 	return nil
