@@ -1,10 +1,9 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"path"
-
-	"github.com/julienschmidt/httprouter"
 
 	"github.com/cairnstore/cairn/server/internal/blobhttp"
 	"github.com/cairnstore/cairn/server/internal/publink"
@@ -14,10 +13,10 @@ import (
 // public serves GET and HEAD /f/:id/*name: a file an API made public,
 // through the shared download path, without credentials. Anything that
 // does not resolve is a plain 404.
-func (s *Server) public(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	rec, err := publink.Resolve(s.cfg.Engine, ps.ByName("id"))
+func (s *Server) public(w http.ResponseWriter, r *http.Request) error {
+	rec, err := publink.Resolve(s.cfg.Engine, r.PathValue("id"))
 	if err == nil {
-		name := path.Base(ps.ByName("name"))
+		name := path.Base(r.PathValue("name"))
 		if name == "/" || name == "." {
 			name = ""
 		}
@@ -26,21 +25,48 @@ func (s *Server) public(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 			err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name, true)
 			release()
 		}
-		if err == nil {
-			return
-		}
 	}
-	code := web.Status(err)
-	switch code {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-	case http.StatusInternalServerError:
-		s.log.Error("serving a public file", "err", err)
-	default:
-		code = http.StatusNotFound
+	if err == nil {
+		return nil
 	}
-	if r.Method == "HEAD" {
+	switch web.Status(err) {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusInternalServerError:
+		return err
+	}
+	return errNotFound // anything that does not resolve, alike
+}
+
+// Errors of the server's own endpoints.
+var (
+	errNotFound = errors.New("server: not found")
+	errMethod   = errors.New("server: method not allowed")
+	errDraining = errors.New("server: draining")
+	errNotReady = errors.New("server: not ready")
+)
+
+// writeError answers the errors of the server's own endpoints (health,
+// public links, what no route matches) as plain text, the status and
+// nothing internal.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := web.Status(err), ""
+	switch {
+	case errors.Is(err, errNotFound):
+		code, msg = http.StatusNotFound, "not found"
+	case errors.Is(err, errMethod):
+		code, msg = http.StatusMethodNotAllowed, "method not allowed"
+	case errors.Is(err, errDraining):
+		code, msg = http.StatusServiceUnavailable, "draining"
+	case errors.Is(err, errNotReady):
+		code, msg = http.StatusServiceUnavailable, "not ready"
+	case code == http.StatusInternalServerError:
+		s.log.Error("serving a request", "path", r.URL.EscapedPath(), "err", err)
+	}
+	if msg == "" {
+		msg = http.StatusText(code)
+	}
+	if r.Method == http.MethodHead {
 		w.WriteHeader(code)
 		return
 	}
-	textError(w, code, http.StatusText(code))
+	textError(w, code, msg)
 }

@@ -17,8 +17,6 @@ package server
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -147,20 +145,20 @@ func New(cfg Config) *Server {
 	r.RedirectTrailingSlash = false // paths are canonicalised by the APIs, not redirected
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
-	r.NotFound = s.handler("none", web.Route{Path: "unmatched", Handle: func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-		textError(w, http.StatusNotFound, "not found")
-	}})
-	r.MethodNotAllowed = s.handler("none", web.Route{Path: "unmatched", Handle: func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-		textError(w, http.StatusMethodNotAllowed, "method not allowed")
-	}})
+	r.NotFound = s.handler("none", web.Route{Path: "unmatched", Handle: web.Handle(s.writeError, func(http.ResponseWriter, *http.Request) error {
+		return errNotFound
+	})})
+	r.MethodNotAllowed = s.handler("none", web.Route{Path: "unmatched", Handle: web.Handle(s.writeError, func(http.ResponseWriter, *http.Request) error {
+		return errMethod
+	})})
 	r.PanicHandler = nil // wrap recovers, so that the panic is logged with its request
 
-	health := []web.Route{
-		{Method: "GET", Path: "/livez", Handle: s.livez},
-		{Method: "HEAD", Path: "/livez", Handle: s.livez},
-		{Method: "GET", Path: "/readyz", Handle: s.readyz},
-		{Method: "HEAD", Path: "/readyz", Handle: s.readyz},
-	}
+	health := web.Routes(s.writeError,
+		web.APIRoute{Method: "GET", Path: "/livez", Handle: s.livez},
+		web.APIRoute{Method: "HEAD", Path: "/livez", Handle: s.livez},
+		web.APIRoute{Method: "GET", Path: "/readyz", Handle: s.readyz},
+		web.APIRoute{Method: "HEAD", Path: "/readyz", Handle: s.readyz},
+	)
 	for _, rt := range health {
 		s.mount("server", rt)
 	}
@@ -174,22 +172,13 @@ func New(cfg Config) *Server {
 		s.ops.Handle(rt.Method, rt.Path, s.wrap("ops", rt))
 	}
 
-	// Each API gets the shared engine, logger and clock, and the server's
-	// public URL unless it was given its own.
-	cs := cfg.CloudStorage
-	cs.Engine, cs.Logger, cs.Now, cs.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
-	mu := cfg.MediaUpload
-	mu.Engine, mu.Logger, mu.Now, mu.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
-	mu.PublicURL = cmp.Or(mu.PublicURL, cfg.PublicURL)
-	om := cfg.OceanMedia
-	om.Engine, om.Logger, om.Now, om.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
-	om.PublicURL = cmp.Or(om.PublicURL, cfg.PublicURL)
-	ms := cfg.MediaService
-	ms.Engine, ms.Logger, ms.Now, ms.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
-	ms.PublicURL = cmp.Or(ms.PublicURL, cfg.PublicURL)
-	sa := cfg.StorageAPI
-	sa.Engine, sa.Logger, sa.Now, sa.Limits = cfg.Engine, cfg.Logger, cfg.Now, limits
-	sa.PublicURL = cmp.Or(sa.PublicURL, cfg.PublicURL)
+	// Each API gets the shared engine, logger, clock and limits, and the
+	// server's public URL unless it was given its own.
+	deps := func(own web.Deps) web.Deps {
+		return web.Deps{Engine: cfg.Engine, Logger: cfg.Logger, Now: cfg.Now, Limits: limits, PublicURL: cmp.Or(own.PublicURL, cfg.PublicURL)}
+	}
+	cs, mu, om, ms, sa := cfg.CloudStorage, cfg.MediaUpload, cfg.OceanMedia, cfg.MediaService, cfg.StorageAPI
+	cs.Deps, mu.Deps, om.Deps, ms.Deps, sa.Deps = deps(cs.Deps), deps(mu.Deps), deps(om.Deps), deps(ms.Deps), deps(sa.Deps)
 	for _, api := range []struct {
 		name   string
 		routes []web.Route
@@ -204,8 +193,12 @@ func New(cfg Config) *Server {
 			s.mount(api.name, rt)
 		}
 	}
-	s.mount("public", web.Route{Method: "GET", Path: "/f/:id/*name", Handle: s.public})
-	s.mount("public", web.Route{Method: "HEAD", Path: "/f/:id/*name", Handle: s.public})
+	for _, rt := range web.Routes(s.writeError,
+		web.APIRoute{Method: "GET", Path: "/f/:id/*name", Handle: s.public},
+		web.APIRoute{Method: "HEAD", Path: "/f/:id/*name", Handle: s.public},
+	) {
+		s.mount("public", rt)
+	}
 	return s
 }
 
@@ -259,51 +252,26 @@ func Harden(hs *http.Server) {
 }
 
 // livez answers 200 while the process serves HTTP at all.
-func (s *Server) livez(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+func (s *Server) livez(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
+	return nil
 }
 
 // readyz answers 200 when the server accepts uploads: not draining, and
-// the engine open, writable and above its free-space reserve.
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+// the engine open, writable and above its free-space reserve. Why it is
+// not ready goes to the log, not to whoever asks: /readyz is on the APIs'
+// listener too.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	if s.draining.Load() {
-		textError(w, http.StatusServiceUnavailable, "draining")
-		return
+		return errDraining
 	}
 	if err := s.cfg.Engine.Writable(); err != nil {
-		textError(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
-		return
+		s.log.Warn("not ready", "err", err)
+		return errNotReady
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
-}
-
-func textError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	w.Write([]byte(msg + "\n"))
-}
-
-// newRequestID returns a random request ID.
-func newRequestID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// validRequestID accepts a client's X-Request-Id when it is short and
-// plain, so that it can be logged and echoed safely.
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
+	return nil
 }

@@ -62,4 +62,15 @@ func TestReadyzClosedEngine(t *testing.T) {
 	if got := status(t, "GET", ts.URL+"/readyz"); got != 503 {
 		t.Errorf("GET /readyz with the engine closed = %d, want 503", got)
 	}
+	// Why goes to the log: /readyz is on the APIs' listener, and the
+	// engine's error is nothing an unauthenticated client should read.
+	res, err := http.Get(ts.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(body) != "not ready\n" {
+		t.Errorf("GET /readyz with the engine closed answered %q, want only \"not ready\"", body)
+	}
 }
