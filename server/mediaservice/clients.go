@@ -2,7 +2,6 @@ package mediaservice
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/records"
 )
 
 // Scopes of the media service.
@@ -54,12 +54,12 @@ var (
 var tenantRE = regexp.MustCompile(`^[a-z][a-z0-9]{2,15}$`)
 
 // Clients manages the OAuth2 clients kept in the store.
-type Clients struct{ e *engine.Engine }
+type Clients struct{ s records.Store[Client] }
 
 // NewClients returns the clients of the store e.
-func NewClients(e *engine.Engine) *Clients { return &Clients{e: e} }
-
-func clientKey(id string) engine.Key { return engine.Key{Namespace: clientsNamespace, Name: id} }
+func NewClients(e *engine.Engine) *Clients {
+	return &Clients{records.Store[Client]{Engine: e, Namespace: clientsNamespace, What: "client", Missing: ErrNoClient, Exists: ErrClientExists}}
+}
 
 // Add creates a client for tenant with scopes; it returns the client
 // secret, which is shown once and kept only as a bcrypt hash.
@@ -84,15 +84,7 @@ func (c *Clients) Add(ctx context.Context, id, tenant string, scopes []string) (
 		return "", err
 	}
 	cl := Client{ID: id, Gen: auth.NewSecret()[:22], Hash: hash, Tenant: tenant, Scopes: slices.Compact(slices.Sorted(slices.Values(scopes))), Created: time.Now().UTC().Truncate(time.Second)}
-	err = c.e.Update(ctx, func(tx *engine.Tx) error {
-		if _, err := tx.Get(clientKey(id)); err == nil {
-			return fmt.Errorf("%w: %s", ErrClientExists, id)
-		}
-		meta, _ := json.Marshal(cl)
-		_, err := tx.Put(clientKey(id), engine.Record{Meta: meta}, nil)
-		return err
-	})
-	return secret[:40], err
+	return secret[:40], c.s.Add(ctx, "", id, cl)
 }
 
 // Get returns a client, or ErrNoClient.
@@ -100,44 +92,14 @@ func (c *Clients) Get(id string) (Client, error) {
 	if id == "" || len(id) > 128 {
 		return Client{}, ErrNoClient
 	}
-	rec, err := c.e.GetRecord(clientKey(id))
-	if errors.Is(err, engine.ErrNotFound) {
-		return Client{}, fmt.Errorf("%w: %s", ErrNoClient, id)
-	}
-	if err != nil {
-		return Client{}, err
-	}
-	var cl Client
-	if err := json.Unmarshal(rec.Meta, &cl); err != nil {
-		return Client{}, fmt.Errorf("%w: client %s: %w", engine.ErrCorrupt, id, err)
-	}
-	return cl, nil
+	return c.s.Get("", id)
 }
 
 // List returns every client, by ID.
-func (c *Clients) List() ([]Client, error) {
-	var out []Client
-	for rec, err := range c.e.Records(clientsNamespace, "", "", "") {
-		if err != nil {
-			return nil, err
-		}
-		var cl Client
-		if err := json.Unmarshal(rec.Meta, &cl); err != nil {
-			return nil, fmt.Errorf("%w: client %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-		}
-		out = append(out, cl)
-	}
-	return out, nil
-}
+func (c *Clients) List() ([]Client, error) { return c.s.List("") }
 
 // Delete removes a client; its tokens stop working.
-func (c *Clients) Delete(ctx context.Context, id string) error {
-	err := c.e.DeleteRecord(ctx, clientKey(id), 0)
-	if errors.Is(err, engine.ErrNotFound) {
-		return fmt.Errorf("%w: %s", ErrNoClient, id)
-	}
-	return err
-}
+func (c *Clients) Delete(ctx context.Context, id string) error { return c.s.Delete(ctx, "", id) }
 
 // signingKey returns the store's token signing key, making it once.
 func signingKey(ctx context.Context, e *engine.Engine) ([]byte, error) {

@@ -2,7 +2,6 @@ package mediaupload
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/records"
 )
 
 // Account is a media upload account: Basic auth credentials, the password
@@ -51,12 +51,15 @@ var (
 )
 
 // Accounts manages the accounts kept in the store. Safe for concurrent use.
-type Accounts struct{ e *engine.Engine }
+type Accounts struct {
+	e *engine.Engine
+	s records.Store[Account]
+}
 
 // NewAccounts returns the accounts of the store e.
-func NewAccounts(e *engine.Engine) *Accounts { return &Accounts{e: e} }
-
-func accountKey(name string) engine.Key { return engine.Key{Namespace: accountsNamespace, Name: name} }
+func NewAccounts(e *engine.Engine) *Accounts {
+	return &Accounts{e, records.Store[Account]{Engine: e, Namespace: accountsNamespace, What: "account", Missing: ErrNoAccount, Exists: ErrAccountExists}}
+}
 
 func validName(name string) error {
 	if name == "" || len(name) > 128 || strings.ContainsAny(name, ":") || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
@@ -84,27 +87,11 @@ func (a *Accounts) Set(ctx context.Context, name, password string, create bool) 
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidAccount, err)
 	}
-	err = a.e.Update(ctx, func(tx *engine.Tx) error {
-		cur, err := tx.Get(accountKey(name))
-		switch {
-		case err == nil && create:
-			return fmt.Errorf("%w: %s", ErrAccountExists, name)
-		case errors.Is(err, engine.ErrNotFound) && !create:
-			return fmt.Errorf("%w: %s", ErrNoAccount, name)
-		case err != nil && !errors.Is(err, engine.ErrNotFound):
-			return err
-		}
+	if create {
 		acc := Account{Name: name, ID: uuid.NewString(), Hash: hash, Created: time.Now().UTC().Truncate(time.Second)}
-		if err == nil {
-			var old Account
-			if json.Unmarshal(cur.Meta, &old) == nil {
-				acc.Created, acc.ID = old.Created, old.ID
-			}
-		}
-		meta, _ := json.Marshal(acc)
-		_, err = tx.Put(accountKey(name), engine.Record{ContentType: "application/json", Meta: meta}, nil)
-		return err
-	})
+		return password, a.s.Add(ctx, "", name, acc)
+	}
+	_, err = a.s.Update(ctx, "", name, func(acc *Account) error { acc.Hash = hash; return nil })
 	return password, err
 }
 
@@ -113,31 +100,11 @@ func (a *Accounts) Get(name string) (Account, error) {
 	if validName(name) != nil {
 		return Account{}, ErrNoAccount
 	}
-	rec, err := a.e.GetRecord(accountKey(name))
-	if errors.Is(err, engine.ErrNotFound) {
-		return Account{}, fmt.Errorf("%w: %s", ErrNoAccount, name)
-	}
-	if err != nil {
-		return Account{}, err
-	}
-	return decodeAccount(rec)
+	return a.s.Get("", name)
 }
 
 // List returns every account, by name.
-func (a *Accounts) List() ([]Account, error) {
-	var out []Account
-	for rec, err := range a.e.Records(accountsNamespace, "", "", "") {
-		if err != nil {
-			return nil, err
-		}
-		var acc Account
-		if err := json.Unmarshal(rec.Meta, &acc); err != nil {
-			return nil, fmt.Errorf("%w: account %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-		}
-		out = append(out, acc)
-	}
-	return out, nil
-}
+func (a *Accounts) List() ([]Account, error) { return a.s.List("") }
 
 // Delete removes an account. One that still has files is refused
 // (ErrHasFiles) unless purge, which deletes them too. The account goes
@@ -156,28 +123,17 @@ func (a *Accounts) Delete(ctx context.Context, name string, purge bool) error {
 		}
 	}
 	err = a.e.Update(ctx, func(tx *engine.Tx) error {
-		cur, err := tx.Get(accountKey(name))
+		cur, rec, err := a.s.GetTx(tx, "", name)
 		if err != nil {
 			return err
 		}
-		if acc2, err := decodeAccount(cur); err != nil || acc2.ID != acc.ID {
+		if cur.ID != acc.ID {
 			return fmt.Errorf("%w: %s changed meanwhile", ErrNoAccount, name)
 		}
-		return tx.Delete(accountKey(name))
+		return tx.Delete(rec.Key)
 	})
-	if errors.Is(err, engine.ErrNotFound) {
-		return fmt.Errorf("%w: %s", ErrNoAccount, name)
-	}
 	if err != nil {
 		return err
 	}
 	return a.e.DeleteAll(ctx, namespace, acc.tenant(), deleteFile)
-}
-
-func decodeAccount(rec engine.Record) (Account, error) {
-	var acc Account
-	if err := json.Unmarshal(rec.Meta, &acc); err != nil {
-		return Account{}, fmt.Errorf("%w: account %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-	}
-	return acc, nil
 }

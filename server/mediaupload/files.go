@@ -84,12 +84,9 @@ func lookup(get func(engine.Key) (engine.Record, error), acc Account, id string)
 // stillThere checks, inside a write's transaction, that acc is still the
 // account of its name, so that a file cannot land in an account deleted
 // meanwhile, nor in a new one of the same name.
-func stillThere(tx *engine.Tx, acc Account) error {
-	cur, err := tx.Get(accountKey(acc.Name))
-	if err != nil {
-		return errAccountGone
-	}
-	if now, err := decodeAccount(cur); err != nil || now.ID != acc.ID {
+func (a *API) stillThere(tx *engine.Tx, acc Account) error {
+	now, _, err := a.accounts.s.GetTx(tx, "", acc.Name)
+	if err != nil || now.ID != acc.ID {
 		return errAccountGone
 	}
 	return nil

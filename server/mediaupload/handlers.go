@@ -118,7 +118,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) error {
 	dup := false
 	rid := w.Header().Get("X-Request-Id")
 	err = a.Engine.Update(r.Context(), func(tx *engine.Tx) error {
-		if err := stillThere(tx, account); err != nil {
+		if err := a.stillThere(tx, account); err != nil {
 			return err
 		}
 		dk := engine.Key{Namespace: dupNamespace, Tenant: account.tenant(), Name: up.ID().String()}

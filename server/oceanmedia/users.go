@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/records"
 )
 
 // Right is what an API user may do with media.
@@ -51,12 +51,12 @@ var (
 )
 
 // Users manages the API users kept in the store. Safe for concurrent use.
-type Users struct{ e *engine.Engine }
+type Users struct{ s records.Store[User] }
 
 // NewUsers returns the API users of the store e.
-func NewUsers(e *engine.Engine) *Users { return &Users{e: e} }
-
-func userKey(name string) engine.Key { return engine.Key{Namespace: usersNamespace, Name: name} }
+func NewUsers(e *engine.Engine) *Users {
+	return &Users{records.Store[User]{Engine: e, Namespace: usersNamespace, What: "API user", Missing: ErrNoUser, Exists: ErrUserExists}}
+}
 
 // Add creates an API user; an empty password means a random one, which it
 // returns.
@@ -78,15 +78,7 @@ func (u *Users) Add(ctx context.Context, name, password string, right Right) (Us
 		return User{}, "", fmt.Errorf("%w: %w", ErrInvalidUser, err)
 	}
 	usr := User{ID: uuid.NewString(), Name: name, Hash: hash, Right: right, Created: time.Now().UTC().Truncate(time.Second)}
-	err = u.e.Update(ctx, func(tx *engine.Tx) error {
-		if _, err := tx.Get(userKey(name)); err == nil {
-			return fmt.Errorf("%w: %s", ErrUserExists, name)
-		}
-		meta, _ := json.Marshal(usr)
-		_, err := tx.Put(userKey(name), engine.Record{Meta: meta}, nil)
-		return err
-	})
-	return usr, password, err
+	return usr, password, u.s.Add(ctx, "", name, usr)
 }
 
 // Get returns an API user, or ErrNoUser.
@@ -94,44 +86,14 @@ func (u *Users) Get(name string) (User, error) {
 	if name == "" || len(name) > 128 {
 		return User{}, ErrNoUser
 	}
-	rec, err := u.e.GetRecord(userKey(name))
-	if errors.Is(err, engine.ErrNotFound) {
-		return User{}, fmt.Errorf("%w: %s", ErrNoUser, name)
-	}
-	if err != nil {
-		return User{}, err
-	}
-	var usr User
-	if err := json.Unmarshal(rec.Meta, &usr); err != nil {
-		return User{}, fmt.Errorf("%w: API user %s: %w", engine.ErrCorrupt, name, err)
-	}
-	return usr, nil
+	return u.s.Get("", name)
 }
 
 // List returns every API user, by name.
-func (u *Users) List() ([]User, error) {
-	var out []User
-	for rec, err := range u.e.Records(usersNamespace, "", "", "") {
-		if err != nil {
-			return nil, err
-		}
-		var usr User
-		if err := json.Unmarshal(rec.Meta, &usr); err != nil {
-			return nil, fmt.Errorf("%w: API user %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-		}
-		out = append(out, usr)
-	}
-	return out, nil
-}
+func (u *Users) List() ([]User, error) { return u.s.List("") }
 
 // Delete removes an API user; its tokens stop working.
-func (u *Users) Delete(ctx context.Context, name string) error {
-	err := u.e.DeleteRecord(ctx, userKey(name), 0)
-	if errors.Is(err, engine.ErrNotFound) {
-		return fmt.Errorf("%w: %s", ErrNoUser, name)
-	}
-	return err
-}
+func (u *Users) Delete(ctx context.Context, name string) error { return u.s.Delete(ctx, "", name) }
 
 // token is what the store keeps of an issued token, under the hash of
 // the token (the token itself is never stored). It names its user by
