@@ -2,7 +2,6 @@ package cloudstorage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/records"
 )
 
 // Perm is a user's access to a bucket. WRITE implies READ.
@@ -58,13 +58,14 @@ var (
 )
 
 // Users manages the users kept in the store. Safe for concurrent use.
-type Users struct{ e *engine.Engine }
+type Users struct {
+	e *engine.Engine
+	s records.Store[User]
+}
 
 // NewUsers returns the users of the store e.
-func NewUsers(e *engine.Engine) *Users { return &Users{e: e} }
-
-func userKey(id string) engine.Key {
-	return engine.Key{Namespace: usersNamespace, Name: id}
+func NewUsers(e *engine.Engine) *Users {
+	return &Users{e, records.Store[User]{Engine: e, Namespace: usersNamespace, What: "user", Missing: ErrNoUser, Exists: ErrUserExists}}
 }
 
 func validUserID(id string) error {
@@ -96,38 +97,21 @@ func (u *Users) Add(ctx context.Context, id, secret string) (User, error) {
 	if err := validSecret(secret); err != nil {
 		return User{}, err
 	}
-	usr := User{ID: id, Secret: secret, Buckets: map[string]Perm{}}
-	err := u.e.Update(ctx, func(tx *engine.Tx) error {
-		if _, err := tx.Get(userKey(id)); err == nil {
-			return fmt.Errorf("%w: %s", ErrUserExists, id)
-		} else if !errors.Is(err, engine.ErrNotFound) {
-			return err
-		}
-		usr.Created = time.Now().UTC().Truncate(time.Second)
-		return u.put(tx, usr)
-	})
-	return usr, err
+	usr := User{ID: id, Secret: secret, Buckets: map[string]Perm{}, Created: time.Now().UTC().Truncate(time.Second)}
+	return usr, u.s.Add(ctx, "", id, u.sealed(usr))
 }
 
 func secretPurpose(id string) string { return usersNamespace + "/" + id }
 
-// put writes usr, its secret sealed.
-func (u *Users) put(tx *engine.Tx, usr User) error {
+// sealed is usr as it is kept: its secret sealed.
+func (u *Users) sealed(usr User) User {
 	usr.Secret = string(u.e.Seal(secretPurpose(usr.ID), []byte(usr.Secret)))
-	meta, err := json.Marshal(usr)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(userKey(usr.ID), engine.Record{ContentType: "application/json", Meta: meta}, nil)
-	return err
+	return usr
 }
 
-// decode reads a user record, its secret opened; sealed is false for a
+// opened is a kept user with its secret opened; sealed is false for a
 // secret an earlier version kept in clear.
-func (u *Users) decode(rec engine.Record) (usr User, sealed bool, err error) {
-	if err := json.Unmarshal(rec.Meta, &usr); err != nil {
-		return User{}, false, fmt.Errorf("%w: user record %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-	}
+func (u *Users) opened(usr User) (_ User, sealed bool, err error) {
 	secret, sealed, err := u.e.Unseal(secretPurpose(usr.ID), []byte(usr.Secret))
 	if err != nil {
 		return User{}, false, err
@@ -143,25 +127,21 @@ func (u *Users) decode(rec engine.Record) (usr User, sealed bool, err error) {
 // returns how many it sealed.
 func (u *Users) SealSecrets(ctx context.Context) (int, error) {
 	n := 0
-	for rec, err := range u.e.Records(usersNamespace, "", "", "") {
+	for kept, err := range u.s.All("") {
 		if err != nil {
 			return n, err
 		}
-		if _, sealed, err := u.decode(rec); err != nil || sealed {
+		if _, sealed, err := u.opened(kept); err != nil || sealed {
 			continue
 		}
-		err := u.e.Update(ctx, func(tx *engine.Tx) error {
-			cur, err := tx.Get(rec.Key)
-			if err != nil {
-				return err
+		_, err := u.s.Update(ctx, "", kept.ID, func(cur *User) error {
+			usr, sealed, err := u.opened(*cur)
+			if err == nil && !sealed {
+				*cur = u.sealed(usr)
 			}
-			usr, sealed, err := u.decode(cur)
-			if err != nil || sealed {
-				return err
-			}
-			return u.put(tx, usr)
+			return err
 		})
-		if err != nil && !errors.Is(err, engine.ErrNotFound) {
+		if err != nil && !errors.Is(err, ErrNoUser) {
 			return n, err
 		}
 		n++
@@ -174,25 +154,22 @@ func (u *Users) Get(id string) (User, error) {
 	if validUserID(id) != nil {
 		return User{}, ErrNoUser
 	}
-	rec, err := u.e.GetRecord(userKey(id))
-	if errors.Is(err, engine.ErrNotFound) {
-		return User{}, fmt.Errorf("%w: %s", ErrNoUser, id)
-	}
+	kept, err := u.s.Get("", id)
 	if err != nil {
 		return User{}, err
 	}
-	usr, _, err := u.decode(rec)
+	usr, _, err := u.opened(kept)
 	return usr, err
 }
 
 // List returns every user, in ID order.
 func (u *Users) List() ([]User, error) {
 	var out []User
-	for rec, err := range u.e.Records(usersNamespace, "", "", "") {
+	for kept, err := range u.s.All("") {
 		if err != nil {
 			return nil, err
 		}
-		usr, _, err := u.decode(rec)
+		usr, _, err := u.opened(kept)
 		if err != nil {
 			return nil, err
 		}
@@ -201,24 +178,20 @@ func (u *Users) List() ([]User, error) {
 	return out, nil
 }
 
-// update applies fn to the user id in one transaction.
+// update applies fn to the user id, its secret opened, in one
+// transaction.
 func (u *Users) update(ctx context.Context, id string, fn func(*User) error) (User, error) {
 	var usr User
-	err := u.e.Update(ctx, func(tx *engine.Tx) error {
-		rec, err := tx.Get(userKey(id))
-		if errors.Is(err, engine.ErrNotFound) {
-			return fmt.Errorf("%w: %s", ErrNoUser, id)
-		}
-		if err != nil {
-			return err
-		}
-		if usr, _, err = u.decode(rec); err != nil {
+	_, err := u.s.Update(ctx, "", id, func(kept *User) error {
+		var err error
+		if usr, _, err = u.opened(*kept); err != nil {
 			return err
 		}
 		if err := fn(&usr); err != nil {
 			return err
 		}
-		return u.put(tx, usr)
+		*kept = u.sealed(usr)
+		return nil
 	})
 	return usr, err
 }
@@ -249,13 +222,7 @@ func (u *Users) Revoke(ctx context.Context, id, bucket string) (User, error) {
 }
 
 // Delete removes a user.
-func (u *Users) Delete(ctx context.Context, id string) error {
-	err := u.e.DeleteRecord(ctx, userKey(id), 0)
-	if errors.Is(err, engine.ErrNotFound) {
-		return fmt.Errorf("%w: %s", ErrNoUser, id)
-	}
-	return err
-}
+func (u *Users) Delete(ctx context.Context, id string) error { return u.s.Delete(ctx, "", id) }
 
 // BucketList is a user's grants as "bucket:PERM" in bucket order.
 func (usr User) BucketList() []string {
