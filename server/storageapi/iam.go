@@ -2,7 +2,6 @@ package storageapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -16,6 +15,7 @@ import (
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/publink"
+	"github.com/cairnstore/cairn/server/internal/records"
 )
 
 // Role is a user's role in an organization.
@@ -99,10 +99,19 @@ var orgNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,63}$`)
 
 // IAM manages users, organizations and memberships kept in the store.
 // It is safe for concurrent use.
-type IAM struct{ e *engine.Engine }
+type IAM struct {
+	e     *engine.Engine
+	users records.Store[User]
+	orgs  records.Store[Org]
+}
 
 // NewIAM returns the IAM of the store e.
-func NewIAM(e *engine.Engine) *IAM { return &IAM{e: e} }
+func NewIAM(e *engine.Engine) *IAM {
+	return &IAM{e: e,
+		users: records.Store[User]{Engine: e, Namespace: usersNS, What: "user", Missing: ErrNoSuch, Exists: ErrExists},
+		orgs:  records.Store[Org]{Engine: e, Namespace: orgsNS, What: "organization", Missing: ErrNoSuch, Exists: ErrExists},
+	}
+}
 
 func key(ns, tenant, name string) engine.Key {
 	return engine.Key{Namespace: ns, Tenant: tenant, Name: name}
@@ -116,30 +125,6 @@ func normEmail(s string) (string, error) {
 		return "", fmt.Errorf("%w: %q is not a bare email address", ErrInvalid, s)
 	}
 	return strings.ToLower(s), nil
-}
-
-func getJSON[T any](get func(engine.Key) (engine.Record, error), k engine.Key) (T, error) {
-	var v T
-	rec, err := get(k)
-	if errors.Is(err, engine.ErrNotFound) {
-		return v, fmt.Errorf("%w: %s %s", ErrNoSuch, strings.TrimPrefix(k.Namespace, "storageapi."), k.Name)
-	}
-	if err != nil {
-		return v, err
-	}
-	if err := json.Unmarshal(rec.Meta, &v); err != nil {
-		return v, fmt.Errorf("%w: %s %s: %w", engine.ErrCorrupt, k.Namespace, k.Name, err)
-	}
-	return v, nil
-}
-
-func putJSON(tx *engine.Tx, k engine.Key, v any) error {
-	meta, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Put(k, engine.Record{ContentType: "application/json", Meta: meta}, nil)
-	return err
 }
 
 // AddUser creates a user. An empty password means a new random one,
@@ -162,7 +147,8 @@ func (m *IAM) AddUser(ctx context.Context, email, password string) (User, string
 		if _, err := tx.Put(key(emailsNS, "", email), engine.Record{Meta: []byte(u.ID)}, nil); err != nil {
 			return err
 		}
-		return putJSON(tx, key(usersNS, "", u.ID), u)
+		_, err := m.users.Put(tx, "", u.ID, u)
+		return err
 	})
 	return u, password, err
 }
@@ -193,7 +179,8 @@ func (m *IAM) SetPassword(ctx context.Context, email, password string) (string, 
 		u.Hash = hash
 		// The next second: a token issued in this second is older.
 		u.Changed = m.e.Now().UTC().Truncate(time.Second).Add(time.Second)
-		return putJSON(tx, key(usersNS, "", u.ID), u)
+		_, err = m.users.Put(tx, "", u.ID, u)
+		return err
 	})
 	return password, err
 }
@@ -203,21 +190,22 @@ func (m *IAM) userByEmail(get func(engine.Key) (engine.Record, error), email str
 	if err != nil {
 		return User{}, fmt.Errorf("%w: user %s", ErrNoSuch, email)
 	}
-	return byName[User](get, emailsNS, usersNS, "user", email)
+	return byName(get, emailsNS, m.users, email)
 }
 
 // byName looks an ID up by a unique name (nameNS: name → ID) and returns
-// the object kept under it (idNS).
-func byName[T any](get func(engine.Key) (engine.Record, error), nameNS, idNS, what, name string) (T, error) {
+// the object kept under it.
+func byName[T any](get func(engine.Key) (engine.Record, error), nameNS string, s records.Store[T], name string) (T, error) {
 	var zero T
 	rec, err := get(key(nameNS, "", name))
 	if errors.Is(err, engine.ErrNotFound) {
-		return zero, fmt.Errorf("%w: %s %s", ErrNoSuch, what, name)
+		return zero, fmt.Errorf("%w: %s %s", ErrNoSuch, s.What, name)
 	}
 	if err != nil {
 		return zero, err
 	}
-	return getJSON[T](get, key(idNS, "", string(rec.Meta)))
+	v, _, err := s.From(get, "", string(rec.Meta))
+	return v, err
 }
 
 // UserByEmail returns the user with that email.
@@ -228,26 +216,11 @@ func (m *IAM) User(id string) (User, error) {
 	if id == "" || len(id) > 64 {
 		return User{}, ErrNoSuch
 	}
-	return getJSON[User](m.e.GetRecord, key(usersNS, "", id))
+	return m.users.Get("", id)
 }
 
 // Users returns every user, by ID.
-func (m *IAM) Users() ([]User, error) { return list[User](m.e, usersNS, "") }
-
-func list[T any](e *engine.Engine, ns, tenant string) ([]T, error) {
-	var out []T
-	for rec, err := range e.Records(ns, tenant, "", "") {
-		if err != nil {
-			return nil, err
-		}
-		var v T
-		if err := json.Unmarshal(rec.Meta, &v); err != nil {
-			return nil, fmt.Errorf("%w: %s %s: %w", engine.ErrCorrupt, ns, rec.Key.Name, err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
+func (m *IAM) Users() ([]User, error) { return m.users.List("") }
 
 // DeleteUser removes a user and their memberships. A user with files in
 // their area is refused unless purge, which deletes the files too.
@@ -334,7 +307,8 @@ func (m *IAM) AddOrg(ctx context.Context, name string) (Org, error) {
 		if _, err := tx.Put(key(orgNamesNS, "", name), engine.Record{Meta: []byte(o.ID)}, nil); err != nil {
 			return err
 		}
-		return putJSON(tx, key(orgsNS, "", o.ID), o)
+		_, err := m.orgs.Put(tx, "", o.ID, o)
+		return err
 	})
 	return o, err
 }
@@ -343,14 +317,14 @@ func (m *IAM) orgByName(get func(engine.Key) (engine.Record, error), name string
 	if !orgNameRE.MatchString(name) {
 		return Org{}, fmt.Errorf("%w: organization %s", ErrNoSuch, name)
 	}
-	return byName[Org](get, orgNamesNS, orgsNS, "organization", name)
+	return byName(get, orgNamesNS, m.orgs, name)
 }
 
 // OrgByName returns the organization with that name.
 func (m *IAM) OrgByName(name string) (Org, error) { return m.orgByName(m.e.GetRecord, name) }
 
 // Orgs returns every organization, by ID.
-func (m *IAM) Orgs() ([]Org, error) { return list[Org](m.e, orgsNS, "") }
+func (m *IAM) Orgs() ([]Org, error) { return m.orgs.List("") }
 
 // DeleteOrg removes an organization and its memberships; one with files
 // is refused unless purge, which deletes them too.
@@ -433,7 +407,7 @@ func (m *IAM) Memberships(userID string) ([]Member, error) {
 		if err != nil {
 			return nil, err
 		}
-		o, err := getJSON[Org](m.e.GetRecord, key(orgsNS, "", rec.Key.Name))
+		o, err := m.orgs.Get("", rec.Key.Name)
 		if errors.Is(err, ErrNoSuch) {
 			continue // deleted meanwhile
 		}

@@ -49,16 +49,18 @@ func (s Store[T]) missing(name string) error { return fmt.Errorf("%w: %s", s.Mis
 
 // Get returns the value of name, or Missing.
 func (s Store[T]) Get(tenant, name string) (T, error) {
-	v, _, err := s.get(s.Engine.GetRecord, tenant, name)
+	v, _, err := s.From(s.Engine.GetRecord, tenant, name)
 	return v, err
 }
 
 // GetTx is Get inside a transaction; it returns the record too.
 func (s Store[T]) GetTx(tx *engine.Tx, tenant, name string) (T, engine.Record, error) {
-	return s.get(tx.Get, tenant, name)
+	return s.From(tx.Get, tenant, name)
 }
 
-func (s Store[T]) get(get func(engine.Key) (engine.Record, error), tenant, name string) (T, engine.Record, error) {
+// From is Get through get: the engine's GetRecord, or a transaction's
+// Get, for code that runs either way.
+func (s Store[T]) From(get func(engine.Key) (engine.Record, error), tenant, name string) (T, engine.Record, error) {
 	var zero T
 	rec, err := get(s.Key(tenant, name))
 	if errors.Is(err, engine.ErrNotFound) {
