@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/publink"
+	"github.com/cairnstore/cairn/server/internal/records"
 )
 
 // RefID links an asset to a resource.
@@ -122,23 +122,12 @@ func putAsset(tx *engine.Tx, tenant string, st *stored, old *stored, up *engine.
 	return nil
 }
 
-func decodeStored(rec engine.Record) (*stored, error) {
-	var st stored
-	if err := json.Unmarshal(rec.Meta, &st); err != nil {
-		return nil, fmt.Errorf("%w: asset %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-	}
-	return &st, nil
-}
+// assets decodes asset records.
+var assets = records.Store[stored]{Namespace: namespace, What: "asset"}
 
-func (a *API) base(r *http.Request) string {
-	if a.cfg.PublicURL != "" {
-		return strings.TrimSuffix(a.cfg.PublicURL, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
+func decodeStored(rec engine.Record) (*stored, error) {
+	st, err := assets.Decode(rec)
+	return &st, err
 }
 
 // render fills the asset's url for this request.

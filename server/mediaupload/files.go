@@ -3,12 +3,12 @@ package mediaupload
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/publink"
+	"github.com/cairnstore/cairn/server/internal/records"
 )
 
 // Namespaces in the index: files; per account the content hash of each
@@ -42,13 +42,10 @@ type meta struct {
 }
 
 // metaOf decodes a file's meta; bad bytes in the index are corruption.
-func metaOf(rec engine.Record) (meta, error) {
-	var m meta
-	if err := json.Unmarshal(rec.Meta, &m); err != nil {
-		return m, fmt.Errorf("%w: media upload file %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-	}
-	return m, nil
-}
+func metaOf(rec engine.Record) (meta, error) { return files.Decode(rec) }
+
+// files decodes file records.
+var files = records.Store[meta]{Namespace: namespace, What: "media upload file"}
 
 func fileKey(acc Account, id string) engine.Key {
 	return engine.Key{Namespace: namespace, Tenant: acc.tenant(), Name: id}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/publink"
+	"github.com/cairnstore/cairn/server/internal/records"
 )
 
 // medium is what the store keeps of a Medium, as JSON in its record's
@@ -314,10 +315,10 @@ func (a *API) render(r *http.Request, id string, m *medium) map[string]any {
 	}}
 }
 
+// media decodes medium records.
+var media = records.Store[medium]{Namespace: namespace, What: "medium"}
+
 func decodeMedium(rec engine.Record) (*medium, error) {
-	var m medium
-	if err := json.Unmarshal(rec.Meta, &m); err != nil {
-		return nil, fmt.Errorf("%w: medium %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-	}
-	return &m, nil
+	m, err := media.Decode(rec)
+	return &m, err
 }

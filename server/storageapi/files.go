@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -23,6 +22,7 @@ import (
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/blobhttp"
 	"github.com/cairnstore/cairn/server/internal/publink"
+	"github.com/cairnstore/cairn/server/internal/records"
 	"github.com/cairnstore/cairn/server/internal/web"
 )
 
@@ -38,13 +38,10 @@ type stored struct {
 	DeleteHash string `json:"deleteHash,omitempty"`
 }
 
-func decodeFile(rec engine.Record) (stored, error) {
-	var f stored
-	if err := json.Unmarshal(rec.Meta, &f); err != nil {
-		return f, fmt.Errorf("%w: file %s: %w", engine.ErrCorrupt, rec.Key.Name, err)
-	}
-	return f, nil
-}
+func decodeFile(rec engine.Record) (stored, error) { return files.Decode(rec) }
+
+// files decodes file records.
+var files = records.Store[stored]{Namespace: filesNS, What: "file"}
 
 // File is a file as the API shows it.
 type File struct {
@@ -70,17 +67,6 @@ func (a *API) render(r *http.Request, ar area, rec engine.Record, f stored) File
 		out.URL = a.BaseURL(r) + publink.Path(f.PublicLink, f.Name)
 	}
 	return out
-}
-
-func (a *API) base(r *http.Request) string {
-	if a.cfg.PublicURL != "" {
-		return strings.TrimRight(a.cfg.PublicURL, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }
 
 func fileKey(ar area, id string) engine.Key {
