@@ -32,7 +32,7 @@ func fillHalfGarbage(b *testing.B, e *engine.Engine, ns string, n, size int) {
 		}
 	}
 	for i := 0; i < n; i += 2 {
-		if err := e.DeleteRecord(context.Background(), engine.Key{Namespace: ns, Tenant: "t", Name: fmt.Sprint(i)}, 0); err != nil {
+		if err := e.DeleteRecord(context.Background(), engine.Key{Namespace: ns, Tenant: "t", Name: fmt.Sprint(i)}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -162,7 +162,7 @@ func crashOnce(t *testing.T, seed uint64, unsynced int) {
 				if wrng.IntN(5) == 0 {
 					o = op{del: true}
 					m.begin(key, o)
-					err = e.DeleteRecord(ctx, k, 0)
+					err = e.DeleteRecord(ctx, k)
 					if errors.Is(err, engine.ErrNotFound) {
 						err = nil
 					}

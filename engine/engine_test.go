@@ -213,18 +213,9 @@ func TestRecords(t *testing.T) {
 	if err != nil || got.ContentType != "text/plain" || string(got.Meta) != "m1" || got.Version != 1 {
 		t.Fatalf("GetRecord = %+v, %v", got, err)
 	}
-	if _, err := e.PutRecord(ctx, key("a.txt"), bytes.NewReader(a), engine.Write{IfAbsent: true}); !errors.Is(err, engine.ErrExists) {
-		t.Fatalf("IfAbsent on an existing record: %v", err)
-	}
-	if _, err := e.PutRecord(ctx, key("a.txt"), bytes.NewReader(a), engine.Write{IfVersion: 7}); !errors.Is(err, engine.ErrConflict) {
-		t.Fatalf("IfVersion 7 on version 1: %v", err)
-	}
-	if _, err := e.PutRecord(ctx, key("nope"), bytes.NewReader(a), engine.Write{IfVersion: 1}); !errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("IfVersion on a missing record: %v", err)
-	}
 	now = now.Add(time.Hour)
 	b := text(2, 50<<10)
-	r2, err := e.PutRecord(ctx, key("a.txt"), bytes.NewReader(b), engine.Write{IfVersion: 1})
+	r2, err := e.PutRecord(ctx, key("a.txt"), bytes.NewReader(b), engine.Write{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,15 +250,12 @@ func TestRecords(t *testing.T) {
 	if !slices.Equal(names, []string{"a.txt", "b.txt"}) {
 		t.Fatalf("Records(t1) = %v", names)
 	}
-	if err := e.DeleteRecord(ctx, key("a.txt"), 1); !errors.Is(err, engine.ErrConflict) {
-		t.Fatalf("delete at a stale version: %v", err)
-	}
 	for _, k := range []engine.Key{key("a.txt"), key("b.txt"), other} {
-		if err := e.DeleteRecord(ctx, k, 0); err != nil {
+		if err := e.DeleteRecord(ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := e.DeleteRecord(ctx, key("a.txt"), 0); !errors.Is(err, engine.ErrNotFound) {
+	if err := e.DeleteRecord(ctx, key("a.txt")); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 	st, _ = e.Stats()
@@ -358,7 +346,7 @@ func TestReaderKeepsContent(t *testing.T) {
 	}
 	head := make([]byte, 10)
 	io.ReadFull(r, head)
-	if err := e.DeleteRecord(ctx, key("x"), 0); err != nil {
+	if err := e.DeleteRecord(ctx, key("x")); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := io.ReadAll(r)
@@ -563,7 +551,7 @@ func TestBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range recs {
-			if err := e.DeleteRecord(ctx, r.Key, 0); err != nil {
+			if err := e.DeleteRecord(ctx, r.Key); err != nil {
 				t.Fatal(err)
 			}
 			seen++

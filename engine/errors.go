@@ -14,9 +14,8 @@ var (
 	// ErrCorrupt: stored bytes or index entries fail verification. Data is
 	// never returned wrong; this is returned instead.
 	ErrCorrupt = errors.New("engine: corrupt data")
-	// ErrConflict: a write's IfVersion did not match the record's version.
-	ErrConflict = errors.New("engine: version conflict")
-	// ErrExists: a write with IfAbsent found the record.
+	// ErrExists: a record a transaction was to create exists already
+	// (for the APIs to return from their transactions).
 	ErrExists = errors.New("engine: record exists")
 	// ErrNoSpace: the disk is full (or below the configured reserve).
 	// Nothing was stored; reads and deletes keep working, and writes work

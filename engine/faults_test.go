@@ -342,7 +342,7 @@ func TestGCOnFullDisk(t *testing.T) {
 		}
 		if i%8 == 0 {
 			keep[k] = data
-		} else if err := e.DeleteRecord(ctx, k, 0); err != nil {
+		} else if err := e.DeleteRecord(ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}

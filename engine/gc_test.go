@@ -78,7 +78,7 @@ func TestGCReclaims(t *testing.T) {
 	for i := range 60 {
 		if i%3 != 0 {
 			k := engine.Key{Namespace: "gc", Tenant: "t", Name: fmt.Sprint(i)}
-			if err := e.DeleteRecord(ctx, k, 0); err != nil {
+			if err := e.DeleteRecord(ctx, k); err != nil {
 				t.Fatal(err)
 			}
 			delete(contents, k.Name)
@@ -184,7 +184,7 @@ func TestGCZeroReferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.DeleteRecord(ctx, k, 0); err != nil {
+	if err := e.DeleteRecord(ctx, k); err != nil {
 		t.Fatal(err)
 	}
 	now.Add(int64(2 * time.Hour))
@@ -311,7 +311,7 @@ func TestGCRaces(t *testing.T) {
 			for range ops {
 				k := engine.Key{Namespace: "race", Tenant: "t", Name: fmt.Sprintf("w%d/%d", w, rng.IntN(3))}
 				if rng.IntN(3) == 0 {
-					err := e.DeleteRecord(ctx, k, 0)
+					err := e.DeleteRecord(ctx, k)
 					if err != nil && !errors.Is(err, engine.ErrNotFound) {
 						t.Errorf("delete %s: %v", k.Name, err)
 					}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -11,36 +10,13 @@ import (
 	"github.com/cairnstore/cairn/internal/blob"
 )
 
-// Write says how PutRecord stores a record, and on what condition.
+// Write says how PutRecord stores a record. A write that depends on what
+// is stored reads and writes in one Update instead.
 type Write struct {
 	ContentType string
 	Meta        []byte
 	// Expires, if not zero, schedules the record's deletion.
 	Expires time.Time
-	// IfVersion, if not zero, requires the record to exist at this version
-	// (ErrNotFound if it does not exist, ErrConflict if it has another).
-	IfVersion uint64
-	// IfAbsent requires that no record exist at the key (ErrExists).
-	IfAbsent bool
-}
-
-// check applies w's condition to the current record.
-func (w Write) check(tx *Tx, k Key) error {
-	if w.IfVersion == 0 && !w.IfAbsent {
-		return nil
-	}
-	cur, err := tx.Get(k)
-	switch {
-	case err != nil && w.IfAbsent && errors.Is(err, ErrNotFound):
-		return nil
-	case err != nil:
-		return err
-	case w.IfAbsent:
-		return fmt.Errorf("%w: %s", ErrExists, k)
-	case cur.Version != w.IfVersion:
-		return fmt.Errorf("%w: %s is at version %d, not %d", ErrConflict, k, cur.Version, w.IfVersion)
-	}
-	return nil
 }
 
 // PutRecord streams r into the store and, atomically with the references
@@ -56,9 +32,6 @@ func (e *Engine) PutRecord(ctx context.Context, k Key, r io.Reader, w Write) (Re
 	defer up.Close()
 	var out Record
 	err = e.Update(ctx, func(tx *Tx) error {
-		if err := w.check(tx, k); err != nil {
-			return err
-		}
 		var err error
 		out, err = tx.Put(k, Record{ContentType: w.ContentType, Meta: w.Meta, Expires: w.Expires}, up)
 		return err
@@ -66,15 +39,9 @@ func (e *Engine) PutRecord(ctx context.Context, k Key, r io.Reader, w Write) (Re
 	return out, err
 }
 
-// DeleteRecord removes the record at k (ErrNotFound if there is none);
-// ifVersion, if not zero, must be its version (ErrConflict).
-func (e *Engine) DeleteRecord(ctx context.Context, k Key, ifVersion uint64) error {
-	return e.Update(ctx, func(tx *Tx) error {
-		if err := (Write{IfVersion: ifVersion}).check(tx, k); err != nil {
-			return err
-		}
-		return tx.Delete(k)
-	})
+// DeleteRecord removes the record at k (ErrNotFound if there is none).
+func (e *Engine) DeleteRecord(ctx context.Context, k Key) error {
+	return e.Update(ctx, func(tx *Tx) error { return tx.Delete(k) })
 }
 
 // GetRecord returns the record at k, or ErrNotFound. A record past its

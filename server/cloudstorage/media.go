@@ -202,7 +202,7 @@ func (a *API) move(w http.ResponseWriter, r *http.Request, t target) error {
 }
 
 func (a *API) delete(w http.ResponseWriter, r *http.Request, t target) error {
-	if err := a.Engine.DeleteRecord(r.Context(), t.key(), 0); err != nil {
+	if err := a.Engine.DeleteRecord(r.Context(), t.key()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -115,7 +115,7 @@ func (s Store[T]) Update(ctx context.Context, tenant, name string, fn func(*T) e
 
 // Delete removes name's record, or answers Missing.
 func (s Store[T]) Delete(ctx context.Context, tenant, name string) error {
-	err := s.Engine.DeleteRecord(ctx, s.Key(tenant, name), 0)
+	err := s.Engine.DeleteRecord(ctx, s.Key(tenant, name))
 	if errors.Is(err, engine.ErrNotFound) {
 		return s.missing(name)
 	}

@@ -60,7 +60,7 @@ func Status(err error) int {
 	case errors.Is(err, engine.ErrReadOnly), errors.Is(err, engine.ErrClosed),
 		errors.Is(err, engine.ErrBusy), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, engine.ErrConflict), errors.Is(err, engine.ErrExists):
+	case errors.Is(err, engine.ErrExists):
 		return http.StatusConflict
 	case errors.Is(err, engine.ErrInvalid):
 		return http.StatusBadRequest
