@@ -31,7 +31,7 @@ func layer(pkg string) (n int, ok bool) {
 		return 4, true
 	case rel == "segment", rel == "index", rel == "internal/chunker", rel == "internal/mail":
 		return 5, true
-	case rel == "internal/blob":
+	case rel == "internal/blob", rel == "internal/keyspace":
 		return 6, true
 	}
 	return 0, false

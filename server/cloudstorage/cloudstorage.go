@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/urlpath"
 	"github.com/cairnstore/cairn/server/internal/web"
 )
@@ -38,7 +39,7 @@ const MaxListLimit = 10000
 
 // namespace holds media records; their tenant is "<visibility>/<bucket>"
 // and their name the media path.
-const namespace = "cloudstorage"
+const namespace = keyspace.CloudStorage
 
 // API is the cloud storage API over one engine.
 type API struct {

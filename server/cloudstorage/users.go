@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/records"
 )
@@ -46,7 +47,7 @@ type User struct {
 
 // usersNamespace holds users in the index: one record per user, no
 // content, the user as JSON in Meta.
-const usersNamespace = "cloudstorage.users"
+const usersNamespace = keyspace.CloudStorageUsers
 
 var (
 	// ErrUserExists: Add of an ID that is taken.

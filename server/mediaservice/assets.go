@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/publink"
 	"github.com/cairnstore/cairn/server/internal/records"
 )
@@ -54,9 +55,9 @@ type stored struct {
 }
 
 const (
-	namespace  = "mediaservice"
-	byNS       = "mediaservice.by"
-	createdNS  = "mediaservice.created"
+	namespace  = keyspace.MediaService
+	byNS       = keyspace.MediaServiceBy
+	createdNS  = keyspace.MediaServiceCreated
 	timeLayout = "2006-01-02T15:04:05.000Z07:00"
 )
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/records"
 )
@@ -36,10 +37,10 @@ type Client struct {
 }
 
 const (
-	clientsNamespace = "mediaservice.clients"
+	clientsNamespace = keyspace.MediaServiceClients
 	// keyRecord holds the HS256 key that signs access tokens, made on
 	// first use and kept in the store, so tokens survive restarts.
-	keyNamespace = "mediaservice.key"
+	keyNamespace = keyspace.MediaServiceKey
 )
 
 var (

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/records"
 )
@@ -36,7 +37,7 @@ func (acc Account) tenant() string {
 	return ":" + acc.ID
 }
 
-const accountsNamespace = "mediaupload.accounts"
+const accountsNamespace = keyspace.MediaUploadAccounts
 
 var (
 	// ErrAccountExists: Add of a name that is taken.

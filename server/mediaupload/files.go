@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/publink"
 	"github.com/cairnstore/cairn/server/internal/records"
 )
@@ -15,9 +16,9 @@ import (
 // file (duplicate detection) and the X-Request-Id of its upload (the
 // document's other identifier of a file).
 const (
-	namespace    = "mediaupload"
-	dupNamespace = "mediaupload.dup"
-	ridNamespace = "mediaupload.rid"
+	namespace    = keyspace.MediaUpload
+	dupNamespace = keyspace.MediaUploadDup
+	ridNamespace = keyspace.MediaUploadRID
 )
 
 // info is the documented description of a file.

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/publink"
 	"github.com/cairnstore/cairn/server/internal/records"
 )
@@ -177,10 +178,10 @@ func (m *medium) expires() time.Time {
 //   - oceanmedia.by / "<field>=<value>" and "all" / "<updated_at>/<id>" → entry
 //   - oceanmedia.values / <field> / <value>: the distinct values, for group
 const (
-	namespace       = "oceanmedia"
-	uniqueNamespace = "oceanmedia.unique"
-	byNamespace     = "oceanmedia.by"
-	valuesNamespace = "oceanmedia.values"
+	namespace       = keyspace.OceanMedia
+	uniqueNamespace = keyspace.OceanMediaUnique
+	byNamespace     = keyspace.OceanMediaBy
+	valuesNamespace = keyspace.OceanMediaValues
 )
 
 func mediumKey(id string) engine.Key { return engine.Key{Namespace: namespace, Name: id} }

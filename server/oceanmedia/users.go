@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/records"
 )
@@ -37,8 +38,8 @@ type User struct {
 }
 
 const (
-	usersNamespace  = "oceanmedia.users"
-	tokensNamespace = "oceanmedia.tokens"
+	usersNamespace  = keyspace.OceanMediaUsers
+	tokensNamespace = keyspace.OceanMediaTokens
 )
 
 var (

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/blobhttp"
 	"github.com/cairnstore/cairn/server/internal/publink"
@@ -26,7 +27,7 @@ import (
 	"github.com/cairnstore/cairn/server/internal/web"
 )
 
-const filesNS = "storageapi.files"
+const filesNS = keyspace.StorageFiles
 
 // stored is a file record's metadata.
 type stored struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/publink"
 	"github.com/cairnstore/cairn/server/internal/records"
@@ -71,13 +72,13 @@ type Member struct {
 // inherits files); emails and names map to IDs; a membership is kept
 // twice, under the user and under the organization, in one transaction.
 const (
-	usersNS      = "storageapi.users"
-	emailsNS     = "storageapi.emails"
-	orgsNS       = "storageapi.orgs"
-	orgNamesNS   = "storageapi.orgnames"
-	membersNS    = "storageapi.members"    // tenant user ID, name org ID, meta role
-	orgMembersNS = "storageapi.orgmembers" // tenant org ID, name user ID, meta role
-	keyNS        = "storageapi.key"
+	usersNS      = keyspace.StorageUsers
+	emailsNS     = keyspace.StorageEmails
+	orgsNS       = keyspace.StorageOrgs
+	orgNamesNS   = keyspace.StorageOrgNames
+	membersNS    = keyspace.StorageMembers    // tenant user ID, name org ID, meta role
+	orgMembersNS = keyspace.StorageOrgMembers // tenant org ID, name user ID, meta role
+	keyNS        = keyspace.StorageKey
 )
 
 var (

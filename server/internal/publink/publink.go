@@ -18,9 +18,10 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
 )
 
-const namespace = "public"
+const namespace = keyspace.PublicLinks
 
 // NewID returns a new opaque link ID: 128 random bits in hex.
 func NewID() string {
