@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
@@ -12,12 +11,9 @@ import (
 )
 
 func accountCommand() command {
-	return command{
-		name:    "account",
-		args:    "add|list|passwd|delete [arguments]",
-		short:   "manage media upload accounts (HTTP Basic auth)",
-		minArgs: 1, maxArgs: 2,
-		store: true,
+	return identity{
+		name:  "account",
+		short: "manage media upload accounts (HTTP Basic auth)",
 		long: `
 Account manages the media upload API's accounts. Passwords are kept as
 bcrypt hashes. It works on a stopped store and, through the data folder's
@@ -29,54 +25,52 @@ admin socket, on a running server.
   cairn account delete <name> [--purge]       refused while it has files, unless --purge deletes them
 
 An account made again under a deleted one's name never sees its files.`,
-		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
-			data := dataFlag(fs)
+		verbs: func(fs *flag.FlagSet, e *env) func(*engine.Engine) []verb {
 			passwordFlag := secretFlags(fs, "password", "the password to set (at least 12 bytes; default a random one)")
 			purge := fs.Bool("purge", false, "delete the account's files too")
-			return func(ctx context.Context) error {
-				args := e.args
-				return withStore(*data, e, func(eng *engine.Engine) error {
-					accounts := mediaupload.NewAccounts(eng)
-					verb := args[0]
-					if (verb == "list") != (len(args) == 1) {
-						return fmt.Errorf("usage: cairn account %s", map[bool]string{true: "list", false: verb + " <name>"}[verb == "list"])
-					}
-					switch verb {
-					case "add", "passwd":
+			return func(eng *engine.Engine) []verb {
+				accounts := mediaupload.NewAccounts(eng)
+				set := func(create bool) func(context.Context, []string) error {
+					return func(ctx context.Context, args []string) error {
 						password, err := passwordFlag.get(e)
 						if err != nil {
 							return err
 						}
-						pw, err := accounts.Set(ctx, args[1], password, verb == "add")
+						pw, err := accounts.Set(ctx, args[0], password, create)
 						if err != nil {
 							return err
 						}
-						fmt.Fprintf(e.stdout, "account %s: password set\n", args[1])
+						fmt.Fprintf(e.stdout, "account %s: password set\n", args[0])
 						if password == "" {
 							fmt.Fprintf(e.stdout, "password: %s\n", pw)
 						}
-					case "list":
+						return nil
+					}
+				}
+				return []verb{
+					{"add", "<name>", set(true)},
+					{"passwd", "<name>", set(false)},
+					{"list", "", func(context.Context, []string) error {
 						list, err := accounts.List()
 						if err != nil {
 							return err
 						}
-						tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-						fmt.Fprintln(tw, "NAME\tCREATED")
+						var rows [][]string
 						for _, a := range list {
-							fmt.Fprintf(tw, "%s\t%s\n", a.Name, a.Created.Format(time.RFC3339))
+							rows = append(rows, []string{a.Name, a.Created.Format(time.RFC3339)})
 						}
-						tw.Flush()
-					case "delete":
-						if err := accounts.Delete(ctx, args[1], *purge); err != nil {
+						table(e, "NAME\tCREATED", rows)
+						return nil
+					}},
+					{"delete", "<name>", func(ctx context.Context, args []string) error {
+						if err := accounts.Delete(ctx, args[0], *purge); err != nil {
 							return err
 						}
-						fmt.Fprintf(e.stdout, "deleted account %s\n", args[1])
-					default:
-						return fmt.Errorf("unknown account command %q: want add, passwd, list or delete", verb)
-					}
-					return nil
-				})
+						fmt.Fprintf(e.stdout, "deleted account %s\n", args[0])
+						return nil
+					}},
+				}
 			}
 		},
-	}
+	}.command()
 }
