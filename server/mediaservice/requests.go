@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -87,74 +86,38 @@ func (a *API) readRequest(r *http.Request, client string) (b body, up *engine.Up
 	default:
 		return b, nil, "", "", "", badRequest("Content-Type must be multipart/form-data (BLOB) or application/json (LINK)")
 	}
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return b, nil, "", "", "", badRequest("bad multipart body: " + err.Error())
-	}
 	gotBody := false
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if up != nil {
-				up.Close()
+	file, err := web.ReadForm(r, a.Engine, web.Form{
+		Limit: a.cfg.MaxFile,
+		Name: func(name string) (string, error) {
+			if len(name) > 255 {
+				return "", badRequest("the file part's name and type are at most 255 characters")
 			}
-			if web.Status(err) == http.StatusRequestEntityTooLarge {
-				return b, nil, "", "", "", err
-			}
-			return b, nil, "", "", "", badRequest("bad multipart body: " + err.Error())
-		}
-		switch p.FormName() {
-		case "body":
-			raw, err := io.ReadAll(io.LimitReader(p, web.DefaultMaxBody+1))
-			if err == nil && len(raw) > web.DefaultMaxBody {
-				err = errors.New("the body part is too large")
-			}
-			if err == nil {
-				err = json.Unmarshal(raw, &b)
-			}
-			if err != nil {
-				if up != nil {
-					up.Close()
-				}
-				return b, nil, "", "", "", badRequest("the body part is not a valid asset: " + err.Error())
+			return name, nil
+		},
+		Fields: []string{"body"},
+		Field: func(_ string, raw []byte) error {
+			if err := json.Unmarshal(raw, &b); err != nil {
+				return badRequest("the body part is not a valid asset: " + err.Error())
 			}
 			gotBody = true
-		case "file":
-			if up != nil {
-				up.Close()
-				return b, nil, "", "", "", badRequest("more than one file part")
-			}
-			fname, ftype = p.FileName(), p.Header.Get("Content-Type")
-			if len(fname) > 255 || len(ftype) > 255 {
-				return b, nil, "", "", "", badRequest("the file part's name and type are at most 255 characters")
-			}
-			release, err := a.Limits.Uploads.Acquire(r.Context(), web.Identity("mediaservice", client))
-			if err != nil {
-				return b, nil, "", "", "", err
-			}
-			ctype, rd, err := web.Content(ftype, web.LimitReader(p, a.cfg.MaxFile))
-			if err == nil {
-				ftype = ctype
-				up, err = a.Engine.Upload(r.Context(), rd)
-			}
-			release()
-			if err != nil {
-				return b, nil, "", "", "", err
-			}
-		default:
-			io.Copy(io.Discard, io.LimitReader(p, 1<<20))
-		}
-	}
-	if !gotBody || up == nil {
-		if up != nil {
-			up.Close()
-		}
+			return nil
+		},
+		Slot: func() (func(), error) {
+			return a.Limits.Uploads.Acquire(r.Context(), web.Identity("mediaservice", client))
+		},
+	})
+	var fe *web.FormError
+	switch {
+	case errors.As(err, &fe):
+		return b, nil, "", "", "", badRequest("bad multipart body: " + fe.Reason)
+	case err != nil:
+		return b, nil, "", "", "", err
+	case !gotBody:
+		file.Close()
 		return b, nil, "", "", "", badRequest("a BLOB needs a body part and a file part")
 	}
-	return b, up, fname, ftype, "BLOB", nil
+	return b, file.Upload, file.Name, file.ContentType, "BLOB", nil
 }
 
 // newID returns a new asset id: 24 random hex digits, the shape of the

@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -133,11 +131,16 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, ar area) error {
 		return err
 	}
 	defer release()
-	up, name, err := a.readFile(r, limit)
+	up, err := web.ReadForm(r, a.Engine, web.Form{Limit: limit, Name: fileName})
+	var fe *web.FormError
+	if errors.As(err, &fe) {
+		return fail(http.StatusBadRequest, "bad_request", "%s", fe.Reason)
+	}
 	if err != nil {
 		return err
 	}
 	defer up.Close()
+	name := up.Name
 	id, err := uuid.NewV7()
 	if err != nil {
 		return err
@@ -190,66 +193,6 @@ func (a *API) stillThere(tx *engine.Tx, ar area) error {
 		}
 	}
 	return nil
-}
-
-type upload struct {
-	*engine.Upload
-	ContentType string
-}
-
-// readFile streams the multipart body's `file` part into the store; other
-// parts are skipped.
-func (a *API) readFile(r *http.Request, limit int64) (*upload, string, error) {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "multipart/form-data" {
-		return nil, "", fail(http.StatusBadRequest, "bad_request", "the body must be multipart/form-data with a part named file")
-	}
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return nil, "", fail(http.StatusBadRequest, "bad_request", "bad multipart body: %v", err)
-	}
-	var up *upload
-	var name string
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err == nil && p.FormName() == "file" && up != nil {
-			err = fail(http.StatusBadRequest, "bad_request", "more than one part named file")
-		}
-		if err == nil && p.FormName() == "file" {
-			name, err = fileName(p.FileName())
-			var ctype string
-			var rd io.Reader
-			if err == nil {
-				ctype, rd, err = web.Content(p.Header.Get("Content-Type"), web.LimitReader(p, limit))
-			}
-			var eu *engine.Upload
-			if err == nil {
-				eu, err = a.Engine.Upload(r.Context(), rd)
-			}
-			if err == nil {
-				up = &upload{Upload: eu, ContentType: ctype}
-			}
-		} else if err == nil {
-			_, err = io.Copy(io.Discard, io.LimitReader(p, 1<<20))
-		}
-		if err != nil {
-			if up != nil {
-				up.Close()
-			}
-			var ae *apiError
-			if errors.As(err, &ae) || web.Status(err) != http.StatusInternalServerError && web.Status(err) != http.StatusBadRequest {
-				return nil, "", err
-			}
-			return nil, "", fail(http.StatusBadRequest, "bad_request", "bad multipart body: %v", err)
-		}
-	}
-	if up == nil {
-		return nil, "", fail(http.StatusBadRequest, "bad_request", "no part named file")
-	}
-	return up, name, nil
 }
 
 func (a *API) download(w http.ResponseWriter, r *http.Request, ar area) error {
