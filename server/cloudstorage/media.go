@@ -230,28 +230,20 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, t target) error {
 	if limit == 0 {
 		return a.listAll(w, t, prefix, after)
 	}
-	paths := []string{}
-	more := false
-	for rec, err := range a.Engine.Records(namespace, t.key().Tenant, prefix, after) {
-		if err != nil {
-			return err
-		}
-		if rec.Key.Name == after {
-			continue
-		}
-		if len(paths) == limit {
-			more = true
-			break
-		}
-		paths = append(paths, t.full(rec.Key.Name))
+	recs, more, err := web.Page(a.Engine, namespace, t.key().Tenant, prefix, after, limit)
+	if err != nil {
+		return err
+	}
+	paths := make([]string, len(recs))
+	for i, rec := range recs {
+		paths[i] = t.full(rec.Key.Name)
 	}
 	if more {
-		last := strings.TrimPrefix(paths[len(paths)-1], t.visibility+"/"+t.bucket+"/")
-		next := url.Values{"after": {last}, "limit": {strconv.Itoa(limit)}}
+		next := url.Values{"after": {recs[len(recs)-1].Key.Name}, "limit": {strconv.Itoa(limit)}}
 		if prefix != "" {
 			next.Set("prefix", prefix)
 		}
-		w.Header().Set("Link", fmt.Sprintf("<%s?%s>; rel=\"next\"", t.bucketURL(), next.Encode()))
+		web.SetNext(w, t.bucketURL(), next)
 	}
 	web.JSON(w, http.StatusOK, paths)
 	return nil

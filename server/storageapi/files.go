@@ -349,19 +349,12 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, ar area) error {
 	if after != "" && !validID(after) {
 		return fail(http.StatusBadRequest, "bad_request", "after must be a file ID")
 	}
+	recs, more, err := web.Page(a.Engine, filesNS, ar.tenant, "", after, limit)
+	if err != nil {
+		return err
+	}
 	files := []File{}
-	next := ""
-	for rec, err := range a.Engine.Records(filesNS, ar.tenant, "", after) {
-		if err != nil {
-			return err
-		}
-		if rec.Key.Name == after {
-			continue
-		}
-		if len(files) == limit {
-			next = files[len(files)-1].FileID
-			break
-		}
+	for _, rec := range recs {
 		f, err := decodeFile(rec)
 		if err != nil {
 			return err
@@ -369,10 +362,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, ar area) error {
 		files = append(files, a.render(r, ar, rec, f))
 	}
 	out := map[string]any{"files": files}
-	if next != "" {
+	if more {
+		next := files[len(files)-1].FileID
 		out["next"] = next
-		nextURL := url.Values{"after": {next}, "limit": {strconv.Itoa(limit)}}
-		w.Header().Set("Link", "<"+r.URL.Path+"?"+nextURL.Encode()+`>; rel="next"`)
+		web.SetNext(w, r.URL.Path, url.Values{"after": {next}, "limit": {strconv.Itoa(limit)}})
 	}
 	web.JSON(w, http.StatusOK, out)
 	return nil
