@@ -101,19 +101,8 @@ func (v *env) do(method, path, tok string, body []byte, hdr ...string) resp {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := v.client.Do(req)
-	if err != nil {
-		v.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		v.t.Fatalf("%s %s: reading the body: %v", method, path, err)
-	}
-	return resp{res.StatusCode, res.Header, b}
+	code, h, b := openapitest.Do(v.t, v.client, req, hdr...)
+	return resp{code, h, b}
 }
 
 func (v *env) want(r resp, code int, what string) {

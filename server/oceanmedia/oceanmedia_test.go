@@ -99,16 +99,8 @@ func (v *env) do(method, path, user string, body any, hdr ...string) resp {
 		req.Header.Set("X-API-Token", v.tokens[user])
 	}
 	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := v.client.Do(req)
-	if err != nil {
-		v.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, b}
+	code, h, b := openapitest.Do(v.t, v.client, req, hdr...)
+	return resp{code, h, b}
 }
 
 // TestDocumentCoversRoutes: the document's operations are the mounted

@@ -144,13 +144,8 @@ func (v *env) do(q req) resp {
 		}
 		return r
 	}
-	res, err := v.client.Do(build())
-	if err != nil {
-		v.t.Fatalf("%s %s: %v", q.method, q.path, err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, body}
+	code, h, body := openapitest.Do(v.t, v.client, build())
+	return resp{code, h, body}
 }
 
 func (v *env) want(r resp, code int, errCode ...string) {

@@ -207,3 +207,23 @@ func Routes(t testing.TB, raw []byte, mounted []string) {
 		t.Fatalf("the document's operations are not the mounted routes\ndocument:\n%s\nmounted:\n%s", strings.Join(inDoc, "\n"), strings.Join(norm, "\n"))
 	}
 }
+
+// Do sends req through client, the header pairs hdr (name, value, …) set
+// over the request's own, and returns the answer's status, header and
+// body. Not getting an answer ends the test.
+func Do(t testing.TB, client *http.Client, req *http.Request, hdr ...string) (int, http.Header, []byte) {
+	t.Helper()
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.RequestURI(), err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", req.Method, req.URL.RequestURI(), err)
+	}
+	return res.StatusCode, res.Header, body
+}
