@@ -1,9 +1,13 @@
-// Package server is cairn's HTTP front: the router, the middleware every
-// route runs through (request ID, access log, panic recovery, body
-// limits, a read deadline extended while an upload makes progress,
-// metrics), the health endpoints and the API packages mounted on one
-// listener, and /metrics on another (MetricsHandler), for operators only. It holds no global state: everything comes in through
-// Config.
+// Package server is cairn's HTTP front.
+//
+// It is the router, the middleware every route runs through (request ID,
+// access log, panic recovery, body limits, a read deadline extended while
+// an upload makes progress, metrics), the health endpoints and the API
+// packages mounted on one listener, and /metrics on another
+// (MetricsHandler), for operators only. It holds no global state:
+// everything comes in through Config. The files: server.go the server and
+// its routes, middleware.go what every route runs through, public.go the
+// public links and the server's own error writer, metrics.go the metrics.
 //
 // A Server is an http.Handler, safe for concurrent use.
 //

@@ -1,5 +1,6 @@
-// Package auth holds the credential checks the APIs share: parsing an
-// Authorization header, verifying and signing HS256 JWTs, constant-time
+// Package auth is the credential checks the APIs share.
+//
+// It parses an Authorization header, verifying and signing HS256 JWTs, constant-time
 // comparison of secrets, and generating them. It knows nothing of where
 // users are kept: callers pass a lookup.
 //

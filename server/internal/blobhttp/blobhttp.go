@@ -1,5 +1,6 @@
-// Package blobhttp is the one download path every API uses: it serves a
-// record's verified bytes with http.ServeContent, so Range (single,
+// Package blobhttp is the one download path every API uses.
+//
+// It serves a record's verified bytes with http.ServeContent, so Range (single,
 // multiple, suffix), If-Range, If-None-Match and If-Modified-Since answer
 // 206, 416 and 304 exactly as net/http does. The ETag is the quoted blob
 // ID (the BLAKE3 of the bytes, so it changes exactly when they do).

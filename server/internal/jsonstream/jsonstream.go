@@ -1,5 +1,7 @@
-// Package jsonstream reads a flat JSON object whose one large field is a
-// base64 string (an upload's content), decoding that field as a stream
+// Package jsonstream reads a JSON upload body as a stream.
+//
+// The body is a flat JSON object whose one large field is a base64
+// string (an upload's content); that field is decoded as a stream
 // while it arrives so the body is never held whole; every other value is
 // small, bounded, and handed over as raw JSON for the caller to decode.
 //

@@ -1,6 +1,6 @@
-// Package openapitest checks an API's live traffic against the OpenAPI 3
-// document the API serves, for the API's tests: a Checker is an
-// http.RoundTripper that validates every request a test sends and every
+// Package openapitest checks an API's tests against its OpenAPI document.
+//
+// A Checker is an http.RoundTripper that validates every request a test sends and every
 // response it gets.
 //
 // The rules: a response must be one the document lists for its operation

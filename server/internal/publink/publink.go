@@ -1,5 +1,6 @@
-// Package publink keeps public file URLs: /f/<id>/<name>, where id is an
-// opaque random token that an API creates for one of its records. A
+// Package publink keeps public file URLs.
+//
+// A public URL is /f/<id>/<name>, where id is an opaque random token that an API creates for one of its records. A
 // content hash is never enough to fetch bytes (another tenant's identical
 // private file would leak); only a link an API made public resolves. A
 // link is a content-less record in the "public" namespace that names its

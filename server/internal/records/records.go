@@ -1,5 +1,6 @@
-// Package records keeps Go values as the metadata of index records: a
-// Store is one namespace of records whose Meta is a T, as JSON.
+// Package records is a typed record store.
+//
+// A Store is one namespace of index records whose Meta is a T, as JSON.
 //
 // The APIs' identity stores (users, accounts, clients) are Stores, and
 // the APIs decode their own records through them, so that bytes in the

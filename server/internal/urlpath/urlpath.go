@@ -1,5 +1,7 @@
-// Package urlpath turns a request's escaped URL path into one canonical
-// list of segments, the only form the APIs use to name things: every
+// Package urlpath is the one parser of request paths.
+//
+// It turns a request's escaped URL path into one canonical list of
+// segments, the only form the APIs use to name things: every
 // spelling of a name (percent-escapes, `\` for `/`, NFD or NFC Unicode)
 // canonicalises to the same segments, and what cannot name anything safely
 // (`.`, `..`, empty segments, NUL and control characters, invalid UTF-8,

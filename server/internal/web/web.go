@@ -1,9 +1,13 @@
-// Package web is the HTTP plumbing the API packages share, so that each
-// of them is only its routes, wire types and error shape: the Route an
-// API hands the server, the status an engine error maps to, JSON
-// responses, reading an upload body with its declared or detected
-// content type, and the per-client limits (Slots, Rate, Logins) that keep
-// one client from taking the server.
+// Package web is the HTTP plumbing the API packages share.
+//
+// With it each API is only its handlers, wire types and one error
+// writer: Handler and Routes (a handler returns its error, the API's
+// ErrorWriter answers it), Deps (the engine, logger, clock and public base
+// URL every API is built on), the status an engine error maps to, JSON
+// responses and streamed arrays (Array), cursor pages (Page), reading an
+// upload body with its declared or detected content type and a multipart
+// file part (ReadForm), and the per-client limits (Slots, Rate, Logins)
+// that keep one client from taking the server.
 //
 // Everything here is safe for concurrent use.
 //
