@@ -1,7 +1,7 @@
 // Package auth is the credential checks the APIs share.
 //
-// It parses an Authorization header, verifying and signing HS256 JWTs, constant-time
-// comparison of secrets, and generating them. It knows nothing of where
+// It parses an Authorization header, verifies and signs HS256 JWTs,
+// compares secrets in constant time, and generates them. It knows nothing of where
 // users are kept: callers pass a lookup.
 //
 // Everything here is safe for concurrent use.
