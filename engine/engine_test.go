@@ -544,6 +544,27 @@ func TestBatches(t *testing.T) {
 			t.Errorf("Batches(%q, %q, %d) = %v in %d batches; want %v in %d", tc.prefix, tc.start, tc.n, got, batches, tc.want, tc.batches)
 		}
 	}
+	// Namespace: every tenant's records, and no other namespace's.
+	other := engine.Key{Namespace: "test", Tenant: "t2", Name: "x"}
+	if _, err := e.PutRecord(ctx, other, strings.NewReader("x"), engine.Write{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.PutRecord(ctx, engine.Key{Namespace: "test2", Name: "y"}, strings.NewReader("y"), engine.Write{}); err != nil {
+		t.Fatal(err)
+	}
+	var everywhere []string
+	for r, err := range e.Namespace("test") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		everywhere = append(everywhere, r.Key.Tenant+"/"+r.Key.Name)
+	}
+	if len(everywhere) != len(all)+1 || everywhere[len(everywhere)-1] != "t2/x" {
+		t.Fatalf("Namespace(test) = %v", everywhere)
+	}
+	if err := e.DeleteRecord(ctx, other); err != nil {
+		t.Fatal(err)
+	}
 	// Deleting each batch as it comes (as DeleteAll does) sees every record once.
 	seen := 0
 	for recs, err := range e.Batches("test", "t1", "", "", 4) {

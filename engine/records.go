@@ -79,6 +79,26 @@ func (e *Engine) Records(namespace, tenant, prefix, start string) iter.Seq2[Reco
 	}
 }
 
+// Namespace yields every record of namespace, of every tenant, in key
+// order: for a pass over all of an API's records (a migration), not for
+// serving requests.
+func (e *Engine) Namespace(namespace string) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		for r, err := range e.idx.NamespaceRecords(namespace) {
+			if err != nil {
+				yield(Record{}, corrupt(err))
+				return
+			}
+			if e.expired(r.Record) {
+				continue
+			}
+			if !yield(fromIndex(r.Key, r.Record), nil) {
+				return
+			}
+		}
+	}
+}
+
 // Batches yields the records Records yields, at most n at a time, each
 // batch read by an iterator of its own that is closed before the batch is
 // yielded: a caller may take its time over a batch (write it to a slow

@@ -235,6 +235,11 @@ func (v View) Records(namespace, tenant, prefix, start string) iter.Seq2[RecordE
 // AllRecords yields every record of every namespace and tenant.
 func (v View) AllRecords() iter.Seq2[RecordEntry, error] { return v.records([]byte{prefixRecord}, nil) }
 
+// NamespaceRecords yields every record of namespace, of every tenant.
+func (v View) NamespaceRecords(namespace string) iter.Seq2[RecordEntry, error] {
+	return v.records(appendEscaped([]byte{prefixRecord}, namespace), nil)
+}
+
 func (v View) records(prefix, start []byte) iter.Seq2[RecordEntry, error] {
 	return func(yield func(RecordEntry, error) bool) {
 		for e, err := range v.scan(prefix, start) {

@@ -242,6 +242,16 @@ func SealSecrets(ctx context.Context, e *engine.Engine) (int, error) {
 	return n, storageapi.SealSecrets(ctx, e)
 }
 
+// Migrate brings an index an earlier version wrote to this version's
+// layout (each change once, recorded in the index); run it before
+// serving.
+func Migrate(ctx context.Context, e *engine.Engine) error {
+	if err := oceanmedia.Migrate(ctx, e); err != nil {
+		return err
+	}
+	return mediaservice.Migrate(ctx, e)
+}
+
 // Drain marks the server as shutting down: /readyz turns false.
 func (s *Server) Drain() { s.draining.Store(true) }
 

@@ -117,6 +117,9 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen li
 	} else if n > 0 {
 		log.Warn("sealed the signing secrets an earlier version kept in the index in clear; older index files may hold them until compacted: rotate them (cairn user rotate) to be sure", "users", n)
 	}
+	if err := server.Migrate(ctx, eng); err != nil {
+		return fmt.Errorf("migrating the index to this version's layout: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Engine, cfg.Logger, cfg.Registry, cfg.Version = eng, log, reg, version()

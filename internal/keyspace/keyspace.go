@@ -40,6 +40,9 @@ const (
 	StorageMembers    = "storageapi.members"    // tenant user id, name org id, meta role
 	StorageOrgMembers = "storageapi.orgmembers" // tenant org id, name user id, meta role
 	StorageKey        = "storageapi.key"        // the token signing key, sealed
+
+	// Migrations: one record per change of the index's layout done.
+	Migrations = "migrations"
 )
 
 // All are every namespace above.
@@ -50,4 +53,5 @@ var All = []string{
 	OceanMedia, OceanMediaUnique, OceanMediaBy, OceanMediaValues, OceanMediaUsers, OceanMediaTokens,
 	MediaService, MediaServiceBy, MediaServiceCreated, MediaServiceClients, MediaServiceKey,
 	StorageFiles, StorageUsers, StorageEmails, StorageOrgs, StorageOrgNames, StorageMembers, StorageOrgMembers, StorageKey,
+	Migrations,
 }

@@ -1,6 +1,7 @@
 package mediaservice
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,8 +80,42 @@ func indexValues(as *Asset) map[string][]string {
 	return v
 }
 
+// byKey is the index record of an asset whose path holds value: in the
+// asset's tenant, named by the pair (JSON, so that no value's prefix is
+// a prefix of another's) and then the asset's id.
 func byKey(tenant, path, value, id string) engine.Key {
-	return engine.Key{Namespace: byNS, Tenant: tenant + "/" + path + "=" + value, Name: id}
+	return engine.Key{Namespace: byNS, Tenant: tenant, Name: byPrefix(path, value) + id}
+}
+
+// byPrefix is the prefix of the names of the index records of path=value.
+func byPrefix(path, value string) string {
+	b, _ := json.Marshal([]string{path, value})
+	return string(b) + "/"
+}
+
+// Migrate moves the index records an earlier version kept under tenants
+// "<tenant>/<path>=<value>" into their tenant, once; the server runs it
+// at start.
+func Migrate(ctx context.Context, e *engine.Engine) error {
+	return records.Migrate(ctx, e, "mediaservice.index-names", namespace, func(tx *engine.Tx, rec engine.Record) error {
+		st, err := decodeStored(rec)
+		if err != nil {
+			return err
+		}
+		tenant := rec.Key.Tenant
+		for path, vals := range indexValues(&st.Asset) {
+			for _, v := range vals {
+				old := engine.Key{Namespace: byNS, Tenant: tenant + "/" + path + "=" + v, Name: st.ID}
+				if err := tx.Delete(old); err != nil && !errors.Is(err, engine.ErrNotFound) {
+					return err
+				}
+				if _, err := tx.Put(byKey(tenant, path, v, st.ID), engine.Record{}, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 func createdKey(tenant string, as *Asset) engine.Key {

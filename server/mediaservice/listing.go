@@ -83,13 +83,14 @@ func (a *API) candidates(tenant string, q *query.Query) (ids []string, narrowed,
 		seen := map[string]bool{}
 		var ids []string
 		for _, val := range vals {
-			for rec, err := range a.Engine.Records(byNS, tenant+"/"+path+"="+val, "", "") {
+			prefix := byPrefix(path, val)
+			for rec, err := range a.Engine.Records(byNS, tenant, prefix, "") {
 				if err != nil {
 					return nil, false, false, err
 				}
-				if !seen[rec.Key.Name] {
-					seen[rec.Key.Name] = true
-					ids = append(ids, rec.Key.Name)
+				if id := strings.TrimPrefix(rec.Key.Name, prefix); !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
 				}
 			}
 		}

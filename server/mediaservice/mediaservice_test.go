@@ -594,3 +594,42 @@ func TestClientMadeAgain(t *testing.T) {
 	v.want(v.do("GET", "/media/acme/assets", "old", nil, ""), 401, fault401)
 	v.want(v.do("GET", "/media/globex/assets", "new", nil, ""), 200, "")
 }
+
+// TestMigrate: a store whose index records an earlier version kept under
+// "<tenant>/<path>=<value>" tenants answers indexed queries as before once
+// Migrate ran, and the index records' tenants are tenants only.
+func TestMigrate(t *testing.T) {
+	v := newEnv(t, 0)
+	for i, ref := range []string{"p1", "p2", "p1"} {
+		body := fmt.Sprintf(`{"type":"LINK","access":"PUBLIC","url":"https://x.example/%d","refIds":[{"id":%q,"type":"PRODUCT"}]}`, i, ref)
+		idOf(t, v.do("POST", "/media/acme/assets", "manager", strings.NewReader(body), "application/json"))
+	}
+	queries := []string{"refIds.id:p1", "refIds.id:p2%20access:PUBLIC", "type:LINK"}
+	list := func() []string {
+		var out []string
+		for _, q := range queries {
+			r := v.do("GET", "/media/acme/assets?q="+q, "reader", nil, "")
+			out = append(out, string(r.body))
+		}
+		return out
+	}
+	want := list()
+	ctx := context.Background()
+	if err := mediaservice.OldLayout(ctx, v.e); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); slices.Equal(got, want) {
+		t.Fatal("the old layout answers as the new: the test would prove nothing")
+	}
+	for range 2 { // the second is a no-op
+		if err := mediaservice.Migrate(ctx, v.e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := list(); !slices.Equal(got, want) {
+		t.Fatalf("after Migrate:\n%q\nwant\n%q", got, want)
+	}
+	if tenants, err := mediaservice.IndexTenants(v.e); err != nil || len(tenants) != 0 {
+		t.Fatalf("index records with tenants %q, %v", tenants, err)
+	}
+}

@@ -103,14 +103,14 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 // driving picks the index a collection walks: one of the matched
-// properties, or every medium.
+// properties, or every medium. It returns the index records' prefix.
 func driving(match map[string]string) string {
 	for _, f := range indexed {
 		if v, ok := match[f]; ok {
-			return f + "=" + v
+			return valuePrefix(f, v)
 		}
 	}
-	return "all"
+	return allPrefix
 }
 
 // listBatch is how many index records a collection reads at a time.
@@ -120,7 +120,7 @@ var listBatch = 256
 // reading the index a batch at a time.
 func (a *API) matching(match map[string]string, ok func(*entry) bool) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		for recs, err := range a.Engine.Batches(byNamespace, driving(match), "", "", listBatch) {
+		for recs, err := range a.Engine.Batches(byNamespace, "", driving(match), "", listBatch) {
 			if err != nil {
 				yield("", err)
 				return
@@ -152,16 +152,21 @@ func (a *API) grouped(field string, match map[string]string, ok func(*entry) boo
 		if v, fixed := match[field]; fixed {
 			values = append(values, v)
 		} else {
-			for rec, err := range a.Engine.Records(valuesNamespace, field, "", "") {
+			for rec, err := range a.Engine.Records(valuesNamespace, "", fieldPrefix(field), "") {
+				var v string
+				if err == nil {
+					v, err = valueOf(rec.Key.Name)
+				}
 				if err != nil {
 					yield("", err)
 					return
 				}
-				values = append(values, rec.Key.Name)
+				values = append(values, v)
 			}
 		}
 		for _, v := range values {
-			for rec, err := range a.Engine.Records(byNamespace, field+"="+v, "", "") {
+			prefix := valuePrefix(field, v)
+			for rec, err := range a.Engine.Records(byNamespace, "", prefix, "") {
 				if err != nil {
 					yield("", err)
 					return
@@ -172,7 +177,7 @@ func (a *API) grouped(field string, match map[string]string, ok func(*entry) boo
 					return
 				}
 				if ok(&en) {
-					picks = append(picks, pick{rec.Key.Name, en.ID})
+					picks = append(picks, pick{strings.TrimPrefix(rec.Key.Name, prefix), en.ID})
 					break
 				}
 			}

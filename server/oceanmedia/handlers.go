@@ -246,20 +246,21 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
 // more, so that group stays a walk over live values.
 func (a *API) cleanValues(ctx context.Context, m *medium) {
 	for _, f := range indexed {
-		v := m.field(f)
-		used := false
-		for range a.Engine.Records(byNamespace, f+"="+v, "", "") {
-			used = true
-			break
+		prefix := valuePrefix(f, m.field(f))
+		used := func() bool {
+			for range a.Engine.Records(byNamespace, "", prefix, "") {
+				return true
+			}
+			return false
 		}
-		if used {
+		if used() {
 			continue
 		}
 		a.Engine.Update(ctx, func(tx *engine.Tx) error {
-			for range a.Engine.Records(byNamespace, f+"="+v, "", "") {
+			if used() {
 				return nil // re-used meanwhile
 			}
-			if err := tx.Delete(engine.Key{Namespace: valuesNamespace, Tenant: f, Name: v}); err != nil && !isNotFound(err) {
+			if err := tx.Delete(engine.Key{Namespace: valuesNamespace, Name: prefix}); err != nil && !isNotFound(err) {
 				return err
 			}
 			return nil

@@ -1,6 +1,7 @@
 package oceanmedia
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -196,12 +197,45 @@ func byName(m *medium, id string) string {
 	return fmt.Sprintf("%020d/%s", m.UpdatedAt.UnixNano(), id)
 }
 
-func byTenants(m *medium) []string {
-	out := []string{"all"}
+// Media have no tenant: their index records are named for what they
+// index. A by record's name is a prefix (every medium's, or one field's
+// value) and then byName; a values record's name is a field's value.
+// Prefixes are JSON, so no value's prefix is a prefix of another's.
+const allPrefix = `["all"]/`
+
+// valuePrefix is the prefix of the by records of media whose field has
+// value, and the name of value's values record.
+func valuePrefix(field, value string) string {
+	b, _ := json.Marshal([]string{field, value})
+	return string(b) + "/"
+}
+
+// fieldPrefix is the prefix of the names of field's values records.
+func fieldPrefix(field string) string {
+	b, _ := json.Marshal([]string{field})
+	return string(b[:len(b)-1]) + ","
+}
+
+// valueOf is the value a values record of field names.
+func valueOf(name string) (string, error) {
+	var fv []string
+	if err := json.Unmarshal([]byte(strings.TrimSuffix(name, "/")), &fv); err != nil || len(fv) != 2 {
+		return "", fmt.Errorf("%w: values record %q", engine.ErrCorrupt, name)
+	}
+	return fv[1], nil
+}
+
+// byPrefixes are the prefixes of a medium's by records.
+func byPrefixes(m *medium) []string {
+	out := []string{allPrefix}
 	for _, f := range indexed {
-		out = append(out, f+"="+m.field(f))
+		out = append(out, valuePrefix(f, m.field(f)))
 	}
 	return out
+}
+
+func byKey(prefix string, m *medium, id string) engine.Key {
+	return engine.Key{Namespace: byNamespace, Name: prefix + byName(m, id)}
 }
 
 // entry is what an index entry carries, so that collections filter
@@ -243,13 +277,13 @@ func putIndex(tx *engine.Tx, m *medium, id string) error {
 		return err
 	}
 	meta, _ := json.Marshal(newEntry(m, id))
-	for _, t := range byTenants(m) {
-		if _, err := tx.Put(engine.Key{Namespace: byNamespace, Tenant: t, Name: byName(m, id)}, engine.Record{Meta: meta, Expires: exp}, nil); err != nil {
+	for _, p := range byPrefixes(m) {
+		if _, err := tx.Put(byKey(p, m, id), engine.Record{Meta: meta, Expires: exp}, nil); err != nil {
 			return err
 		}
 	}
 	for _, f := range indexed {
-		k := engine.Key{Namespace: valuesNamespace, Tenant: f, Name: m.field(f)}
+		k := engine.Key{Namespace: valuesNamespace, Name: valuePrefix(f, m.field(f))}
 		if _, err := tx.Get(k); err != nil {
 			if _, err := tx.Put(k, engine.Record{}, nil); err != nil {
 				return err
@@ -271,8 +305,8 @@ func deleteIndex(tx *engine.Tx, m *medium, id string) error {
 	if err := del(uniqueKey(m)); err != nil {
 		return err
 	}
-	for _, t := range byTenants(m) {
-		if err := del(engine.Key{Namespace: byNamespace, Tenant: t, Name: byName(m, id)}); err != nil {
+	for _, p := range byPrefixes(m) {
+		if err := del(byKey(p, m, id)); err != nil {
 			return err
 		}
 	}
@@ -322,4 +356,32 @@ var media = records.Store[medium]{Namespace: namespace, What: "medium"}
 func decodeMedium(rec engine.Record) (*medium, error) {
 	m, err := media.Decode(rec)
 	return &m, err
+}
+
+// Migrate moves the index records an earlier version kept under tenants
+// "field=value" (and "all", and a field's name for its values) to the
+// names they have now, once; the server runs it at start.
+func Migrate(ctx context.Context, e *engine.Engine) error {
+	return records.Migrate(ctx, e, "oceanmedia.index-names", namespace, func(tx *engine.Tx, rec engine.Record) error {
+		m, err := decodeMedium(rec)
+		if err != nil {
+			return err
+		}
+		id := rec.Key.Name
+		old := []engine.Key{{Namespace: byNamespace, Tenant: "all", Name: byName(m, id)}}
+		for _, f := range indexed {
+			old = append(old,
+				engine.Key{Namespace: byNamespace, Tenant: f + "=" + m.field(f), Name: byName(m, id)},
+				engine.Key{Namespace: valuesNamespace, Tenant: f, Name: m.field(f)})
+		}
+		for _, k := range old {
+			if k.Name == "" {
+				continue // an empty value had no values record
+			}
+			if err := tx.Delete(k); err != nil && !isNotFound(err) {
+				return err
+			}
+		}
+		return putIndex(tx, m, id)
+	})
 }

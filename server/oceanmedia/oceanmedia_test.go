@@ -489,3 +489,41 @@ func fakeSMTP(t *testing.T, mails chan<- string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TestMigrate: a store whose index records an earlier version kept under
+// "field=value" tenants answers collections as before once Migrate ran,
+// and no index record keeps anything but a tenant in its tenant.
+func TestMigrate(t *testing.T) {
+	v := newEnv(t)
+	for i, f := range [][4]string{{"shop", "ui", "a", "sv-SE"}, {"shop", "mail", "b", "en-GB"}, {"ipad", "ui", "a", "sv-SE"}} {
+		v.now.Add(int64(time.Second))
+		v.want(v.do("POST", "/v1/media", "writer", newMedium(f[0], f[1], f[2], f[3], "image/png", fmt.Sprintf("f%d.png", i))), 201, "")
+	}
+	queries := []string{"", "?app=shop", "?context=ui&locale=sv-SE", "?group=app", "?group=name&app=shop", "?search=f1"}
+	list := func() []string {
+		var out []string
+		for _, q := range queries {
+			out = append(out, string(v.do("GET", "/v1/media"+q, "reader", nil).body))
+		}
+		return out
+	}
+	want := list()
+	ctx := context.Background()
+	if err := oceanmedia.OldLayout(ctx, v.e); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); slices.Equal(got, want) {
+		t.Fatal("the old layout answers as the new: the test would prove nothing")
+	}
+	for range 2 { // the second is a no-op
+		if err := oceanmedia.Migrate(ctx, v.e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := list(); !slices.Equal(got, want) {
+		t.Fatalf("after Migrate:\n%q\nwant\n%q", got, want)
+	}
+	if tenants, err := oceanmedia.IndexTenants(v.e); err != nil || len(tenants) != 0 {
+		t.Fatalf("index records with tenants %q, %v", tenants, err)
+	}
+}
