@@ -153,8 +153,10 @@ var apis = []api{
 		}},
 	{name: "oceanmedia",
 		upload: func(b *testing.B, h *apiEnv, n uint64, body []byte) string {
-			js := fmt.Sprintf(`{"app":"bench","context":"c","name":"m%d","locale":"en-GB","content_type":"application/octet-stream","file_name":"f.bin","payload":%q}`,
-				n, base64.StdEncoding.EncodeToString(body))
+			// base64 needs no JSON escapes: the payload is quoted as is
+			// (fmt's %q would spend the client's CPU scanning it).
+			js := fmt.Sprintf(`{"app":"bench","context":"c","name":"m%d","locale":"en-GB","content_type":"application/octet-stream","file_name":"f.bin","payload":"`, n) +
+				base64.StdEncoding.EncodeToString(body) + `"}`
 			req, _ := http.NewRequest("POST", h.url+"/v1/media", strings.NewReader(js))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-API-Token", h.cred["oceanmedia"])

@@ -87,7 +87,7 @@ func Parse(r io.Reader, big string, onBig func(io.Reader) error, onSmall func(ke
 			} else {
 				p.next()
 				sr := &stringReader{p: p}
-				err = onBig(base64.NewDecoder(base64.StdEncoding, sr))
+				err = onBig(newDecoder(sr))
 				var corrupt base64.CorruptInputError
 				switch {
 				case sr.err != nil && (errors.Is(sr.err, ErrBase64) || errors.Is(sr.err, ErrSyntax)):
@@ -352,6 +352,20 @@ func (s *stringReader) Read(b []byte) (int, error) {
 		if n > 0 && s.p.r.Buffered() == 0 {
 			break // return what we have rather than block
 		}
+		// The plain run of what is buffered is copied at once: base64
+		// has no byte that needs a look of its own.
+		if _, err := s.p.r.Peek(1); err == nil {
+			run, _ := s.p.r.Peek(min(s.p.r.Buffered(), len(b)-n))
+			i := 0
+			for i < len(run) && !special[run[i]] {
+				i++
+			}
+			n += copy(b[n:], run[:i])
+			s.p.r.Discard(i)
+			if i == len(run) {
+				continue
+			}
+		}
 		c, err := s.p.r.ReadByte()
 		if err == io.EOF {
 			s.err = fmt.Errorf("%w: the body ends inside content", ErrSyntax)
@@ -384,13 +398,75 @@ func (s *stringReader) Read(b []byte) (int, error) {
 				s.err = ErrBase64
 				return n, s.err
 			}
-		case c < 0x20:
+		default: // c < 0x20
 			s.err = ErrBase64
 			return n, s.err
-		default:
-			b[n] = c
-			n++
 		}
 	}
+	return n, nil
+}
+
+// special are the bytes a JSON string's reader must look at one by one:
+// its end, an escape, and control characters (not allowed raw).
+var special = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// decoder decodes standard, padded base64 read from r in blocks, without
+// the line-break filtering of base64.NewDecoder (the string reader has
+// removed line breaks already). Like DecodeString of the whole text, it
+// fails on anything after padding and on a last quantum cut short.
+type decoder struct {
+	r      io.Reader
+	in     [32 << 10]byte
+	nin    int // undecoded bytes at the start of in
+	outbuf [24 << 10]byte
+	out    []byte // decoded, not yet returned
+	padded bool   // a quantum ended with '=': nothing may follow
+	read   int64  // base64 bytes decoded so far, for error offsets
+	err    error
+}
+
+func newDecoder(r io.Reader) *decoder { return &decoder{r: r} }
+
+func (d *decoder) Read(p []byte) (int, error) {
+	for len(d.out) == 0 {
+		if d.err != nil {
+			return 0, d.err
+		}
+		n, err := d.r.Read(d.in[d.nin:])
+		d.nin += n
+		if q := d.nin / 4 * 4; q > 0 {
+			if d.padded {
+				d.err = base64.CorruptInputError(d.read)
+				return 0, d.err
+			}
+			m, derr := base64.StdEncoding.Decode(d.outbuf[:], d.in[:q])
+			if derr != nil {
+				var ce base64.CorruptInputError
+				if errors.As(derr, &ce) {
+					derr = base64.CorruptInputError(d.read + int64(ce))
+				}
+				d.err = derr
+				return 0, d.err
+			}
+			d.padded = d.in[q-1] == '='
+			d.read += int64(q)
+			d.out = d.outbuf[:m]
+			d.nin = copy(d.in[:], d.in[q:d.nin])
+		}
+		switch {
+		case err == io.EOF && d.nin > 0:
+			d.err = base64.CorruptInputError(d.read) // a quantum cut short
+		case err != nil:
+			d.err = err
+		}
+	}
+	n := copy(p, d.out)
+	d.out = d.out[n:]
 	return n, nil
 }

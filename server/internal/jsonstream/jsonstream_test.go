@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"unicode/utf8"
 )
 
@@ -110,4 +111,63 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLongContent decodes contents around the sizes where the reader's
+// and the decoder's buffers end, with the escapes encoders write (`\/`
+// for '/', `\n` line breaks) anywhere, as base64.StdEncoding does the
+// whole text; and it refuses what DecodeString refuses: data after
+// padding, wherever the padding falls, and a last quantum cut short.
+func TestLongContent(t *testing.T) {
+	rnd := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7919 + i>>3)
+		}
+		return b
+	}
+	for _, n := range []int{1, 2, 3, 4095, 24575, 24576, 24577, 32767, 32768, 32769, 98303, 98304, 300001} {
+		want := rnd(n)
+		enc := base64.StdEncoding.EncodeToString(want)
+		for _, breaks := range []int{0, 76, 4093} {
+			var b strings.Builder
+			for i := 0; i < len(enc); i++ {
+				if breaks > 0 && i > 0 && i%breaks == 0 {
+					b.WriteString(`\n`)
+				}
+				if enc[i] == '/' {
+					b.WriteString(`\/`)
+				} else {
+					b.WriteByte(enc[i])
+				}
+			}
+			got, _, err := parse([]byte(`{"content":"` + b.String() + `"}`))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%d bytes, a break every %d: %d bytes back, %v", n, breaks, len(got), err)
+			}
+		}
+	}
+	for _, body := range []string{
+		strings.Repeat("aGk=", 8192) + "aGk=",       // padding on a 32 KiB boundary, more after
+		strings.Repeat("aGk=", 3) + "aGVsbG8=",      // padding in the middle
+		strings.Repeat("QUJD", 8192) + "QUI",        // a last quantum cut short past a boundary
+		strings.Repeat("QUJD", 8191) + "QUI=" + "Q", // one byte after padding
+	} {
+		if _, _, err := parse([]byte(`{"content":"` + body + `"}`)); !errors.Is(err, ErrBase64) {
+			t.Errorf("%d bytes of bad base64 ending %q: %v, want ErrBase64", len(body), body[len(body)-8:], err)
+		}
+	}
+}
+
+// TestDecoder: however its input is cut into reads (one byte at a time
+// here, so every quantum is decoded alone), the decoder accepts exactly
+// what base64.StdEncoding.DecodeString accepts, with the same bytes.
+func TestDecoder(t *testing.T) {
+	for _, in := range []string{"", "aGk=", "aGVsbG8=", "QUJDRA==", "QUJD", "aGk=aGk=", "aGk=Q", "QUI", "QU==QU==", "!!!!", "QUJDRA=="} {
+		want, werr := base64.StdEncoding.DecodeString(in)
+		got, err := io.ReadAll(newDecoder(iotest.OneByteReader(strings.NewReader(in))))
+		if (err != nil) != (werr != nil) || err == nil && !bytes.Equal(got, want) {
+			t.Errorf("%q: %q, %v; DecodeString: %q, %v", in, got, err, want, werr)
+		}
+	}
 }
