@@ -7,6 +7,7 @@ import (
 	"iter"
 	"time"
 
+	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/internal/blob"
 )
 
@@ -63,28 +64,21 @@ func (e *Engine) GetRecord(k Key) (Record, error) {
 // Records yields the records of (namespace, tenant) whose names begin with
 // prefix, in name order, starting at the first name ≥ start.
 func (e *Engine) Records(namespace, tenant, prefix, start string) iter.Seq2[Record, error] {
-	return func(yield func(Record, error) bool) {
-		for r, err := range e.idx.Records(namespace, tenant, prefix, start) {
-			if err != nil {
-				yield(Record{}, corrupt(err))
-				return
-			}
-			if e.expired(r.Record) {
-				continue
-			}
-			if !yield(fromIndex(r.Key, r.Record), nil) {
-				return
-			}
-		}
-	}
+	return e.live(e.idx.Records(namespace, tenant, prefix, start))
 }
 
 // Namespace yields every record of namespace, of every tenant, in key
 // order: for a pass over all of an API's records (a migration), not for
 // serving requests.
 func (e *Engine) Namespace(namespace string) iter.Seq2[Record, error] {
+	return e.live(e.idx.NamespaceRecords(namespace))
+}
+
+// live yields the index's records that have not expired; an index entry
+// that does not read is corruption.
+func (e *Engine) live(entries iter.Seq2[index.RecordEntry, error]) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
-		for r, err := range e.idx.NamespaceRecords(namespace) {
+		for r, err := range entries {
 			if err != nil {
 				yield(Record{}, corrupt(err))
 				return
