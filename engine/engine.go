@@ -84,11 +84,10 @@ type Options struct {
 	// grants nothing; keep it apart from the folder to have a copy of the
 	// folder grant nothing either.
 	KeyFile string
-	// ReadCache bounds the memory open Readers keep in decoded chunks
-	// (each keeps the last one it read, for the next small read); past
-	// it, the least recently used are dropped and read again if needed,
-	// so that slow downloads cannot hold memory without bound. Default
-	// 64 MiB.
+	// ReadCache bounds the memory of verified chunks kept for reads (a
+	// hot chunk is not read and hashed again) and of the chunks being
+	// read; past it, the least recently used are dropped, and reads wait
+	// for memory rather than grow it. Default 256 MiB.
 	ReadCache int64
 	// RevealDedup lets an upload of bytes already stored (by anyone)
 	// return as soon as it is done, faster than one of new bytes. By
@@ -120,7 +119,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.UploadWait = 30 * time.Second
 	}
 	if o.ReadCache <= 0 {
-		o.ReadCache = 64 << 20
+		o.ReadCache = 256 << 20
 	}
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 64 << 20

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -443,9 +445,9 @@ func TestMaxUploads(t *testing.T) {
 	}
 }
 
-// TestReadCacheBound: a download keeps the chunk it last read, for its
-// next small read; many open downloads reading slowly keep no more than
-// Options.ReadCache between them (the least recently used drop theirs),
+// TestReadCacheBound: the chunks downloads read are kept for the next
+// read; many open downloads reading slowly keep no more than
+// Options.ReadCache between them (the least recently used are dropped),
 // and one whose chunk was dropped reads it again, verified.
 func TestReadCacheBound(t *testing.T) {
 	const budget = 4 << 20
@@ -493,8 +495,83 @@ func TestReadCacheBound(t *testing.T) {
 		}
 		r.Close()
 	}
-	if st, _ := e.Stats(); st.ReadCacheBytes != 0 {
-		t.Errorf("closed readers still counted: %d bytes", st.ReadCacheBytes)
+	if st, _ := e.Stats(); st.ReadCacheBytes > budget {
+		t.Errorf("with every reader closed the cache holds %d bytes, budget %d", st.ReadCacheBytes, budget)
+	}
+}
+
+// TestReadCache: a record read again is served from memory without
+// reading the disk, but only to its own tenant: another tenant's record
+// of the same bytes reads them from disk, verified, so its timing shows
+// nothing of what the first read. Bytes in memory are trusted: damage to
+// the disk after they were read is found by the next read from disk.
+func TestReadCache(t *testing.T) {
+	dir := t.TempDir()
+	e := enginetest.OpenDir(t, dir, engine.Options{})
+	data := random(41, 3<<20)
+	mine, err := e.PutRecord(ctx, engine.Key{Namespace: "ns", Tenant: "a", Name: "x"}, bytes.NewReader(data), engine.Write{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := e.PutRecord(ctx, engine.Key{Namespace: "ns", Tenant: "b", Name: "x"}, bytes.NewReader(data), engine.Write{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(rec engine.Record) ([]byte, error) {
+		r, err := e.OpenRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		return io.ReadAll(r)
+	}
+	chunkReads := func() (disk, hits uint64) {
+		st, err := e.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ChunkReads, st.ReadCacheHits
+	}
+	if got, err := read(mine); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("first read: %d bytes, %v", len(got), err)
+	}
+	disk, hits := chunkReads()
+	chunks := int(disk)
+	if chunks < 2 {
+		t.Fatalf("3 MiB read as %d chunks; want several", chunks)
+	}
+	if got, err := read(mine); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("second read: %d bytes, %v", len(got), err)
+	}
+	if d, h := chunkReads(); d != disk || h < hits+uint64(chunks) {
+		t.Fatalf("second read of the same record: %d chunks from disk, %d hits; want none, %d", d-disk, h-hits, chunks)
+	}
+
+	// Damage every chunk on disk: the cached bytes were verified when
+	// read; the other tenant reads the disk and finds the damage.
+	segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
+	for _, p := range segs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig := bytes.Clone(b)
+		for off := 0; off+1<<20 <= len(data); off += 1 << 20 {
+			if i := bytes.Index(b, data[off:off+64]); i >= 0 {
+				b[i] ^= 1
+			}
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Whole again for the Check at cleanup.
+		defer os.WriteFile(p, orig, 0o600)
+	}
+	if got, err := read(mine); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("cached read after the disk was damaged: %d bytes, %v", len(got), err)
+	}
+	if _, err := read(theirs); !errors.Is(err, engine.ErrCorrupt) {
+		t.Fatalf("the other tenant's read of damaged bytes: %v; want ErrCorrupt, read from disk", err)
 	}
 }
 

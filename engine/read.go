@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"container/list"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/index"
@@ -39,35 +37,36 @@ func (e *Engine) Stat(id blob.ID) (BlobInfo, error) {
 // Reader reads one blob. Read and Seek make it an io.ReadSeeker for
 // http.ServeContent; ReadAt may be called concurrently. Only the chunks a
 // read touches are read, and each is verified before its bytes are
-// returned. While a Reader is open its blob is not released, even if the
-// last record referring to it is deleted. Close it.
+// returned, or found in the engine's cache of verified chunks (readCache).
+// While a Reader is open its blob is not released, even if the last
+// record referring to it is deleted. Close it.
 type Reader struct {
 	e      *Engine
 	id     blob.ID
+	scope  string
 	size   int64
 	chunks []index.ChunkRef
 	// starts[i] is the offset of chunk i in the blob; starts[len] = size.
 	starts []int64
 	pos    int64
 	closed bool
-
-	// mu guards the last chunk read: small sequential reads (and ReadAt
-	// calls walking forward) decode and verify each chunk once. The
-	// engine's readCache may drop it (dropChunk) to bound memory.
-	mu sync.Mutex
-	// cur is the chunk whose content is in data, or -1.
-	cur     int
-	data    []byte
-	scratch *[]byte
-
-	// elem is the Reader's place in the engine's readCache, held the
-	// bytes it is counted for there. Guarded by readCache.mu.
-	elem *list.Element
-	held int64
 }
 
-// Open returns a Reader of blob id, or ErrNotFound.
+// Open returns a Reader of blob id, or ErrNotFound. Its reads share the
+// read cache with every other Reader opened by Open; the APIs use
+// OpenRecord, whose cache is the tenant's own.
 func (e *Engine) Open(id blob.ID) (*Reader, error) {
+	return e.open(id, "")
+}
+
+// OpenRecord returns a Reader of rec's content, or ErrNotFound. The
+// chunks it reads are cached for the record's namespace and tenant only,
+// so how fast a read is tells nothing of what other tenants read.
+func (e *Engine) OpenRecord(rec Record) (*Reader, error) {
+	return e.open(rec.Blob, rec.Key.Namespace+"\x00"+rec.Key.Tenant)
+}
+
+func (e *Engine) open(id blob.ID, scope string) (*Reader, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -89,7 +88,7 @@ func (e *Engine) Open(id blob.ID) (*Reader, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, id)
 	}
-	r := &Reader{e: e, id: id, size: b.Size, chunks: b.Chunks, cur: -1}
+	r := &Reader{e: e, id: id, scope: scope, size: b.Size, chunks: b.Chunks}
 	r.starts = make([]int64, len(b.Chunks)+1)
 	for i, c := range b.Chunks {
 		r.starts[i+1] = r.starts[i] + int64(c.Size)
@@ -115,19 +114,7 @@ func (r *Reader) Close() error {
 	r.closed = true
 	k := pinKey{index.ZeroBlob, r.id}
 	r.e.locks.withStripe(r.e.locks.ofID(k.kind, r.id), func(st *stripe) { st.unpin(k) })
-	r.e.reads.forget(r)
-	r.mu.Lock()
-	r.dropChunk()
-	r.mu.Unlock()
 	return nil
-}
-
-// dropChunk gives back the chunk the Reader keeps. Guarded by mu.
-func (r *Reader) dropChunk() {
-	if r.scratch != nil {
-		r.e.scratch.Put(r.scratch)
-	}
-	r.scratch, r.data, r.cur = nil, nil, -1
 }
 
 // chunkAt returns the index of the chunk holding offset off < size.
@@ -152,43 +139,36 @@ func (r *Reader) Read(p []byte) (int, error) {
 }
 
 // copyAt copies into p the bytes at off < size from the one chunk that
-// holds off, reading it unless it is the cached one.
+// holds off.
 func (r *Reader) copyAt(p []byte, off int64) (int, error) {
 	i := r.chunkAt(off)
-	r.mu.Lock()
-	if r.cur == i {
-		n := copy(p, r.data[off-r.starts[i]:])
-		r.mu.Unlock()
-		r.e.reads.touch(r)
-		return n, nil
-	}
-	r.mu.Unlock()
-	// The chunk's bytes count against the engine's read budget from
-	// before they are read (see readCache).
-	reserved := int64(segment.RecordHeaderSize) + int64(r.chunks[i].Size)
-	r.e.reads.reserve(reserved)
-	// Read without the lock so that concurrent ReadAt calls on different
-	// chunks do not wait for each other.
-	scratch := r.e.getScratch()
-	data, err := r.e.readChunk(r.id, r.chunks[i], scratch)
+	v, err := r.chunk(i)
 	if err != nil {
-		r.e.scratch.Put(scratch)
-		r.e.reads.unreserve(reserved)
 		return 0, err
 	}
-	n := copy(p, data[off-r.starts[i]:])
-	r.mu.Lock()
-	if r.closed {
-		r.e.scratch.Put(scratch)
-		r.mu.Unlock()
-		r.e.reads.unreserve(reserved)
-		return n, nil
-	}
-	r.dropChunk()
-	r.cur, r.data, r.scratch = i, data, scratch
-	r.mu.Unlock()
-	r.e.reads.keep(r, reserved, int64(cap(*scratch)))
+	n := copy(p, v.data[off-r.starts[i]:])
+	r.e.reads.done(v)
 	return n, nil
+}
+
+// chunk returns chunk i, verified, in use until reads.done is called on
+// it: from the read cache, or read from disk into it.
+func (r *Reader) chunk(i int) (*cached, error) {
+	k := cacheKey{r.scope, r.chunks[i].ID}
+	if v := r.e.reads.get(k); v != nil {
+		return v, nil
+	}
+	// The chunk's bytes count against the cache's budget from before they
+	// are read (see readCache).
+	reserved := int64(segment.RecordHeaderSize) + int64(r.chunks[i].Size)
+	r.e.reads.reserve(reserved)
+	buf := new([]byte)
+	data, err := r.e.readChunk(r.id, r.chunks[i], buf)
+	if err != nil {
+		r.e.reads.unreserve(reserved)
+		return nil, err
+	}
+	return r.e.reads.add(k, buf, data, reserved), nil
 }
 
 // Seek implements io.Seeker.

@@ -3,43 +3,87 @@ package engine
 import (
 	"container/list"
 	"sync"
+
+	"github.com/cairnstore/cairn/internal/blob"
 )
 
-// readCache bounds the memory Readers hold in decoded chunks. A Reader
-// keeps the last chunk it decoded and verified, so that the many small
-// reads of one download decode and verify each chunk once; but a
-// download whose client reads slowly would keep its chunk (up to
-// MaxChunk, 4 MiB) for as long as it stays open, and a few hundred
-// downloads starting at once would each decode one at the same moment:
-// memory would grow with the number of clients. Across all Readers, the
-// chunks being read and the chunks kept are at most Options.ReadCache
-// bytes: a read reserves its chunk's size first, dropping the least
-// recently used others' kept chunks (they read theirs again if they come
-// back to it), or waiting for reads in flight to end if nothing is left
-// to drop.
+// readCache keeps chunks that were read from disk and verified, so that
+// content read often is not read and hashed again: a hit costs a map
+// lookup and a copy. Bytes in memory are trusted: they were checked
+// against their BLAKE3 when they were read, and nothing writes to them
+// after (scrub and Check never use the cache; they read the disk).
 //
-// Lock order: readCache.mu before Reader.mu, which it only ever tries
-// (TryLock): a Reader never calls the cache while it holds its own mu.
+// It holds at most Options.ReadCache bytes, counting the chunks being
+// read from disk as well as the ones kept: a read reserves its chunk's
+// size first, dropping the least recently used chunks no one is copying
+// from, or waits for reads in flight to end if nothing is left to drop.
+// So neither many downloads starting at once nor slow clients holding
+// their downloads open make memory grow with the number of clients: a
+// Reader keeps nothing between its reads.
+//
+// Entries are per scope (an API's namespace and tenant, see OpenRecord):
+// one tenant's reads never make another's faster, so the timing of a read
+// tells nothing about what others read or store (dedup stays invisible).
 type readCache struct {
 	mu    sync.Mutex
 	freed sync.Cond // signalled when used goes down
 	limit int64
-	// used is the bytes reserved: chunks being read, and the held bytes
-	// of the Readers in lru.
-	used int64
-	// lru holds the Readers keeping a chunk, the most recently used first.
-	lru list.List
+	// used is the bytes reserved: chunks being read, and the buffers of
+	// the entries in m.
+	used    int64
+	m       map[cacheKey]*cached
+	lru     list.List // of *cached, the most recently used first
+	hits    int64
+	entries int64
+}
+
+type cacheKey struct {
+	scope string
+	id    blob.ID
+}
+
+// cached is one verified chunk: data, within buf (whose capacity is what
+// it counts for).
+type cached struct {
+	key  cacheKey
+	buf  *[]byte
+	data []byte
+	// users are the copies in progress from data; an entry in use is not
+	// dropped.
+	users int
+	elem  *list.Element
 }
 
 func (c *readCache) init(limit int64) {
 	c.limit = limit
 	c.freed.L = &c.mu
+	c.m = make(map[cacheKey]*cached)
 }
 
-// reserve waits until n more bytes fit, dropping kept chunks (r's own
-// too: it is about to replace it) least recently used first, and
-// reserves them. A chunk larger than the whole budget is let through
-// when nothing else is reserved.
+// get returns the entry of k, most recently used now, in use until done
+// is called; or nil.
+func (c *readCache) get(k cacheKey) *cached {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.m[k]
+	if v != nil {
+		v.users++
+		c.lru.MoveToFront(v.elem)
+		c.hits++
+	}
+	return v
+}
+
+// done ends one use of v.
+func (c *readCache) done(v *cached) {
+	c.mu.Lock()
+	v.users--
+	c.mu.Unlock()
+}
+
+// reserve waits until n more bytes fit, dropping entries least recently
+// used first, and reserves them. A chunk larger than the whole budget is
+// let through when nothing else is reserved.
 func (c *readCache) reserve(n int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -59,62 +103,49 @@ func (c *readCache) unreserve(n int64) {
 	c.freed.Broadcast()
 }
 
-// keep records that r now keeps, most recently used, a chunk for which
-// it reserved bytes, in a buffer of n bytes, in place of what it kept
-// before (which it has dropped).
-func (c *readCache) keep(r *Reader, reserved, n int64) {
+// add keeps data (within buf, read for reserved bytes) as the entry of k
+// and returns it in use. If another read added k first, that entry is
+// returned and buf is left to the garbage collector.
+func (c *readCache) add(k cacheKey, buf *[]byte, data []byte, reserved int64) *cached {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.used += n - reserved - r.held
-	r.held = n
-	if r.elem == nil {
-		r.elem = c.lru.PushFront(r)
-	} else {
-		c.lru.MoveToFront(r.elem)
+	if v := c.m[k]; v != nil {
+		c.used -= reserved
+		c.freed.Broadcast()
+		v.users++
+		c.lru.MoveToFront(v.elem)
+		return v
 	}
-	c.freed.Broadcast()
+	v := &cached{key: k, buf: buf, data: data, users: 1}
+	v.elem = c.lru.PushFront(v)
+	c.m[k] = v
+	c.entries++
+	c.used += int64(cap(*buf)) - reserved
+	return v
 }
 
-// dropOne drops the least recently used kept chunk it can (not one being
-// copied from); it reports whether it dropped any. Guarded by mu.
+// dropOne drops the least recently used entry not in use; it reports
+// whether there was one. Guarded by mu. Its buffer is left to the
+// garbage collector: a copy may have just ended, and a buffer of another
+// chunk's size would rarely fit the next read.
 func (c *readCache) dropOne() bool {
 	for el := c.lru.Back(); el != nil; el = el.Prev() {
-		v := el.Value.(*Reader)
-		if !v.mu.TryLock() {
+		v := el.Value.(*cached)
+		if v.users > 0 {
 			continue
 		}
-		v.dropChunk()
-		v.mu.Unlock()
-		c.remove(v)
+		c.lru.Remove(el)
+		delete(c.m, v.key)
+		c.used -= int64(cap(*v.buf))
+		c.freed.Broadcast()
 		return true
 	}
 	return false
 }
 
-// touch marks r's chunk most recently used.
-func (c *readCache) touch(r *Reader) {
-	c.mu.Lock()
-	if r.elem != nil {
-		c.lru.MoveToFront(r.elem)
-	}
-	c.mu.Unlock()
-}
-
-// forget removes r, which keeps nothing any more.
-func (c *readCache) forget(r *Reader) {
+// stats returns the bytes held, the hits and the chunks added so far.
+func (c *readCache) stats() (used, hits, added int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.remove(r)
-}
-
-// remove takes r out of the list and gives back what it held. Guarded
-// by mu.
-func (c *readCache) remove(r *Reader) {
-	if r.elem == nil {
-		return
-	}
-	c.lru.Remove(r.elem)
-	c.used -= r.held
-	r.elem, r.held = nil, 0
-	c.freed.Broadcast()
+	return c.used, c.hits, c.entries
 }

@@ -76,9 +76,12 @@ type Stats struct {
 	SyncSeconds float64
 	SyncBuckets []uint64
 
-	// ReadCacheBytes are the decoded chunks open Readers keep, at most
-	// Options.ReadCache (give or take one chunk being read).
+	// ReadCacheBytes are the verified chunks kept in memory for reads and
+	// the ones being read, at most Options.ReadCache (give or take one
+	// chunk being read); ReadCacheHits counts the chunk reads served from
+	// them, without reading the disk.
 	ReadCacheBytes int64
+	ReadCacheHits  uint64
 
 	// ReadOnly is set after a write failure, with the reason.
 	ReadOnly       bool
@@ -137,9 +140,8 @@ func (e *Engine) Stats() (Stats, error) {
 		cum += e.stats.syncBuckets[i].Load()
 		s.SyncBuckets[i] = cum
 	}
-	e.reads.mu.Lock()
-	s.ReadCacheBytes = e.reads.used
-	e.reads.mu.Unlock()
+	used, hits, _ := e.reads.stats()
+	s.ReadCacheBytes, s.ReadCacheHits = used, uint64(hits)
 	if p := e.failed.Load(); p != nil {
 		s.ReadOnly, s.ReadOnlyReason = true, (*p).Error()
 	}

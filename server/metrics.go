@@ -52,7 +52,7 @@ type engineCollector struct {
 	records, logical, blobs, blobBytes, chunks, chunkBytes, physical *prometheus.Desc
 	segments, segmentBytes, live, dead                               *prometheus.Desc
 	uploads, dedupChunks, dedupBytes, written, corrupt, chunkReads   *prometheus.Desc
-	fsync, readOnly, up, readCache                                   *prometheus.Desc
+	fsync, readOnly, up, readCache, cacheHits                        *prometheus.Desc
 	gcRuns, gcReclaimed, compacted, expired                          *prometheus.Desc
 	scrubRuns, scrubChunks, scrubCorrupt                             *prometheus.Desc
 }
@@ -82,7 +82,8 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		chunkReads:   d("chunk_reads_total", "Chunks read from segment files and verified (downloads and scrubs) since start."),
 		fsync:        d("fsync_duration_seconds", "Latency of segment fdatasync calls (each shared by the uploads of a group commit)."),
 		readOnly:     d("read_only", "1 when the store refuses writes after a write or sync failure, until restarted."),
-		readCache:    d("read_cache_bytes", "Decoded chunks open downloads keep for their next read (at most serve --read-cache)."),
+		readCache:    d("read_cache_bytes", "Verified chunks kept in memory for downloads, and the ones being read (at most serve --read-cache)."),
+		cacheHits:    d("read_cache_hits_total", "Chunk reads of downloads served from the read cache, without reading the disk, since start."),
 		up:           d("stats_up", "1 when the store's figures could be read."),
 		gcRuns:       d("gc_runs_total", "Garbage collection passes completed since start."),
 		gcReclaimed:  d("gc_reclaimed_bytes_total", "Segment bytes given back to the file system by compaction since start."),
@@ -97,7 +98,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
 		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt, c.chunkReads,
-		c.fsync, c.readOnly, c.up, c.readCache, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
+		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
 		ch <- d
 	}
 }
@@ -130,6 +131,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.written, s.WrittenBytes)
 	k(c.corrupt, s.CorruptReads)
 	k(c.chunkReads, s.ChunkReads)
+	k(c.cacheHits, s.ReadCacheHits)
 	k(c.gcRuns, s.GCRuns)
 	k(c.gcReclaimed, s.GCReclaimed)
 	k(c.compacted, s.Compacted)

@@ -56,7 +56,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.Int64Var(&eo.SegmentSize, "segment-size", 1<<30, "seal a segment file at this many bytes; smaller segments let compaction return space sooner on small disks")
 			fs.Int64Var(&eo.MinFreeBytes, "min-free-bytes", 64<<20, "refuse uploads (507) while the file system has less free space than this (-1: never)")
 			hideDedup := fs.Bool("hide-dedup-timing", true, "an upload of bytes someone already stored waits about as long as writing them would have taken, so that no client can time its uploads to learn what others stored; false: duplicates upload faster (for a store whose clients trust each other)")
-			fs.Int64Var(&eo.ReadCache, "read-cache", 64<<20, "bytes of decoded chunks open downloads keep for their next read, all together; the least recently used are dropped past it, so slow clients cannot hold memory")
+			fs.Int64Var(&eo.ReadCache, "read-cache", 256<<20, "bytes of verified chunks kept in memory for downloads (each tenant's own), counting the ones being read; the least recently used are dropped past it")
 			fs.IntVar(&eo.MaxUploads, "max-uploads", 64, "uploads that stream at once (each holds an 8 MiB chunking buffer); more wait for a slot")
 			var body server.Config // the flags' share of it
 			fs.IntVar(&body.MaxUploadsPerClient, "max-uploads-per-client", 16, "uploads one signed-in identity streams at once; more wait for one of its own to end")

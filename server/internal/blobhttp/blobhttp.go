@@ -31,6 +31,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sync"
 
 	"github.com/cairnstore/cairn/engine"
 )
@@ -41,7 +42,7 @@ import (
 // ETag) before they serve it again; anything else is for its reader
 // alone and stored by no one (the server's default).
 func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.Record, name string, public bool) error {
-	body, err := e.Open(rec.Blob)
+	body, err := e.OpenRecord(rec)
 	if err != nil {
 		return err
 	}
@@ -149,6 +150,24 @@ func (d *deferredWriter) Write(p []byte) (int, error) {
 	d.flush()
 	return d.w.Write(p)
 }
+
+// copyBufs are the buffers a download is copied through: bigger than
+// io.Copy's 32 KiB, so a large body takes fewer writes to the socket.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// ReadFrom copies src through a buffer from copyBufs, unless it is small;
+// http.ServeContent hands its body to it.
+func (d *deferredWriter) ReadFrom(src io.Reader) (int64, error) {
+	if lr, ok := src.(*io.LimitedReader); ok && lr.N <= 32<<10 {
+		return io.Copy(writerOnly{d}, src) // through a buffer of the body's size
+	}
+	b := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(b)
+	return io.CopyBuffer(writerOnly{d}, src, *b)
+}
+
+// writerOnly hides ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
 
 func (d *deferredWriter) flush() {
 	if d.started {
