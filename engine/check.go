@@ -164,6 +164,13 @@ func (e *Engine) check(ctx context.Context, snap *index.Snapshot, c *checker) er
 		}
 		zeroChunks[z.ID] = true
 	}
+	inlines := map[blob.ID]bool{}
+	for in, err := range snap.Inlines() {
+		if err != nil {
+			return err
+		}
+		inlines[in.ID] = true
+	}
 	scratch := e.getScratch()
 	defer e.scratch.Put(scratch)
 	for ch, err := range snap.Chunks() {
@@ -186,6 +193,13 @@ func (e *Engine) check(ctx context.Context, snap *index.Snapshot, c *checker) er
 		delete(zeroChunks, ch.ID)
 		if s, ok := chunkSizes[ch.ID]; ok && s != ch.Raw {
 			c.addf("chunk %s has %d bytes, its blobs say %d", ch.ID, ch.Raw, s)
+		}
+		if ch.Inline() {
+			if _, err := e.readInline(snap, ch.ID, ch.Location, scratch); err != nil {
+				c.addf("chunk %s: %v", ch.ID, err)
+			}
+			delete(inlines, ch.ID)
+			continue
 		}
 		l := live[ch.Segment]
 		live[ch.Segment] = [2]int64{l[0] + recordSize(ch.Location), l[1] + 1}
@@ -210,6 +224,9 @@ func (e *Engine) check(ctx context.Context, snap *index.Snapshot, c *checker) er
 	}
 	for id := range zeroChunks {
 		c.addf("zero-reference entry for chunk %s, which is missing", id)
+	}
+	for id := range inlines {
+		c.addf("inline payload of chunk %s, which is not stored inline", id)
 	}
 
 	active := e.w.End()

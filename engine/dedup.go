@@ -15,7 +15,8 @@ import (
 // Options.RevealDedup, an upload that found chunks stored waits, after it
 // gave back its upload slot, about as long as writing them would have
 // taken: their bytes at the recent cost of compressing and appending a
-// byte, and, if it wrote nothing at all, a recent segment sync. The
+// byte, and, if it wrote nothing at all, a recent segment sync (none for
+// a content small enough to have been kept in the index, Options.InlineMax). The
 // costs are running averages over the uploads that did write.
 
 // writeCost holds the running averages, as float64 bits.
@@ -58,13 +59,15 @@ func (c *writeCost) observe(bytes, writing int64, sync time.Duration) {
 	average(&c.sync, float64(sync))
 }
 
-// pad is how much longer writing u's stored chunks would have taken.
-func (c *writeCost) pad(u *Upload) time.Duration {
+// pad is how much longer writing u's stored chunks would have taken. A
+// content of one chunk of at most inlineMax bytes would have been kept in
+// the index, with no segment sync.
+func (c *writeCost) pad(u *Upload, inlineMax int) time.Duration {
 	if u.dedup == 0 {
 		return 0
 	}
 	ns := float64(u.dedup) * current(&c.perByte, defaultPerByte)
-	if u.written == 0 {
+	if u.written == 0 && (len(u.chunks) > 1 || u.size > int64(inlineMax)) {
 		ns += current(&c.sync, defaultSync)
 	}
 	return min(time.Duration(ns), maxPad)
@@ -78,7 +81,7 @@ const spinLast = 1500 * time.Microsecond
 // hideDedup waits as writing u's stored chunks would have, or until ctx
 // ends.
 func (e *Engine) hideDedup(ctx context.Context, u *Upload) {
-	d := e.writeCost.pad(u)
+	d := e.writeCost.pad(u, e.opts.InlineMax)
 	if d <= 0 {
 		return
 	}

@@ -34,7 +34,7 @@ func TestHideDedup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pad := e.writeCost.pad(again)
+		pad := e.writeCost.pad(again, e.opts.InlineMax)
 		if want := time.Duration(float64(len(data))*current(&e.writeCost.perByte, 0) + current(&e.writeCost.sync, 0)); again.dedup != int64(len(data)) || again.written != 0 || pad != min(want, maxPad) {
 			t.Fatalf("the same bytes again: %d found stored, %d written, pad %v (want %v)", again.dedup, again.written, pad, want)
 		}

@@ -96,6 +96,12 @@ type Options struct {
 	// (engine/dedup.go). A store whose clients all trust each other can
 	// set it for faster duplicate uploads.
 	RevealDedup bool
+	// InlineMax: an upload whose whole content is one chunk of at most
+	// this many bytes is kept in the index instead of a segment, so that
+	// acknowledging it takes one sync of the index's log (shared with
+	// concurrent commits), not a segment sync and then that. Default
+	// 16 KiB; negative: every chunk goes to a segment. At most 64 KiB.
+	InlineMax int
 	// UploadWait bounds how long an upload waits for one of those slots
 	// before it fails with ErrBusy, so that a waiting client never holds
 	// its connection indefinitely. Default 30 seconds.
@@ -117,6 +123,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.UploadWait <= 0 {
 		o.UploadWait = 30 * time.Second
+	}
+	switch {
+	case o.InlineMax == 0:
+		o.InlineMax = 16 << 10
+	case o.InlineMax < 0:
+		o.InlineMax = 0
+	case o.InlineMax > 64<<10:
+		return o, fmt.Errorf("%w: InlineMax %d above 64 KiB", ErrInvalid, o.InlineMax)
 	}
 	if o.ReadCache <= 0 {
 		o.ReadCache = 256 << 20

@@ -247,6 +247,14 @@ func (e *Engine) readChunk(id blob.ID, ref index.ChunkRef, scratch *[]byte) ([]b
 		if c.Raw != ref.Size {
 			return nil, e.corruptRead(corruptf("blob %s: chunk %s has %d bytes, the blob says %d", id, ref.ID, c.Raw, ref.Size))
 		}
+		if c.Inline() {
+			data, err := e.readInline(e.idx, ref.ID, c.Location, scratch)
+			if err != nil {
+				return nil, e.corruptRead(err)
+			}
+			e.stats.chunkReads.Add(1)
+			return data, nil
+		}
 		sf, err := e.files.acquire(c.Segment)
 		if err != nil {
 			if errors.Is(err, ErrCorrupt) && attempt < 3 {
@@ -265,6 +273,58 @@ func (e *Engine) readChunk(id blob.ID, ref index.ChunkRef, scratch *[]byte) ([]b
 		e.stats.chunkReads.Add(1)
 		return data, nil
 	}
+}
+
+// inlineReader is the index, or a snapshot of it.
+type inlineReader interface {
+	Inline(id blob.ID) (index.Inline, bool, error)
+}
+
+// readInline returns the verified content of a chunk kept in the index v,
+// at loc, or a corruption error.
+func (e *Engine) readInline(v inlineReader, id blob.ID, loc index.Location, scratch *[]byte) ([]byte, error) {
+	in, ok, err := v.Inline(id)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	if !ok {
+		return nil, corruptf("chunk %s: its inline payload is missing from the index", id)
+	}
+	if in.Compression != loc.Compression || in.Raw != loc.Raw || len(in.Payload) != int(loc.Stored) {
+		return nil, corruptf("chunk %s: inline payload of %d bytes (%d raw, compression %d), the index says %d (%d, %d)",
+			id, len(in.Payload), in.Raw, in.Compression, loc.Stored, loc.Raw, loc.Compression)
+	}
+	return e.verifyInline(id, in, scratch)
+}
+
+// verifyInline returns the content of an inline payload, decoded into
+// scratch, if it is chunk id's: a segment read's checks, for the index.
+func (e *Engine) verifyInline(id blob.ID, in index.Inline, scratch *[]byte) ([]byte, error) {
+	// The content goes into scratch, as a segment read's does: the read
+	// cache counts the buffer it keeps.
+	var (
+		content []byte
+		err     error
+	)
+	switch segment.Compression(in.Compression) {
+	case segment.Raw:
+		content = append((*scratch)[:0], in.Payload...)
+	case segment.Zstd:
+		content, err = e.comp.Decompress((*scratch)[:0], in.Payload, int(in.Raw))
+		if err != nil {
+			return nil, corruptf("chunk %s: inline zstd payload: %v", id, err)
+		}
+	default:
+		return nil, corruptf("chunk %s: inline payload of unknown compression %d", id, in.Compression)
+	}
+	*scratch = content
+	if len(content) != int(in.Raw) {
+		return nil, corruptf("chunk %s: inline content of %d bytes, want %d", id, len(content), in.Raw)
+	}
+	if got := blob.Sum(content); got != id {
+		return nil, corruptf("chunk %s: inline content hashes to %s", id, got)
+	}
+	return content, nil
 }
 
 func (e *Engine) corruptRead(err error) error {

@@ -31,8 +31,10 @@ type ReindexReport struct {
 // segments alone: it scans every segment file, verifying each record's
 // content against its chunk ID, and rewrites every chunk's location and
 // reference count, every blob's reference count, each segment's live
-// bytes, synced end and sealed size, and the store totals. Records and
-// blob chunk lists are what the index alone knows; they are kept.
+// bytes, synced end and sealed size, and the store totals. Records, blob
+// chunk lists and the payloads of chunks kept inline are what the index
+// alone knows; they are kept (an inline payload that does not verify is
+// dropped, its chunk missing; one no blob refers to, deleted).
 //
 // Reindex needs the store to itself: it waits for writes in flight and
 // blocks new ones until it is done. `cairn reindex` runs it offline.
@@ -153,8 +155,27 @@ func (e *Engine) Reindex(ctx context.Context) (ReindexReport, error) {
 		}
 	}
 
-	// 3. Rewrite the derived entries, in bounded batches.
+	// Chunks kept inline are where they are, if they verify.
+	inline := map[blob.ID]index.Location{}
 	w := &batchWriter{e: e}
+	scratch := e.getScratch()
+	defer e.scratch.Put(scratch)
+	for in, err := range snap.Inlines() {
+		if err != nil {
+			return rep, err
+		}
+		_, verr := e.verifyInline(in.ID, in.Inline, scratch)
+		if verr != nil || chunkRefs[in.ID] == 0 {
+			w.b().DeleteInline(in.ID)
+			if err := w.maybeCommit(); err != nil {
+				return rep, err
+			}
+			continue
+		}
+		inline[in.ID] = index.Location{Stored: uint32(len(in.Payload)), Raw: in.Raw, Compression: in.Compression}
+	}
+
+	// 3. Rewrite the derived entries, in bounded batches.
 	for ch, err := range snap.Chunks() {
 		if err != nil {
 			return rep, err
@@ -185,8 +206,15 @@ func (e *Engine) Reindex(ctx context.Context) (ReindexReport, error) {
 	now := e.opts.Now().UnixNano()
 	live := map[uint64][2]int64{}
 	damaged := map[Key]bool{}
+	fromSegments := 0
 	for id, refs := range chunkRefs {
-		loc, ok := locs[id]
+		loc, ok := inline[id]
+		if !ok {
+			loc, ok = locs[id]
+			if ok {
+				fromSegments++
+			}
+		}
 		if !ok {
 			rep.Missing = append(rep.Missing, id)
 			for _, b := range chunkBlobs[id] {
@@ -197,8 +225,10 @@ func (e *Engine) Reindex(ctx context.Context) (ReindexReport, error) {
 			continue
 		}
 		w.b().SetChunk(id, index.Chunk{Location: loc, Refs: refs})
-		l := live[loc.Segment]
-		live[loc.Segment] = [2]int64{l[0] + recordSize(loc), l[1] + 1}
+		if !loc.Inline() {
+			l := live[loc.Segment]
+			live[loc.Segment] = [2]int64{l[0] + recordSize(loc), l[1] + 1}
+		}
 		tot.Chunks++
 		tot.ChunkBytes += int64(loc.Raw)
 		tot.ChunkDisk += recordSize(loc)
@@ -207,7 +237,7 @@ func (e *Engine) Reindex(ctx context.Context) (ReindexReport, error) {
 			return rep, err
 		}
 	}
-	rep.Orphans = len(locs) - rep.Chunks
+	rep.Orphans = len(locs) - fromSegments
 	for _, b := range blobs {
 		refs := blobRefs[b.ID]
 		delete(blobRefs, b.ID)

@@ -59,7 +59,7 @@ type Stats struct {
 	Uploads      uint64
 	DedupChunks  uint64 // chunks found stored instead of written
 	DedupBytes   uint64 // their content bytes
-	WrittenBytes uint64 // bytes appended to segments
+	WrittenBytes uint64 // bytes appended to segments or kept inline in the index
 	CorruptReads uint64
 	ChunkReads   uint64 // chunks read from segments and verified, for clients and scrubs
 	GCRuns       uint64 // GC passes completed

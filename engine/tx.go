@@ -94,6 +94,8 @@ type chunkState struct {
 	// release: GC drops this zero-reference chunk; moved: compaction
 	// repointed it (cur.Location is the copy).
 	release, moved bool
+	// inline is the payload of a chunk this transaction creates inline.
+	inline *index.Inline
 }
 
 type blobState struct {
@@ -339,7 +341,11 @@ func (tx *Tx) addUpload(up *Upload) error {
 			}
 			cs.cur = index.Chunk{Location: loc}
 			cs.exists = true
-			tx.ends[loc.Segment] = max(tx.ends[loc.Segment], up.ends[loc.Segment])
+			if loc.Inline() {
+				cs.inline = up.inline
+			} else {
+				tx.ends[loc.Segment] = max(tx.ends[loc.Segment], up.ends[loc.Segment])
+			}
 		}
 		cs.cur.Refs++
 	}
@@ -388,8 +394,14 @@ func (tx *Tx) dropBlob(id blob.ID) error {
 	return nil
 }
 
-// recordSize is a chunk record's size in its segment.
-func recordSize(l index.Location) int64 { return segment.RecordHeaderSize + int64(l.Stored) }
+// recordSize is a chunk record's size in its segment, or the size of its
+// payload kept in the index.
+func recordSize(l index.Location) int64 {
+	if l.Inline() {
+		return int64(l.Stored)
+	}
+	return segment.RecordHeaderSize + int64(l.Stored)
+}
 
 // commit writes the transaction's effects in one synced batch.
 func (tx *Tx) commit() error {
@@ -456,7 +468,11 @@ func (tx *Tx) commit() error {
 				b.AddLive(l.Segment, recordSize(l), 1)
 			}
 			if !cs.existed {
-				b.AddLive(l.Segment, recordSize(l), 1)
+				if l.Inline() {
+					b.SetInline(id, *cs.inline)
+				} else {
+					b.AddLive(l.Segment, recordSize(l), 1)
+				}
 				tot.Chunks++
 				tot.ChunkBytes += int64(l.Raw)
 				tot.ChunkDisk += recordSize(l)
@@ -474,7 +490,11 @@ func (tx *Tx) commit() error {
 			}
 		default:
 			b.DeleteChunk(id)
-			b.AddLive(l.Segment, -recordSize(l), -1)
+			if l.Inline() {
+				b.DeleteInline(id)
+			} else {
+				b.AddLive(l.Segment, -recordSize(l), -1)
+			}
 			tot.Chunks--
 			tot.ChunkBytes -= int64(l.Raw)
 			tot.ChunkDisk -= recordSize(l)

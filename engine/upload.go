@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,11 @@ type Upload struct {
 	pinned []blob.ID
 	// ends is, per segment this upload appended to, the end of its last
 	// record there.
-	ends   map[uint64]int64
+	ends map[uint64]int64
+	// inline is the payload of a content small enough to be kept in the
+	// index (Options.InlineMax): its one chunk, in fresh with Segment 0,
+	// written by the commit that references it.
+	inline *index.Inline
 	closed bool
 	// dedup are the content bytes found stored; written the bytes
 	// appended, in writing nanoseconds (compressing and appending).
@@ -128,37 +133,12 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		compressed []byte
 		last       segment.Location
 		sinceCheck int64
+		// held is a first chunk small enough to be inlined, if it turns
+		// out to be the only one; appended when a second comes.
+		held   []byte
+		heldID blob.ID
 	)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		data, err := ch.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("engine: read upload: %w", err)
-		}
-		whole.Write(data)
-		id := blob.Sum(data)
-		u.chunks = append(u.chunks, index.ChunkRef{ID: id, Size: uint32(len(data))})
-		u.size += int64(len(data))
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		stored, err := e.pinIfStored(id)
-		if err != nil {
-			return err
-		}
-		if stored {
-			u.pinned = append(u.pinned, id)
-			u.dedup += int64(len(data))
-			e.stats.dedupChunks.Add(1)
-			e.stats.dedupBytes.Add(uint64(len(data)))
-			continue
-		}
+	write := func(id blob.ID, data []byte) error {
 		// A long upload rechecks the reserve as it goes.
 		if sinceCheck += int64(len(data)); sinceCheck >= 64<<20 {
 			sinceCheck = 0
@@ -184,9 +164,63 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		}
 		u.ends[loc.Segment] = loc.Offset + loc.Size
 		last = loc
+		return nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := ch.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("engine: read upload: %w", err)
+		}
+		whole.Write(data)
+		id := blob.Sum(data)
+		u.chunks = append(u.chunks, index.ChunkRef{ID: id, Size: uint32(len(data))})
+		u.size += int64(len(data))
+		if held != nil {
+			if err := write(heldID, held); err != nil {
+				return err
+			}
+			held = nil
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		stored, err := e.pinIfStored(id)
+		if err != nil {
+			return err
+		}
+		if stored {
+			u.pinned = append(u.pinned, id)
+			u.dedup += int64(len(data))
+			e.stats.dedupChunks.Add(1)
+			e.stats.dedupBytes.Add(uint64(len(data)))
+			continue
+		}
+		if len(u.chunks) == 1 && len(data) <= e.opts.InlineMax {
+			held, heldID = bytes.Clone(data), id
+			continue
+		}
+		if err := write(id, data); err != nil {
+			return err
+		}
 	}
 	u.id = whole.ID()
-	if len(u.fresh) > 0 {
+	if held != nil {
+		start := time.Now()
+		comp, payload := e.comp.Compress(nil, held)
+		u.inline = &index.Inline{Compression: uint8(comp), Raw: uint32(len(held)), Payload: payload}
+		u.fresh[heldID] = index.Location{Stored: uint32(len(payload)), Raw: uint32(len(held)), Compression: uint8(comp)}
+		u.written += int64(len(held))
+		u.writing += int64(time.Since(start))
+		e.stats.writtenBytes.Add(uint64(len(payload)))
+	}
+	if len(u.ends) > 0 {
 		start := time.Now()
 		if err := e.w.Sync(last.End()); err != nil {
 			return e.fail(err)

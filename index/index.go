@@ -143,6 +143,44 @@ func (v View) Chunk(id blob.ID) (Chunk, bool, error) {
 	return c, true, nil
 }
 
+// Inline returns a chunk's inline payload; Payload is a copy.
+func (v View) Inline(id blob.ID) (Inline, bool, error) {
+	b, ok, err := v.get(InlineKey(id))
+	if !ok || err != nil {
+		return Inline{}, false, err
+	}
+	in, err := DecodeInline(b)
+	if err != nil {
+		return Inline{}, false, fmt.Errorf("index: inline chunk %s: %w", id, err)
+	}
+	return in, true, nil
+}
+
+// InlineEntry is one inline payload.
+type InlineEntry struct {
+	ID blob.ID
+	Inline
+}
+
+// Inlines yields every inline payload; Payload is valid only until the
+// next.
+func (v View) Inlines() iter.Seq2[InlineEntry, error] {
+	return func(yield func(InlineEntry, error) bool) {
+		for e, err := range v.scan([]byte{prefixInline}, nil) {
+			var ie InlineEntry
+			if err == nil {
+				ie.ID, err = parseIDKey(prefixInline, e.key)
+			}
+			if err == nil {
+				ie.Inline, err = DecodeInline(e.value)
+			}
+			if !yield(ie, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
 // Blob returns a blob's entry.
 func (v View) Blob(id blob.ID) (Blob, bool, error) {
 	b, ok, err := v.get(BlobKey(id))
@@ -465,6 +503,12 @@ func (b *Batch) SetChunk(id blob.ID, c Chunk) { b.set(ChunkKey(id), EncodeChunk(
 
 // DeleteChunk removes a chunk entry.
 func (b *Batch) DeleteChunk(id blob.ID) { b.del(ChunkKey(id)) }
+
+// SetInline writes a chunk's inline payload.
+func (b *Batch) SetInline(id blob.ID, v Inline) { b.set(InlineKey(id), EncodeInline(v)) }
+
+// DeleteInline removes a chunk's inline payload.
+func (b *Batch) DeleteInline(id blob.ID) { b.del(InlineKey(id)) }
 
 // SetBlob writes a blob entry.
 func (b *Batch) SetBlob(id blob.ID, v Blob) { b.set(BlobKey(id), EncodeBlob(v)) }

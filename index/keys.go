@@ -28,6 +28,9 @@ const (
 	// prefixZero + kind + ID → be64(since): a blob or chunk with no
 	// references, waiting for garbage collection.
 	prefixZero byte = 'z'
+	// prefixInline + chunk ID → Inline: the payload of a small chunk kept
+	// in the index instead of a segment (its Location's Segment is 0).
+	prefixInline byte = 'i'
 )
 
 // Segment fields: the byte after a segment key's id.
@@ -243,12 +246,51 @@ func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
 
 // Location is where a chunk's record is: the segment, the record's offset,
 // its payload's stored length, the content length, and the compression.
+// Segment 0 (no segment has that ID) is a chunk stored inline: its payload
+// is the index's Inline entry of the chunk ID, and Offset is 0.
 type Location struct {
 	Segment     uint64
 	Offset      int64
 	Stored      uint32
 	Raw         uint32
 	Compression uint8
+}
+
+// Inline reports whether the chunk's payload is kept in the index.
+func (l Location) Inline() bool { return l.Segment == 0 }
+
+// InlineKey is the key of a chunk's inline payload.
+func InlineKey(id blob.ID) []byte { return idKey(prefixInline, id) }
+
+// Inline is a small chunk's payload kept in the index, described as a
+// segment record describes its own, so that it can be verified and
+// indexed again from itself alone.
+type Inline struct {
+	Compression uint8
+	Raw         uint32
+	Payload     []byte
+}
+
+// EncodeInline encodes an inline payload.
+func EncodeInline(v Inline) []byte {
+	b := make([]byte, 0, 8+len(v.Payload))
+	b = append(b, valueV1, v.Compression)
+	b = binary.AppendUvarint(b, uint64(v.Raw))
+	return append(b, v.Payload...)
+}
+
+// DecodeInline decodes an inline payload; Payload aliases b.
+func DecodeInline(b []byte) (Inline, error) {
+	d := decoder{b: b}
+	d.version("inline chunk")
+	var v Inline
+	v.Compression = d.byte()
+	v.Raw = d.uint32()
+	if d.err != nil {
+		return Inline{}, d.err
+	}
+	v.Payload = d.b
+	return v, nil
 }
 
 // Chunk is a chunk's index entry: its location and how many blob chunk

@@ -75,9 +75,9 @@ func (c *Compressor) Compress(dst, content []byte) (Compression, []byte) {
 	return Zstd, out
 }
 
-// decompress decodes payload into dst[:0], which it grows to rawLen; a frame
+// Decompress decodes payload into dst[:0], which it grows to rawLen; a frame
 // that decodes to anything but exactly rawLen bytes is an error.
-func (c *Compressor) decompress(dst, payload []byte, rawLen int) ([]byte, error) {
+func (c *Compressor) Decompress(dst, payload []byte, rawLen int) ([]byte, error) {
 	if cap(dst) < rawLen {
 		dst = make([]byte, 0, rawLen)
 	}

@@ -63,7 +63,7 @@ func (r *Reader) ReadChunk(off int64, stored int, want blob.ID, scratch *[]byte)
 	content := payload
 	if h.Compression == Zstd {
 		all := grow(scratch, n+int(h.Raw))
-		out, err := r.c.decompress(all[n:n], payload, int(h.Raw))
+		out, err := r.c.Decompress(all[n:n], payload, int(h.Raw))
 		if err != nil {
 			return nil, r.corrupt(off, "zstd payload: %v", err)
 		}
@@ -163,7 +163,7 @@ func (s *Scanner) Next() bool {
 	if s.verify {
 		content := payload
 		if h.Compression == Zstd {
-			out, err := s.c.decompress(s.content[:0], payload, int(h.Raw))
+			out, err := s.c.Decompress(s.content[:0], payload, int(h.Raw))
 			if err != nil {
 				return s.stop(s.corrupt("zstd payload: %v", err))
 			}
