@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/index"
@@ -128,6 +129,11 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 	ch := chunker.New(r, e.opts.chunking())
 	defer ch.Close()
 	whole := blob.New()
+	// hashing is the whole content's hash of the last chunk, running
+	// beside the rest of that chunk's work; done before the chunker is
+	// asked for the next chunk or closed (it reuses the chunk's buffer).
+	var hashing sync.WaitGroup
+	defer hashing.Wait()
 	seen := map[blob.ID]bool{}
 	var (
 		compressed []byte
@@ -170,6 +176,7 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		hashing.Wait()
 		data, err := ch.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -177,8 +184,22 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("engine: read upload: %w", err)
 		}
-		whole.Write(data)
-		id := blob.Sum(data)
+		// Each byte is hashed once for its chunk and once for the whole
+		// content, the two on two cores for a large chunk; the first
+		// chunk's hash is the whole content's so far, so it is hashed
+		// once.
+		var id blob.ID
+		switch {
+		case len(u.chunks) == 0:
+			whole.Write(data)
+			id = whole.ID()
+		case len(data) >= 128<<10:
+			hashing.Go(func() { whole.Write(data) })
+			id = blob.Sum(data)
+		default:
+			whole.Write(data)
+			id = blob.Sum(data)
+		}
 		u.chunks = append(u.chunks, index.ChunkRef{ID: id, Size: uint32(len(data))})
 		u.size += int64(len(data))
 		if held != nil {
@@ -210,6 +231,7 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 			return err
 		}
 	}
+	hashing.Wait()
 	u.id = whole.ID()
 	if held != nil {
 		start := time.Now()

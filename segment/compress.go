@@ -33,7 +33,7 @@ const (
 // NewCompressor returns a Compressor.
 func NewCompressor() *Compressor {
 	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithEncoderLevel(zstd.SpeedFastest), // a third faster than the default, a few percent larger
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithEncoderCRC(false), // the payload CRC and the chunk's BLAKE3 cover it
 		zstd.WithLowerEncoderMem(true),
