@@ -139,7 +139,7 @@ func TestCorruptDownloads(t *testing.T) {
 	}
 	defer e.Close()
 	url, tok := start(t, server.Config{Engine: e})
-	small, large := random(1, 10<<10), random(2, 8<<20)
+	small, large := random(1, 40<<10), random(2, 8<<20) // small: over the 16 KiB kept in the index, in a segment
 	mustStatus(t, 201, "POST", url+"/public/1/small", tok, small)
 	mustStatus(t, 201, "POST", url+"/public/1/large", tok, large)
 	flip(t, dir, small[5000:5064])
