@@ -381,7 +381,7 @@ func TestGCAndScrubCommands(t *testing.T) {
 	}
 	// Enough to seal segments is too much for a unit test at 1 GiB, so the
 	// commands are checked for what they report, not for compaction.
-	kept := make([]byte, 8000) // incompressible, so stored raw and findable on disk
+	kept := make([]byte, 40000) // incompressible and over the 16 KiB kept inline: stored raw in a segment, findable on disk
 	rand.NewChaCha8([32]byte{1}).Read(kept)
 	put("kept", kept)
 	put("gone", bytes.Repeat([]byte("gone "), 1000))
