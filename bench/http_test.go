@@ -27,8 +27,14 @@ type httpEnv struct {
 }
 
 func newHTTPEnv(b *testing.B) *httpEnv {
+	return newHTTPEnvWith(b, engine.Options{})
+}
+
+// newHTTPEnvWith is newHTTPEnv on an engine with opts.
+func newHTTPEnvWith(b *testing.B, opts engine.Options) *httpEnv {
 	b.Helper()
-	e := openEngine(b)
+	opts.MinFreeBytes = -1
+	e := enginetest.Open(b, opts)
 	ts := httptest.NewServer(server.New(server.Config{Engine: e, Logger: enginetest.Logger(b)}))
 	b.Cleanup(ts.Close)
 	users := cloudstorage.NewUsers(e)

@@ -214,8 +214,13 @@ func (e *Engine) check(ctx context.Context, snap *index.Snapshot, c *checker) er
 			c.addf("chunk %s: %v", ch.ID, err)
 			continue
 		}
-		if _, err := sf.ReadChunk(ch.Offset, int(ch.Stored), ch.ID, scratch); err != nil {
+		content, err := sf.ReadChunk(ch.Offset, int(ch.Stored), ch.ID, scratch)
+		if err != nil {
 			c.addf("chunk %s: %v", ch.ID, err)
+		} else if ob, ok, err := snap.Outboard(ch.ID); err != nil {
+			return err
+		} else if ok && (!hasOutboard(ch.Location) || !blob.VerifyPart(content, ob, 0, ch.ID)) {
+			c.addf("chunk %s: its outboard does not verify it", ch.ID)
 		}
 		e.files.release(sf)
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cairnstore/cairn/index"
+	"github.com/cairnstore/cairn/internal/blob"
 	"github.com/cairnstore/cairn/internal/chunker"
 	"github.com/cairnstore/cairn/segment"
 )
@@ -212,6 +213,9 @@ type Engine struct {
 
 	// gcMu serialises GC passes.
 	gcMu sync.Mutex
+	// outboardSuspects are the outboards the last GC pass found without
+	// a chunk (sweepOutboards). Guarded by gcMu.
+	outboardSuspects map[blob.ID]bool
 	// hooks are the OnExpire callbacks by namespace. Guarded by hooksMu.
 	hooksMu sync.RWMutex
 	hooks   map[string]func(Record)

@@ -84,6 +84,9 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	if err := e.releaseZeros(ctx, &rep); err != nil {
 		return rep, err
 	}
+	if err := e.sweepOutboards(ctx); err != nil {
+		return rep, err
+	}
 	// Releasing may have made more segments worth compacting.
 	if cands, err = e.compactionCandidates(); err != nil {
 		return rep, err
@@ -111,6 +114,52 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	e.stats.gcRuns.Add(1)
 	e.stats.gcReclaimed.Add(uint64(rep.Reclaimed))
 	return rep, nil
+}
+
+// sweepOutboards deletes the outboards of chunks that are not stored,
+// or not in a form that has one, found so by this pass and the one
+// before: an upload writes its chunks' outboards before it commits them,
+// so one seen once may be of an upload in flight. (Deleting one of those
+// would only make reads of parts of its chunk read all of it.)
+// Guarded by gcMu.
+func (e *Engine) sweepOutboards(ctx context.Context) error {
+	suspects := map[blob.ID]bool{}
+	var gone []blob.ID
+	for id, err := range e.idx.Outboards() {
+		if err != nil {
+			return corrupt(err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, ok, err := e.idx.Chunk(id)
+		if err != nil {
+			return corrupt(err)
+		}
+		if ok && hasOutboard(c.Location) {
+			continue
+		}
+		if e.outboardSuspects[id] {
+			gone = append(gone, id)
+		} else {
+			suspects[id] = true
+		}
+	}
+	e.outboardSuspects = suspects
+	for batch := range slices.Chunk(gone, 1024) {
+		b := e.idx.NewBatch()
+		for _, id := range batch {
+			// A chunk committed since keeps it.
+			if c, ok, err := e.idx.Chunk(id); err == nil && ok && hasOutboard(c.Location) {
+				continue
+			}
+			b.DeleteOutboard(id)
+		}
+		if err := b.Commit(); err != nil {
+			return e.fail(err)
+		}
+	}
+	return nil
 }
 
 // releaseZeros releases zero-reference blobs, then chunks, older than the

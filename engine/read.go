@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnstore/cairn/index"
@@ -50,6 +51,10 @@ type Reader struct {
 	starts []int64
 	pos    int64
 	closed bool
+	// winFrom, winTo: the reads to come are of these bytes (Window).
+	winFrom, winTo int64
+	// partOf is the chunk this window reads in part, or -1.
+	partOf atomic.Int64
 }
 
 // Open returns a Reader of blob id, or ErrNotFound. Its reads share the
@@ -89,6 +94,7 @@ func (e *Engine) open(id blob.ID, scope string) (*Reader, error) {
 		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, id)
 	}
 	r := &Reader{e: e, id: id, scope: scope, size: b.Size, chunks: b.Chunks}
+	r.partOf.Store(-1)
 	r.starts = make([]int64, len(b.Chunks)+1)
 	for i, c := range b.Chunks {
 		r.starts[i+1] = r.starts[i] + int64(c.Size)
@@ -138,10 +144,24 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Window says that the reads to come, from the current position, are of
+// its next n bytes (an HTTP range): a chunk of which they need only a part
+// is read in part, the groups of it they need verified by the chunk's
+// outboard, rather than read and hashed whole; unless it is cached, or
+// read in part recently (readCache.partAgain): then it is read whole and
+// cached.
+func (r *Reader) Window(n int64) {
+	r.winFrom, r.winTo = r.pos, r.pos+max(n, 0)
+	r.partOf.Store(-1)
+}
+
 // copyAt copies into p the bytes at off < size from the one chunk that
 // holds off.
 func (r *Reader) copyAt(p []byte, off int64) (int, error) {
 	i := r.chunkAt(off)
+	if n, ok := r.copyPart(p, off, i); ok {
+		return n, nil
+	}
 	v, err := r.chunk(i)
 	if err != nil {
 		return 0, err
@@ -149,6 +169,89 @@ func (r *Reader) copyAt(p []byte, off int64) (int, error) {
 	n := copy(p, v.data[off-r.starts[i]:])
 	r.e.reads.done(v)
 	return n, nil
+}
+
+// copyPart copies into p the bytes at off from part of chunk i, if the
+// window needs only part of that chunk and Window's rule says so, and it
+// can be read in part (raw, with an outboard); it reports whether it did.
+// Anything amiss (a chunk moved since, an outboard that does not verify
+// the part) leaves the read to copyAt's whole-chunk path, which verifies
+// the whole chunk and reports what is corrupt.
+func (r *Reader) copyPart(p []byte, off int64, i int) (int, bool) {
+	ref := r.chunks[i]
+	start, end := r.starts[i], r.starts[i+1]
+	from, to := max(r.winFrom, start), min(r.winTo, end)
+	if off < from || off >= to || to-from == end-start || int64(ref.Size) < MinOutboard {
+		return 0, false
+	}
+	if r.partOf.Load() != int64(i) {
+		k := cacheKey{r.scope, ref.ID}
+		if r.e.reads.has(k) || r.e.reads.partAgain(k) {
+			return 0, false
+		}
+		r.partOf.Store(int64(i))
+	}
+	// The groups holding [off, off+len(p)) within the window, relative to
+	// the chunk.
+	lo := (off - start) &^ (blob.OutboardGroup - 1)
+	hi := min(off-start+int64(len(p)), to-start)
+	hi = min((hi+blob.OutboardGroup-1)&^(blob.OutboardGroup-1), end-start)
+	r.e.reads.reserve(hi - lo)
+	defer r.e.reads.unreserve(hi - lo)
+	scratch := r.e.getScratch()
+	defer r.e.scratch.Put(scratch)
+	part, err := r.e.readPart(ref, lo, hi, scratch)
+	if err != nil {
+		if !errors.Is(err, errNoPart) {
+			r.e.log.Warn("part of a chunk not verified by its outboard; reading it whole", "chunk", ref.ID, "err", err)
+		}
+		return 0, false
+	}
+	return copy(p, part[off-start-lo:]), true
+}
+
+// errNoPart: a chunk cannot be read in part (compressed, inline, no
+// outboard).
+var errNoPart = errors.New("engine: chunk not readable in part")
+
+// readPart returns bytes [from, to) of chunk ref, read from its segment
+// and verified by its outboard; from is a multiple of blob.OutboardGroup
+// and to is too, or the chunk's end.
+func (e *Engine) readPart(ref index.ChunkRef, from, to int64, scratch *[]byte) ([]byte, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	c, ok, err := e.idx.Chunk(ref.ID)
+	if err != nil || !ok || c.Raw != ref.Size || !hasOutboard(c.Location) {
+		return nil, errNoPart
+	}
+	ob, ok, err := e.idx.Outboard(ref.ID)
+	if err != nil || !ok {
+		return nil, errNoPart
+	}
+	sf, err := e.files.acquire(c.Segment)
+	if err != nil {
+		return nil, err
+	}
+	defer e.files.release(sf)
+	buf := grow(scratch, int(to-from))
+	if err := sf.ReadPayloadAt(buf, c.Offset, from); err != nil {
+		return nil, err
+	}
+	if !blob.VerifyPart(buf, ob, from, ref.ID) {
+		return nil, corruptf("chunk %s: bytes %d-%d at %s offset %d do not verify by its outboard", ref.ID, from, to, segment.FileName(c.Segment), c.Offset)
+	}
+	e.stats.partReads.Add(1)
+	return buf, nil
+}
+
+// grow returns *b resized to n bytes.
+func grow(b *[]byte, n int) []byte {
+	if cap(*b) < n {
+		*b = make([]byte, n)
+	}
+	*b = (*b)[:n]
+	return *b
 }
 
 // chunk returns chunk i, verified, in use until reads.done is called on

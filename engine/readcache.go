@@ -35,6 +35,15 @@ type readCache struct {
 	lru     list.List // of *cached, the most recently used first
 	hits    int64
 	entries int64
+	// parts are the chunks last read in part, as many as the cache
+	// holds chunks of the average size, oldest first: a chunk read in
+	// part again while it is among them is read whole and kept
+	// (partAgain). So a range read once costs its range, and one read
+	// again is served from memory, without a one-off range filling the
+	// cache.
+	parts    map[cacheKey]int // → its place in partRing
+	partRing []cacheKey
+	partNext int
 }
 
 type cacheKey struct {
@@ -58,6 +67,26 @@ func (c *readCache) init(limit int64) {
 	c.limit = limit
 	c.freed.L = &c.mu
 	c.m = make(map[cacheKey]*cached)
+	c.parts = make(map[cacheKey]int)
+	c.partRing = make([]cacheKey, max(16, limit/(1<<20)))
+}
+
+// partAgain reports whether k was read in part recently, and if not,
+// records that it is now.
+func (c *readCache) partAgain(k cacheKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.parts[k]; ok {
+		delete(c.parts, k)
+		return true
+	}
+	if old := c.partRing[c.partNext]; c.parts[old] == c.partNext {
+		delete(c.parts, old)
+	}
+	c.partRing[c.partNext] = k
+	c.parts[k] = c.partNext
+	c.partNext = (c.partNext + 1) % len(c.partRing)
+	return false
 }
 
 // get returns the entry of k, most recently used now, in use until done
@@ -74,10 +103,21 @@ func (c *readCache) get(k cacheKey) *cached {
 	return v
 }
 
-// done ends one use of v.
+// has reports whether k is cached.
+func (c *readCache) has(k cacheKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[k] != nil
+}
+
+// done ends one use of v, which a reserve waiting for memory may now
+// drop.
 func (c *readCache) done(v *cached) {
 	c.mu.Lock()
 	v.users--
+	if v.users == 0 {
+		c.freed.Broadcast()
+	}
 	c.mu.Unlock()
 }
 

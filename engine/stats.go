@@ -19,6 +19,7 @@ type counters struct {
 	writtenBytes atomic.Uint64 // record bytes appended to segments
 	corruptReads atomic.Uint64
 	chunkReads   atomic.Uint64 // chunks read from segments and verified
+	partReads    atomic.Uint64 // parts of chunks read and verified by outboard
 	gcRuns       atomic.Uint64
 	gcReclaimed  atomic.Uint64
 	compacted    atomic.Uint64
@@ -62,6 +63,7 @@ type Stats struct {
 	WrittenBytes uint64 // bytes appended to segments or kept inline in the index
 	CorruptReads uint64
 	ChunkReads   uint64 // chunks read from segments and verified, for clients and scrubs
+	PartReads    uint64 // parts of chunks read for ranges, verified by the chunk's outboard
 	GCRuns       uint64 // GC passes completed
 	GCReclaimed  uint64 // segment bytes given back by compaction
 	Compacted    uint64 // segments compacted and removed
@@ -140,6 +142,7 @@ func (e *Engine) Stats() (Stats, error) {
 		cum += e.stats.syncBuckets[i].Load()
 		s.SyncBuckets[i] = cum
 	}
+	s.PartReads = e.stats.partReads.Load()
 	used, hits, _ := e.reads.stats()
 	s.ReadCacheBytes, s.ReadCacheHits = used, uint64(hits)
 	if p := e.failed.Load(); p != nil {

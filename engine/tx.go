@@ -394,6 +394,12 @@ func (tx *Tx) dropBlob(id blob.ID) error {
 	return nil
 }
 
+// hasOutboard reports whether a chunk at l may have an outboard: a raw
+// one in a segment, of MinOutboard bytes or more.
+func hasOutboard(l index.Location) bool {
+	return !l.Inline() && l.Compression == uint8(segment.Raw) && l.Raw >= MinOutboard
+}
+
 // recordSize is a chunk record's size in its segment, or the size of its
 // payload kept in the index.
 func recordSize(l index.Location) int64 {
@@ -494,6 +500,9 @@ func (tx *Tx) commit() error {
 				b.DeleteInline(id)
 			} else {
 				b.AddLive(l.Segment, -recordSize(l), -1)
+			}
+			if hasOutboard(l) {
+				b.DeleteOutboard(id)
 			}
 			tot.Chunks--
 			tot.ChunkBytes -= int64(l.Raw)

@@ -143,6 +143,8 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		// out to be the only one; appended when a second comes.
 		held   []byte
 		heldID blob.ID
+		// outboards of raw chunks written, not yet in the index.
+		outboards = map[blob.ID][]byte{}
 	)
 	write := func(id blob.ID, data []byte) error {
 		// A long upload rechecks the reserve as it goes.
@@ -188,14 +190,20 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		// content, the two on two cores for a large chunk; the first
 		// chunk's hash is the whole content's so far, so it is hashed
 		// once.
-		var id blob.ID
+		// A chunk of MinOutboard bytes or more gets an outboard (its hash
+		// tree, for verified reads of a part) from the pass that makes its
+		// ID.
+		var (
+			id blob.ID
+			ob []byte
+		)
 		switch {
+		case len(data) >= MinOutboard:
+			hashing.Go(func() { whole.Write(data) })
+			id, ob = blob.Outboard(data)
 		case len(u.chunks) == 0:
 			whole.Write(data)
 			id = whole.ID()
-		case len(data) >= 128<<10:
-			hashing.Go(func() { whole.Write(data) })
-			id = blob.Sum(data)
 		default:
 			whole.Write(data)
 			id = blob.Sum(data)
@@ -230,6 +238,17 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		if err := write(id, data); err != nil {
 			return err
 		}
+		if ob != nil && u.fresh[id].Compression == uint8(segment.Raw) {
+			outboards[id] = ob
+			if len(outboards) >= 16 {
+				if err := e.putOutboards(outboards); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := e.putOutboards(outboards); err != nil {
+		return err
 	}
 	hashing.Wait()
 	u.id = whole.ID()
@@ -249,6 +268,24 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		}
 		e.writeCost.observe(u.written, u.writing, time.Since(start))
 	}
+	return nil
+}
+
+// MinOutboard is the least size of a chunk that gets an outboard: a read
+// of part of a smaller one reads it whole.
+const MinOutboard = 64 << 10
+
+// putOutboards writes the outboards of chunks just appended to the index,
+// unsynced (they are only ever a way to verify part of a chunk: see
+// index.DB.PutOutboards), and empties obs.
+func (e *Engine) putOutboards(obs map[blob.ID][]byte) error {
+	if len(obs) == 0 {
+		return nil
+	}
+	if err := e.idx.PutOutboards(obs); err != nil {
+		return e.fail(err)
+	}
+	clear(obs)
 	return nil
 }
 

@@ -41,9 +41,16 @@ func FuzzRecordKey(f *testing.F) {
 }
 
 // FuzzIndexValues decodes arbitrary bytes as each kind of index value: no
-// panic, no huge allocation, and what decodes re-encodes to the same bytes.
+// panic, no huge allocation, and what decodes re-encodes to the same bytes;
+// as a chunk's outboard, it verifies no bytes but the chunk's own.
 func FuzzIndexValues(f *testing.F) {
 	id := blob.Sum([]byte("seed"))
+	content := bytes.Repeat([]byte("outboard seed "), 3000) // 42,000 bytes: 3 groups
+	contentID, outboard := blob.Outboard(content)
+	changed := bytes.Clone(content[blob.OutboardGroup : 2*blob.OutboardGroup])
+	changed[100] ^= 1
+	f.Add(outboard)
+	f.Add(index.EncodeInline(index.Inline{Compression: 1, Raw: 4096, Payload: []byte("zstd frame")}))
 	f.Add(index.EncodeChunk(index.Chunk{Location: index.Location{Segment: 3, Offset: 4096, Stored: 100, Raw: 200, Compression: 1}, Refs: 2}))
 	f.Add(index.EncodeBlob(index.Blob{Size: 300, Refs: 1, Created: 1e18, Chunks: []index.ChunkRef{{ID: id, Size: 100}, {ID: id, Size: 200}}}))
 	f.Add(index.EncodeRecord(index.Record{Blob: id, Size: 300, ContentType: "image/png", Meta: []byte(`{"a":1}`), Created: 1, Modified: 2, Expires: 3, Version: 4}))
@@ -59,6 +66,13 @@ func FuzzIndexValues(f *testing.F) {
 			if len(v.Chunks) > len(b) {
 				t.Fatalf("%d chunk refs from %d bytes", len(v.Chunks), len(b))
 			}
+		}
+		if v, err := index.DecodeInline(b); err == nil && !bytes.Equal(index.EncodeInline(v), b) {
+			t.Fatalf("inline payload %x decodes to %+v, which encodes differently", b, v)
+		}
+		blob.VerifyPart(content[blob.OutboardGroup:2*blob.OutboardGroup], b, blob.OutboardGroup, contentID) // no panic
+		if blob.VerifyPart(changed, b, blob.OutboardGroup, contentID) {
+			t.Fatalf("outboard %x verifies a part that is not the content's", b)
 		}
 		if r, err := index.DecodeRecord(b); err == nil {
 			again, err := index.DecodeRecord(index.EncodeRecord(r))

@@ -156,6 +156,24 @@ func (v View) Inline(id blob.ID) (Inline, bool, error) {
 	return in, true, nil
 }
 
+// Outboard returns a chunk's outboard (blob.Outboard), if it has one.
+func (v View) Outboard(id blob.ID) ([]byte, bool, error) { return v.get(OutboardKey(id)) }
+
+// Outboards yields the chunk IDs that have an outboard.
+func (v View) Outboards() iter.Seq2[blob.ID, error] {
+	return func(yield func(blob.ID, error) bool) {
+		for e, err := range v.scan([]byte{prefixOutboard}, nil) {
+			var id blob.ID
+			if err == nil {
+				id, err = parseIDKey(prefixOutboard, e.key)
+			}
+			if !yield(id, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
 // InlineEntry is one inline payload.
 type InlineEntry struct {
 	ID blob.ID
@@ -489,6 +507,19 @@ type Batch struct {
 	totals Totals
 }
 
+// PutOutboards writes chunks' outboards, unsynced: an outboard is
+// derived from its chunk and verified against the chunk's ID on every
+// use, so one lost in a crash, or never committed with its chunk, costs
+// only the speed of range reads (and GC deletes those with no chunk).
+func (d *DB) PutOutboards(obs map[blob.ID][]byte) error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	for id, ob := range obs {
+		_ = b.Set(OutboardKey(id), ob, nil)
+	}
+	return commit(b, pebble.NoSync)
+}
+
 // NewBatch returns an empty batch.
 func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch()} }
 
@@ -506,6 +537,9 @@ func (b *Batch) DeleteChunk(id blob.ID) { b.del(ChunkKey(id)) }
 
 // SetInline writes a chunk's inline payload.
 func (b *Batch) SetInline(id blob.ID, v Inline) { b.set(InlineKey(id), EncodeInline(v)) }
+
+// DeleteOutboard removes a chunk's outboard.
+func (b *Batch) DeleteOutboard(id blob.ID) { b.del(OutboardKey(id)) }
 
 // DeleteInline removes a chunk's inline payload.
 func (b *Batch) DeleteInline(id blob.ID) { b.del(InlineKey(id)) }
@@ -585,15 +619,15 @@ func (b *Batch) Commit() error {
 		b.merge(metaKey(metaTotals), sumOperand(b.totals.vector()...))
 	}
 	defer b.Close()
-	return commitSynced(b.b)
+	return commit(b.b, pebble.Sync)
 }
 
-// commitSynced commits b with pebble.Sync. A failed WAL write or sync is
+// commit commits b with opts (pebble.Sync but for outboards). A failed WAL write or sync is
 // fatal to Pebble (its commit pipeline cannot go on, and after a failed
 // fsync the page cache cannot be trusted): Pebble calls Fatalf, which
 // panics with a fatalError, turned here into an error matching ErrFatal
 // so the engine can stop writing instead of the process dying mid-request.
-func commitSynced(b *pebble.Batch) (err error) {
+func commit(b *pebble.Batch, opts *pebble.WriteOptions) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(fatalError)
@@ -603,7 +637,7 @@ func commitSynced(b *pebble.Batch) (err error) {
 			err = f
 		}
 	}()
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	return nil

@@ -31,6 +31,9 @@ const (
 	// prefixInline + chunk ID → Inline: the payload of a small chunk kept
 	// in the index instead of a segment (its Location's Segment is 0).
 	prefixInline byte = 'i'
+	// prefixOutboard + chunk ID → the chunk's outboard (blob.Outboard):
+	// optional, derived from the chunk, verified on every use.
+	prefixOutboard byte = 'o'
 )
 
 // Segment fields: the byte after a segment key's id.
@@ -258,6 +261,9 @@ type Location struct {
 
 // Inline reports whether the chunk's payload is kept in the index.
 func (l Location) Inline() bool { return l.Segment == 0 }
+
+// OutboardKey is the key of a chunk's outboard.
+func OutboardKey(id blob.ID) []byte { return idKey(prefixOutboard, id) }
 
 // InlineKey is the key of a chunk's inline payload.
 func InlineKey(id blob.ID) []byte { return idKey(prefixInline, id) }

@@ -75,6 +75,22 @@ func (r *Reader) ReadChunk(off int64, stored int, want blob.ID, scratch *[]byte)
 	return content, nil
 }
 
+// ReadPayloadAt reads len(p) bytes of the payload of the record at off,
+// from byte from of the payload, without checking anything: the caller
+// verifies them (a raw payload's part, against the chunk's outboard).
+func (r *Reader) ReadPayloadAt(p []byte, off, from int64) error {
+	if off < 0 || from < 0 || from+int64(len(p)) > MaxPayload {
+		return r.corrupt(off, "payload range %d+%d from the index is out of range", from, len(p))
+	}
+	if _, err := r.r.ReadAt(p, off+RecordHeaderSize+from); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return r.corrupt(off, "payload range %d+%d runs past the end of the file", from, len(p))
+		}
+		return fmt.Errorf("segment: read %s at %d: %w", r.path, off, err)
+	}
+	return nil
+}
+
 // grow returns *b resized to at least n bytes, keeping its contents.
 func grow(b *[]byte, n int) []byte {
 	if cap(*b) < n {

@@ -52,7 +52,7 @@ type engineCollector struct {
 	records, logical, blobs, blobBytes, chunks, chunkBytes, physical *prometheus.Desc
 	segments, segmentBytes, live, dead                               *prometheus.Desc
 	uploads, dedupChunks, dedupBytes, written, corrupt, chunkReads   *prometheus.Desc
-	fsync, readOnly, up, readCache, cacheHits                        *prometheus.Desc
+	fsync, readOnly, up, readCache, cacheHits, partReads             *prometheus.Desc
 	gcRuns, gcReclaimed, compacted, expired                          *prometheus.Desc
 	scrubRuns, scrubChunks, scrubCorrupt                             *prometheus.Desc
 }
@@ -83,6 +83,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		fsync:        d("fsync_duration_seconds", "Latency of segment fdatasync calls (each shared by the uploads of a group commit)."),
 		readOnly:     d("read_only", "1 when the store refuses writes after a write or sync failure, until restarted."),
 		readCache:    d("read_cache_bytes", "Verified chunks kept in memory for downloads, and the ones being read (at most serve --read-cache)."),
+		partReads:    d("chunk_part_reads_total", "Parts of chunks read for range requests and verified by the chunk's outboard, without reading the whole chunk, since start."),
 		cacheHits:    d("read_cache_hits_total", "Chunk reads of downloads served from the read cache, without reading the disk, since start."),
 		up:           d("stats_up", "1 when the store's figures could be read."),
 		gcRuns:       d("gc_runs_total", "Garbage collection passes completed since start."),
@@ -98,7 +99,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
 		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt, c.chunkReads,
-		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
+		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.partReads, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
 		ch <- d
 	}
 }
@@ -132,6 +133,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.corrupt, s.CorruptReads)
 	k(c.chunkReads, s.ChunkReads)
 	k(c.cacheHits, s.ReadCacheHits)
+	k(c.partReads, s.PartReads)
 	k(c.gcRuns, s.GCRuns)
 	k(c.gcReclaimed, s.GCReclaimed)
 	k(c.compacted, s.Compacted)

@@ -116,7 +116,7 @@ func Inline(ctype string) bool {
 // errReader remembers the first read error that is not EOF: a corrupt
 // chunk, a missing segment.
 type errReader struct {
-	r   io.ReadSeeker
+	r   *engine.Reader
 	err error
 }
 
@@ -158,8 +158,15 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b
 // ReadFrom copies src through a buffer from copyBufs, unless it is small;
 // http.ServeContent hands its body to it.
 func (d *deferredWriter) ReadFrom(src io.Reader) (int64, error) {
-	if lr, ok := src.(*io.LimitedReader); ok && lr.N <= 32<<10 {
-		return io.Copy(writerOnly{d}, src) // through a buffer of the body's size
+	if lr, ok := src.(*io.LimitedReader); ok {
+		// The bytes of one range: the engine reads only the part of a
+		// chunk they need, verified by the chunk's outboard.
+		if er, ok := lr.R.(*errReader); ok {
+			er.r.Window(lr.N)
+		}
+		if lr.N <= 32<<10 {
+			return io.Copy(writerOnly{d}, src) // through a buffer of the body's size
+		}
 	}
 	b := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(b)
