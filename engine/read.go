@@ -265,9 +265,10 @@ func (r *Reader) chunk(i int) (*cached, error) {
 	// are read (see readCache).
 	reserved := int64(segment.RecordHeaderSize) + int64(r.chunks[i].Size)
 	r.e.reads.reserve(reserved)
-	buf := new([]byte)
+	buf := getBuffer(int(reserved))
 	data, err := r.e.readChunk(r.id, r.chunks[i], buf)
 	if err != nil {
+		putBuffer(buf)
 		r.e.reads.unreserve(reserved)
 		return nil, err
 	}

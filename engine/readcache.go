@@ -2,6 +2,7 @@ package engine
 
 import (
 	"container/list"
+	"math/bits"
 	"sync"
 
 	"github.com/cairnstore/cairn/internal/blob"
@@ -145,13 +146,14 @@ func (c *readCache) unreserve(n int64) {
 
 // add keeps data (within buf, read for reserved bytes) as the entry of k
 // and returns it in use. If another read added k first, that entry is
-// returned and buf is left to the garbage collector.
+// returned and buf is given back.
 func (c *readCache) add(k cacheKey, buf *[]byte, data []byte, reserved int64) *cached {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v := c.m[k]; v != nil {
 		c.used -= reserved
 		c.freed.Broadcast()
+		putBuffer(buf)
 		v.users++
 		c.lru.MoveToFront(v.elem)
 		return v
@@ -161,13 +163,15 @@ func (c *readCache) add(k cacheKey, buf *[]byte, data []byte, reserved int64) *c
 	c.m[k] = v
 	c.entries++
 	c.used += int64(cap(*buf)) - reserved
+	// The buffer may be a little larger than what was reserved.
+	for c.used > c.limit && c.dropOne() {
+	}
 	return v
 }
 
 // dropOne drops the least recently used entry not in use; it reports
-// whether there was one. Guarded by mu. Its buffer is left to the
-// garbage collector: a copy may have just ended, and a buffer of another
-// chunk's size would rarely fit the next read.
+// whether there was one. Guarded by mu. No one holds its bytes (users is
+// 0), so its buffer goes back to be read into again.
 func (c *readCache) dropOne() bool {
 	for el := c.lru.Back(); el != nil; el = el.Prev() {
 		v := el.Value.(*cached)
@@ -178,9 +182,48 @@ func (c *readCache) dropOne() bool {
 		delete(c.m, v.key)
 		c.used -= int64(cap(*v.buf))
 		c.freed.Broadcast()
+		putBuffer(v.buf)
 		return true
 	}
 	return false
+}
+
+// buffers are chunk-sized read buffers by size class (bufferClass), so
+// that a cache whose chunks keep being dropped and read again does not
+// allocate a chunk each time.
+var buffers [64]sync.Pool
+
+// bufferClass returns the class of a buffer for n bytes and its size:
+// 4 KiB, then four sizes per power of two (a buffer is at most a quarter
+// larger than asked for).
+func bufferClass(n int) (class, size int) {
+	if n <= 4<<10 {
+		return 0, 4 << 10
+	}
+	k := bits.Len(uint(n-1)) - 1 // 1<<k < n <= 1<<(k+1)
+	step := 1 << (k - 2)
+	q := (n - 1<<k + step - 1) / step // 1 to 4
+	return (k-12)*4 + q, 1<<k + q*step
+}
+
+// getBuffer returns an empty buffer for n bytes.
+func getBuffer(n int) *[]byte {
+	class, size := bufferClass(n)
+	if class < len(buffers) {
+		if b, ok := buffers[class].Get().(*[]byte); ok {
+			*b = (*b)[:0]
+			return b
+		}
+	}
+	b := make([]byte, 0, size)
+	return &b
+}
+
+// putBuffer gives back a buffer no one reads any more.
+func putBuffer(b *[]byte) {
+	if class, size := bufferClass(cap(*b)); size == cap(*b) && class < len(buffers) {
+		buffers[class].Put(b)
+	}
 }
 
 // stats returns the bytes held, the hits and the chunks added so far.
