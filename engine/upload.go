@@ -145,6 +145,8 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		heldID blob.ID
 		// outboards of raw chunks written, not yet in the index.
 		outboards = map[blob.ID][]byte{}
+		// wholeIsChunk: the content is its one chunk, not written to whole.
+		wholeIsChunk bool
 	)
 	write := func(id blob.ID, data []byte) error {
 		// A long upload rechecks the reserve as it goes.
@@ -197,9 +199,16 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 			id blob.ID
 			ob []byte
 		)
+		// A content of one chunk has the chunk's ID: its bytes need no
+		// second hash.
+		only := len(u.chunks) == 0 && ch.Last()
 		switch {
 		case len(data) >= MinOutboard:
-			hashing.Go(func() { whole.Write(data) })
+			if only {
+				wholeIsChunk = true
+			} else {
+				hashing.Go(func() { whole.Write(data) })
+			}
 			id, ob = blob.Outboard(data)
 		case len(u.chunks) == 0:
 			whole.Write(data)
@@ -252,6 +261,9 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 	}
 	hashing.Wait()
 	u.id = whole.ID()
+	if wholeIsChunk {
+		u.id = u.chunks[0].ID
+	}
 	if held != nil {
 		start := time.Now()
 		comp, payload := e.comp.Compress(nil, held)

@@ -83,7 +83,7 @@ func TestB3sum(t *testing.T) {
 	b3sum := testtool.Path(t, "b3sum", "apt-get install -y b3sum")
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(7, 7))
-	for _, n := range []int{0, 1, 1023, 1024, 1025, 64 << 10, 1<<20 + 3} {
+	for _, n := range []int{0, 1, 1023, 1024, 1025, 64<<10 - 1, 64 << 10, 1<<20 + 3} { // both sides of largeSum
 		data := make([]byte, n)
 		for i := range data {
 			data[i] = byte(r.Uint32())

@@ -108,6 +108,32 @@ type Chunker struct {
 	buf  *[]byte
 	pool *sync.Pool
 	done bool
+	src  *sourceReader
+	// emitted counts the bytes of the chunks returned so far.
+	emitted int64
+}
+
+// sourceReader counts what the source gave and notes its end.
+type sourceReader struct {
+	r    io.Reader
+	read int64
+	eof  bool
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.read += int64(n)
+	if errors.Is(err, io.EOF) {
+		s.eof = true
+	}
+	return n, err
+}
+
+// Last reports whether the chunk Next last returned is known to be the
+// stream's last: the source has ended and every byte it gave is in a
+// chunk returned. (It may not be known: then the next Next says io.EOF.)
+func (c *Chunker) Last() bool {
+	return c.src.eof && c.emitted == c.src.read
 }
 
 // New returns a chunker over r. Params must be valid (see Validate); New
@@ -119,13 +145,14 @@ func New(r io.Reader, p Params) *Chunker {
 	}
 	pl := pool(p.MaxSize)
 	buf := pl.Get().(*[]byte)
-	c, err := cdc.NewChunkerBuffer(Algorithm, r, &cdc.ChunkerOpts{
+	src := &sourceReader{r: r}
+	c, err := cdc.NewChunkerBuffer(Algorithm, src, &cdc.ChunkerOpts{
 		MinSize: p.MinSize, NormalSize: p.NormalSize, MaxSize: p.MaxSize,
 	}, *buf)
 	if err != nil {
 		panic(fmt.Sprintf("chunker: %v", err)) // validated above
 	}
-	return &Chunker{c: c, buf: buf, pool: pl}
+	return &Chunker{c: c, buf: buf, pool: pl, src: src}
 }
 
 // Next returns the next chunk, or io.EOF after the last one. An empty stream
@@ -146,6 +173,7 @@ func (c *Chunker) Next() ([]byte, error) {
 			return nil, io.EOF
 		}
 	}
+	c.emitted += int64(len(chunk))
 	return chunk, nil
 }
 

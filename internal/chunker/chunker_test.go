@@ -182,3 +182,39 @@ func BenchmarkChunker(b *testing.B) {
 		c.Close()
 	}
 }
+
+// TestLast: Last is never true before the last chunk, and is true after
+// it whenever the source's end was seen (one read at a time or not).
+func TestLast(t *testing.T) {
+	for _, n := range []int{0, 1, 100 << 10, 300 << 10, 1 << 20, 3<<20 + 17, 9 << 20} {
+		for _, oneByte := range []bool{false, true} {
+			var r io.Reader = bytes.NewReader(data(uint64(n), n))
+			if oneByte {
+				r = iotest.HalfReader(r)
+			}
+			c := New(r, Params{})
+			var chunks [][]byte
+			var lastSeen []bool
+			for {
+				b, err := c.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				chunks = append(chunks, b)
+				lastSeen = append(lastSeen, c.Last())
+			}
+			c.Close()
+			for i, l := range lastSeen {
+				if l && i != len(lastSeen)-1 {
+					t.Fatalf("n=%d: Last after chunk %d of %d", n, i, len(lastSeen))
+				}
+			}
+			if n > 0 && n <= DefaultMaxSize && !lastSeen[len(lastSeen)-1] {
+				t.Errorf("n=%d (half reads %v): the last of %d chunks not known to be last", n, oneByte, len(chunks))
+			}
+		}
+	}
+}
