@@ -47,24 +47,50 @@ func Sum(b []byte) ID {
 // largeSum is the size from which Sum uses lukechampine.com/blake3.
 const largeSum = 64 << 10
 
-// New returns a streaming hasher whose Sum256 is the ID of what was written.
-func New() *Hasher { return &Hasher{h: blake3.New()} }
+// New returns a streaming hasher whose ID is the ID of what was written.
+func New() *Hasher { return &Hasher{} }
 
-// Hasher computes an ID incrementally.
-type Hasher struct{ h *blake3.Hasher }
+// Hasher computes an ID incrementally. Its first Write picks the
+// implementation, as Sum does by size: a content whose first write is
+// large (an upload's first chunk) is hashed by lukechampine.com/blake3.
+type Hasher struct {
+	small *blake3.Hasher
+	large *lblake3.Hasher
+}
+
+func (h *Hasher) pick(n int) {
+	if h.small == nil && h.large == nil {
+		if n >= largeSum {
+			h.large = lblake3.New(Size, nil)
+		} else {
+			h.small = blake3.New()
+		}
+	}
+}
 
 // Write adds p to the hashed content; it never fails.
-func (h *Hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
+func (h *Hasher) Write(p []byte) (int, error) {
+	h.pick(len(p))
+	if h.large != nil {
+		return h.large.Write(p)
+	}
+	return h.small.Write(p)
+}
 
 // ID returns the ID of everything written so far.
 func (h *Hasher) ID() ID {
+	h.pick(0)
 	var id ID
-	h.h.Sum(id[:0])
+	if h.large != nil {
+		h.large.Sum(id[:0])
+	} else {
+		h.small.Sum(id[:0])
+	}
 	return id
 }
 
 // Reset forgets everything written.
-func (h *Hasher) Reset() { h.h.Reset() }
+func (h *Hasher) Reset() { h.small, h.large = nil, nil }
 
 // ParseID parses the 64-digit hex form printed by String.
 func ParseID(s string) (ID, error) {

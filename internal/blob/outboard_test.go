@@ -52,3 +52,26 @@ func TestOutboard(t *testing.T) {
 		}
 	}
 }
+
+// TestHasher: whatever the writes (the first small or large), the
+// streaming ID is Sum of their concatenation.
+func TestHasher(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	data := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{4}).Read(data)
+	for range 50 {
+		n := r.IntN(len(data))
+		h := New()
+		for off := 0; off < n; {
+			w := min(n-off, 1+r.IntN(200<<10))
+			h.Write(data[off : off+w])
+			off += w
+		}
+		if got, want := h.ID(), Sum(data[:n]); got != want {
+			t.Fatalf("%d bytes streamed: %s, want %s", n, got, want)
+		}
+	}
+	if New().ID() != Empty {
+		t.Fatal("nothing written is not Empty")
+	}
+}
