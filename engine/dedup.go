@@ -63,7 +63,7 @@ func (c *writeCost) observe(bytes, writing int64, sync time.Duration) {
 // content of one chunk of at most inlineMax bytes would have been kept in
 // the index, with no segment sync.
 func (c *writeCost) pad(u *Upload, inlineMax int) time.Duration {
-	if u.dedup == 0 {
+	if u.dedup == 0 || u.again != nil {
 		return 0
 	}
 	ns := float64(u.dedup) * current(&c.perByte, defaultPerByte)

@@ -145,3 +145,74 @@ func TestInline(t *testing.T) {
 		t.Errorf("totals after GC: %+v; want only the big file's chunks", tot)
 	}
 }
+
+// TestInlineAgain: an upload of small bytes stored inline makes their
+// payload again, as a new upload would, and its commit writes the same
+// bytes over the stored ones (so that its time tells nothing, unpadded);
+// bytes stored in a segment (by a store that kept nothing inline) are
+// left where they are.
+func TestInlineAgain(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	small := bytes.Repeat([]byte("small text, compressible. "), 200)[:5000]
+	legacy := make([]byte, 5000)
+	rand.NewChaCha8([32]byte{8}).Read(legacy)
+
+	e, err := Open(dir, Options{InlineMax: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.PutRecord(ctx, Key{Namespace: "ns", Tenant: "a", Name: "legacy"}, bytes.NewReader(legacy), Write{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.PutRecord(ctx, Key{Namespace: "ns", Tenant: "a", Name: "small"}, bytes.NewReader(small), Write{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		data  []byte
+		again bool
+	}{{small, true}, {legacy, false}} {
+		u, err := e.Upload(ctx, bytes.NewReader(c.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (u.again != nil) != c.again || u.dedup != int64(len(c.data)) {
+			t.Fatalf("stored bytes again: again %v, dedup %d; want %v", u.again != nil, u.dedup, c.again)
+		}
+		if pad := e.writeCost.pad(u, e.opts.InlineMax); c.again && pad != 0 {
+			t.Errorf("an upload that made its payload again padded by %v", pad)
+		}
+		err = e.Update(ctx, func(tx *Tx) error {
+			_, err := tx.Put(Key{Namespace: "ns", Tenant: "b", Name: "copy"}, Record{}, u)
+			return err
+		})
+		u.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := e.GetRecord(Key{Namespace: "ns", Tenant: "b", Name: "copy"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.OpenRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, c.data) {
+			t.Fatalf("the copy reads %d bytes, %v", len(got), err)
+		}
+	}
+	if err := e.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

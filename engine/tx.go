@@ -96,6 +96,9 @@ type chunkState struct {
 	release, moved bool
 	// inline is the payload of a chunk this transaction creates inline.
 	inline *index.Inline
+	// again is a stored inline chunk's payload made again by an upload of
+	// the same bytes, written over it if it is the same (Upload.again).
+	again *index.Inline
 }
 
 type blobState struct {
@@ -326,6 +329,13 @@ func (tx *Tx) addUpload(up *Upload) error {
 	if bs.exists {
 		bs.cur.Refs++
 		bs.changed = true
+		if up.again != nil {
+			cs, err := tx.chunk(up.chunks[0].ID)
+			if err != nil {
+				return err
+			}
+			cs.again = up.again
+		}
 		return nil
 	}
 	for _, c := range up.chunks {
@@ -461,6 +471,10 @@ func (tx *Tx) commit() error {
 		}
 	}
 	for id, cs := range tx.chunks {
+		if a, l := cs.again, cs.cur.Location; a != nil && cs.exists && l.Inline() &&
+			a.Compression == l.Compression && a.Raw == l.Raw && len(a.Payload) == int(l.Stored) {
+			b.SetInline(id, *a)
+		}
 		if !cs.exists || cs.cur == cs.orig && cs.existed && !cs.release {
 			continue
 		}

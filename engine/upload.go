@@ -39,6 +39,12 @@ type Upload struct {
 	// index (Options.InlineMax): its one chunk, in fresh with Segment 0,
 	// written by the commit that references it.
 	inline *index.Inline
+	// again is the payload of a content of one small chunk found stored
+	// inline, made as if it were new, for the commit to write over the
+	// stored one (the same bytes): an upload of stored small bytes then
+	// costs what one of new bytes does, so its timing tells nothing, and
+	// is not padded (hideDedup).
+	again *index.Inline
 	closed bool
 	// dedup are the content bytes found stored; written the bytes
 	// appended, in writing nanoseconds (compressing and appending).
@@ -147,6 +153,9 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		outboards = map[blob.ID][]byte{}
 		// wholeIsChunk: the content is its one chunk, not written to whole.
 		wholeIsChunk bool
+		// dupHeld is a first chunk found stored inline, if it turns out to
+		// be the only one: see Upload.again.
+		dupHeld []byte
 	)
 	write := func(id blob.ID, data []byte) error {
 		// A long upload rechecks the reserve as it goes.
@@ -225,11 +234,12 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 			}
 			held = nil
 		}
+		dupHeld = nil
 		if seen[id] {
 			continue
 		}
 		seen[id] = true
-		stored, err := e.pinIfStored(id)
+		loc, stored, err := e.pinIfStored(id)
 		if err != nil {
 			return err
 		}
@@ -238,6 +248,9 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 			u.dedup += int64(len(data))
 			e.stats.dedupChunks.Add(1)
 			e.stats.dedupBytes.Add(uint64(len(data)))
+			if len(u.chunks) == 1 && len(data) <= e.opts.InlineMax && loc.Inline() {
+				dupHeld = bytes.Clone(data)
+			}
 			continue
 		}
 		if len(u.chunks) == 1 && len(data) <= e.opts.InlineMax {
@@ -263,6 +276,10 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 	u.id = whole.ID()
 	if wholeIsChunk {
 		u.id = u.chunks[0].ID
+	}
+	if dupHeld != nil {
+		comp, payload := e.comp.Compress(nil, dupHeld)
+		u.again = &index.Inline{Compression: uint8(comp), Raw: uint32(len(dupHeld)), Payload: payload}
 	}
 	if held != nil {
 		start := time.Now()
@@ -301,21 +318,22 @@ func (e *Engine) putOutboards(obs map[blob.ID][]byte) error {
 	return nil
 }
 
-// pinIfStored pins chunk id if the index has it, under its stripe lock, so
+// pinIfStored pins chunk id if the index has it (and returns where), under its stripe lock, so
 // that no delete can release it before the upload commits.
-func (e *Engine) pinIfStored(id blob.ID) (bool, error) {
+func (e *Engine) pinIfStored(id blob.ID) (index.Location, bool, error) {
 	var (
+		c      index.Chunk
 		stored bool
 		err    error
 	)
 	k := pinKey{index.ZeroChunk, id}
 	e.locks.withStripe(e.locks.ofID(k.kind, id), func(st *stripe) {
-		_, stored, err = e.idx.Chunk(id)
+		c, stored, err = e.idx.Chunk(id)
 		if stored && err == nil {
 			st.pin(k)
 		}
 	})
-	return stored, err
+	return c.Location, stored, err
 }
 
 // oldestUploadSegment returns the lowest active segment an in-flight upload
