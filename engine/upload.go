@@ -44,7 +44,7 @@ type Upload struct {
 	// stored one (the same bytes): an upload of stored small bytes then
 	// costs what one of new bytes does, so its timing tells nothing, and
 	// is not padded (hideDedup).
-	again *index.Inline
+	again  *index.Inline
 	closed bool
 	// dedup are the content bytes found stored; written the bytes
 	// appended, in writing nanoseconds (compressing and appending).
