@@ -16,6 +16,7 @@ package jsonstream
 import (
 	"bufio"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -356,10 +357,7 @@ func (s *stringReader) Read(b []byte) (int, error) {
 		// has no byte that needs a look of its own.
 		if _, err := s.p.r.Peek(1); err == nil {
 			run, _ := s.p.r.Peek(min(s.p.r.Buffered(), len(b)-n))
-			i := 0
-			for i < len(run) && !special[run[i]] {
-				i++
-			}
+			i := plainRun(run)
 			n += copy(b[n:], run[:i])
 			s.p.r.Discard(i)
 			if i == len(run) {
@@ -404,6 +402,26 @@ func (s *stringReader) Read(b []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// plainRun returns the length of the run of b before its first special
+// byte: eight bytes at a time while none of them is (a word with a byte
+// under 0x20, a '"' or a '\\' has a high bit set in these expressions,
+// and a byte of 0x80 or more never does), then byte by byte.
+func plainRun(b []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		quote, backslash := x^(ones*'"'), x^(ones*'\\')
+		if (x-ones*0x20)&^x&highs|(quote-ones)&^quote&highs|(backslash-ones)&^backslash&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && !special[b[i]] {
+		i++
+	}
+	return i
 }
 
 // special are the bytes a JSON string's reader must look at one by one:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -168,6 +169,31 @@ func TestDecoder(t *testing.T) {
 		got, err := io.ReadAll(newDecoder(iotest.OneByteReader(strings.NewReader(in))))
 		if (err != nil) != (werr != nil) || err == nil && !bytes.Equal(got, want) {
 			t.Errorf("%q: %q, %v; DecodeString: %q, %v", in, got, err, want, werr)
+		}
+	}
+}
+
+// TestPlainRun: the word-at-a-time scan stops where the byte-by-byte one
+// does, for every special byte at every place, among any other bytes.
+func TestPlainRun(t *testing.T) {
+	slow := func(b []byte) int {
+		i := 0
+		for i < len(b) && !special[b[i]] {
+			i++
+		}
+		return i
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for c := range 256 {
+		for n := range 24 {
+			b := make([]byte, 24)
+			for i := range b {
+				b[i] = "ABCxyz019+/=\x7f\x80\xc3\xff"[r.IntN(16)]
+			}
+			b[n] = byte(c)
+			if got, want := plainRun(b), slow(b); got != want {
+				t.Fatalf("byte %#x at %d of %q: %d, want %d", c, n, b, got, want)
+			}
 		}
 	}
 }
