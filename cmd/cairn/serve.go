@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,14 +20,6 @@ import (
 	"github.com/cairnstore/cairn/server/oceanmedia"
 	"github.com/cairnstore/cairn/server/storageapi"
 )
-
-// version is the module version the binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
 
 func serveCommand() command {
 	return command{

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/cairnstore/cairn/internal/testtool"
+)
+
+// TestVersion builds the binary as the README's install section does and
+// runs `cairn version`: the module version, and, built in a git checkout,
+// the commit it was built from.
+func TestVersion(t *testing.T) {
+	goCmd := testtool.Path(t, "go", "install Go from https://go.dev/dl")
+	bin := filepath.Join(t.TempDir(), "cairn")
+	args := []string{"build", "-o", bin}
+	head, gitErr := exec.Command("git", "rev-parse", "HEAD").Output()
+	if gitErr == nil {
+		args = append(args, "-buildvcs=true") // whatever GOFLAGS says
+	}
+	if out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cairn version: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if !strings.HasPrefix(lines[0], "cairn ") || !strings.HasSuffix(lines[len(lines)-1], runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH) {
+		t.Fatalf("cairn version printed %q", out)
+	}
+	if gitErr != nil {
+		t.Logf("not a git checkout (%v): no commit to check", gitErr)
+		return
+	}
+	if want := "commit " + strings.TrimSpace(string(head)); !strings.HasPrefix(lines[1], want) {
+		t.Errorf("cairn version printed %q; want a line %q", out, want)
+	}
+	if strings.Contains(lines[0], "(devel)") {
+		t.Errorf("built in a git checkout, the version is %q", lines[0])
+	}
+}
