@@ -10,20 +10,29 @@ import (
 	"github.com/cairnstore/cairn/internal/testtool"
 )
 
-// TestVersion builds the binary as the README's install section does and
-// runs `cairn version`: the module version, and, built in a git checkout,
-// the commit it was built from.
-func TestVersion(t *testing.T) {
+// buildCairn builds the binary as the README's install section does,
+// stamped with the commit when built in a git checkout, and returns its
+// path.
+func buildCairn(t *testing.T) string {
+	t.Helper()
 	goCmd := testtool.Path(t, "go", "install Go from https://go.dev/dl")
 	bin := filepath.Join(t.TempDir(), "cairn")
 	args := []string{"build", "-o", bin}
-	head, gitErr := exec.Command("git", "rev-parse", "HEAD").Output()
-	if gitErr == nil {
+	if exec.Command("git", "rev-parse", "HEAD").Run() == nil {
 		args = append(args, "-buildvcs=true") // whatever GOFLAGS says
 	}
 	if out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// TestVersion builds the binary as the README's install section does and
+// runs `cairn version`: the module version, and, built in a git checkout,
+// the commit it was built from.
+func TestVersion(t *testing.T) {
+	bin := buildCairn(t)
+	head, gitErr := exec.Command("git", "rev-parse", "HEAD").Output()
 	out, err := exec.Command(bin, "version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("cairn version: %v\n%s", err, out)
