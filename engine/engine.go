@@ -29,9 +29,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -269,15 +271,56 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.idx, err = index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// The index's lock is held: say by whom.
+		return nil, fmt.Errorf("%w: %s is open in another process%s", ErrInUse, dir, ownerOf(fs, dir))
+	}
 	if err != nil {
 		return nil, err
 	}
+	writeOwner(fs, dir)
 	if err := e.recover(); err != nil {
 		e.idx.Close()
 		e.comp.Close()
 		return nil, err
 	}
 	return e, nil
+}
+
+// ownerFile names the process that has the store open, for the message
+// another one gets (ErrInUse). It is written once the index's lock is
+// held, so while the lock is held it is the holder's.
+const ownerFile = "owner"
+
+// writeOwner records this process as the store's, best effort: it only
+// ever makes an error message more helpful.
+func writeOwner(fs vfs.FS, dir string) {
+	f, err := fs.Create(fs.PathJoin(dir, ownerFile), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return
+	}
+	exe, _ := os.Executable()
+	fmt.Fprintf(f, "%d %s\n", os.Getpid(), filepath.Base(exe))
+	f.Close()
+}
+
+// ownerOf says which process has the store open, as " (pid N, cmd)", or
+// "" if it does not know.
+func ownerOf(fs vfs.FS, dir string) string {
+	f, err := fs.Open(fs.PathJoin(dir, ownerFile))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var pid int
+	var name string
+	if n, _ := fmt.Fscan(f, &pid, &name); n < 1 || pid <= 0 {
+		return ""
+	}
+	if name == "" {
+		return fmt.Sprintf(" (pid %d)", pid)
+	}
+	return fmt.Sprintf(" (pid %d, %s)", pid, name)
 }
 
 // mkdirSynced creates dir and its missing parents, syncing each parent so

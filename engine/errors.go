@@ -28,6 +28,8 @@ var (
 	ErrClosed = errors.New("engine: closed")
 	// ErrInvalid: an argument is not acceptable (an empty namespace, say).
 	ErrInvalid = errors.New("engine: invalid argument")
+	// ErrInUse: another process has the store open.
+	ErrInUse = errors.New("engine: store in use")
 	// ErrBusy: every upload slot stayed taken for Options.UploadWait.
 	// Nothing was stored; the client may retry later.
 	ErrBusy = errors.New("engine: too many uploads at once")

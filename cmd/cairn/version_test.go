@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -50,5 +52,20 @@ func TestVersion(t *testing.T) {
 	}
 	if strings.Contains(lines[0], "(devel)") {
 		t.Errorf("built in a git checkout, the version is %q", lines[0])
+	}
+}
+
+// TestStoreInUse: a command that opens a store another process serves
+// says so and names that process, rather than what the index's lock
+// said ("resource temporarily unavailable").
+func TestStoreInUse(t *testing.T) {
+	bin := buildCairn(t)
+	data := filepath.Join(t.TempDir(), "data")
+	_, stop := startServe(t, []string{"--data", data}, noEnv)
+	defer stop()
+	out, err := exec.Command(bin, "check", "--data", data).CombinedOutput()
+	want := fmt.Sprintf("store in use: %s is open in another process (pid %d, ", data, os.Getpid())
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("cairn check on a served store: %v, %q; want %q", err, out, want)
 	}
 }
