@@ -105,6 +105,9 @@ type Options struct {
 	// concurrent commits), not a segment sync and then that. Default
 	// 16 KiB; negative: every chunk goes to a segment. At most 64 KiB.
 	InlineMax int
+	// MustExist: Open fails with ErrNoStore, creating nothing, unless dir
+	// holds a store already (the admin commands; only serving makes one).
+	MustExist bool
 	// UploadWait bounds how long an upload waits for one of those slots
 	// before it fails with ErrBusy, so that a waiting client never holds
 	// its connection indefinitely. Default 30 seconds.
@@ -236,6 +239,11 @@ func Open(dir string, opts Options) (*Engine, error) {
 	fs := opts.FS
 	if fs == vfs.Default {
 		fs = privateFS{fs}
+	}
+	if opts.MustExist {
+		if _, err := fs.Stat(fs.PathJoin(dir, indexDir)); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w in %s", ErrNoStore, dir)
+		}
 	}
 	e := &Engine{
 		opts:    opts,

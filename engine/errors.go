@@ -28,6 +28,8 @@ var (
 	ErrClosed = errors.New("engine: closed")
 	// ErrInvalid: an argument is not acceptable (an empty namespace, say).
 	ErrInvalid = errors.New("engine: invalid argument")
+	// ErrNoStore: Options.MustExist, and the folder holds no store.
+	ErrNoStore = errors.New("engine: no store")
 	// ErrInUse: another process has the store open.
 	ErrInUse = errors.New("engine: store in use")
 	// ErrBusy: every upload slot stayed taken for Options.UploadWait.

@@ -16,6 +16,7 @@ import (
 // through the server: its token stops working at once.
 func TestClientCommands(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
+	newStore(t, data)
 	cairn := func(args ...string) (string, error) {
 		var out strings.Builder
 		err := run(context.Background(), append(args, "--data", data), noEnv, &out, io.Discard)

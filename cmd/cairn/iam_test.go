@@ -14,6 +14,7 @@ import (
 // stopped store, changes roles through the running server, and logs in.
 func TestIAMCommands(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
+	newStore(t, data)
 	cairn := func(args ...string) (string, error) {
 		var out strings.Builder
 		err := run(context.Background(), append(args, "--data", data), noEnv, &out, io.Discard)

@@ -48,6 +48,32 @@ func metricsURL(base string) string {
 
 // startServe runs `cairn serve` on a free port and returns its base URL
 // and a function that stops it (as SIGTERM would) and returns run's error.
+// newStore makes an empty store in data with cairn init: the other admin
+// commands make none.
+func newStore(t *testing.T, data string) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"init", "--data", data}, noEnv, &out, &out); err != nil || !strings.Contains(out.String(), "init: a store in "+data) {
+		t.Fatalf("cairn init: %v, %q", err, out.String())
+	}
+}
+
+// TestNoStoreMade: an admin command on a folder without a store says so
+// and makes nothing there.
+func TestNoStoreMade(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "nonexistent", "data")
+	for _, args := range [][]string{{"check"}, {"user", "add", "alice"}, {"gc", "--dry-run"}, {"reindex"}} {
+		var out bytes.Buffer
+		err := run(context.Background(), append(args, "--data", data), noEnv, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "no store in "+data) {
+			t.Errorf("cairn %v on no store: %v, %q", args, err, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(data)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an admin command made %s: %v", filepath.Dir(data), err)
+	}
+}
+
 func startServe(t *testing.T, args []string, getenv func(string) string) (string, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,6 +225,7 @@ func TestHelp(t *testing.T) {
 // admin socket, on a running server, and uses the token against the API.
 func TestUserCommands(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
+	newStore(t, data)
 	cairn := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(context.Background(), append(args, "--data", data), noEnv, &out, io.Discard)
@@ -266,6 +293,7 @@ func TestUserCommands(t *testing.T) {
 // upload finishes and is acknowledged, and it is there after a restart.
 func TestGracefulShutdown(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
+	newStore(t, data)
 	cairn := func(args ...string) string {
 		var out bytes.Buffer
 		if err := run(context.Background(), append(args, "--data", data), noEnv, &out, io.Discard); err != nil {
@@ -352,6 +380,7 @@ func TestServeDefaults(t *testing.T) {
 // and on the stopped store; scrub exits non-zero naming a damaged record.
 func TestGCAndScrubCommands(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
+	newStore(t, data)
 	cairn := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(context.Background(), append(args, "--data", data), noEnv, &out, io.Discard)

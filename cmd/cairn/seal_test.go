@@ -24,6 +24,7 @@ import (
 // still signs.
 func TestSealedSecrets(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
+	newStore(t, data)
 	cairn := func(data, stdin string, args ...string) (string, error) {
 		var out, errb bytes.Buffer
 		err := runEnv(context.Background(), append(args, "--data", data), &env{getenv: noEnv, stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb})

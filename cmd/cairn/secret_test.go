@@ -16,6 +16,7 @@ import (
 // list; --password still works, with a warning.
 func TestPasswordFiles(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
+	newStore(t, data)
 	cairn := func(stdin string, args ...string) (string, string, error) {
 		var out, errb bytes.Buffer
 		err := runEnv(context.Background(), append(args, "--data", data), &env{getenv: noEnv, stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -13,6 +14,34 @@ import (
 // slogErrorLog routes net/http's internal log lines to the structured log.
 func slogErrorLog(l *slog.Logger) *log.Logger {
 	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
+}
+
+func initCommand() command {
+	return command{
+		name:  "init",
+		short: "make an empty store (cairn serve makes one too)",
+		long: `
+Init makes an empty store in --data (the folder 0700, the index, the
+segments folder and the key file), so that users, accounts and clients
+can be added before the server first starts. The other commands that work
+on a store never make one: on a folder without a store they fail. A store
+that exists is left as it is.`,
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
+			data := dataFlag(fs)
+			return func(ctx context.Context) error {
+				log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				eng, err := engine.Open(*data, engine.Options{Logger: log, KeyFile: e.keyFile})
+				if err != nil {
+					return err
+				}
+				if err := eng.Close(); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "init: a store in %s\n", *data)
+				return nil
+			}
+		},
+	}
 }
 
 func checkCommand() command {
@@ -80,7 +109,10 @@ func withStore(data string, e *env, fn func(*engine.Engine) error) error {
 		return fn(e.engine)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile})
+	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile, MustExist: true})
+	if errors.Is(err, engine.ErrNoStore) {
+		return fmt.Errorf("no store in %s (cairn init --data %s makes one, as cairn serve does)", data, data)
+	}
 	if err != nil {
 		return err
 	}

@@ -163,9 +163,11 @@ func (p *proc) kill() {
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // setupUser makes a cloud storage user with WRITE on bucket "b" on a
-// stopped store, and returns a day-long token.
+// stopped store (made first by cairn init: the other admin commands make
+// none), and returns a day-long token.
 func setupUser(t *testing.T, data string) string {
 	t.Helper()
+	mustCairn(t, "init", "--data", data)
 	mustCairn(t, "user", "add", "loader", "--data", data)
 	mustCairn(t, "user", "grant", "loader", "b", "WRITE", "--data", data)
 	return strings.TrimSpace(mustCairn(t, "user", "token", "loader", "--ttl", "24h", "--data", data))
