@@ -37,6 +37,8 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			smtpFrom := fs.String("smtp-from", "cairn@localhost", "sender address of the notifications")
 			publicURL := fs.String("public-url", "", "base of the absolute URLs the APIs return, e.g. https://media.example.com (default: each request's host)")
 			level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+			format := fs.String("log-format", "text", "log format: text (key=value) or json (one object a line)")
+			drain := fs.Duration("drain-delay", 0, "on shutdown, how long /readyz answers 503 while requests are still taken, before the listener closes (so that a load balancer stops sending new ones first)")
 			grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish on shutdown")
 			var m maintenance
 			fs.DurationVar(&m.expire, "expire-interval", time.Second, "how often expired records are deleted (0: never)")
@@ -65,7 +67,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.Int64Var(&sa.MaxPublicFile, "storage-public-max-bytes", 25<<20, "the largest anonymous upload, in bytes")
 			fs.Float64Var(&sa.PublicRate, "storage-public-rate", 10, "anonymous uploads per minute from one client address")
 			return func(ctx context.Context) error {
-				log, err := newLogger(e.stderr, *level)
+				log, err := newLogger(e.stderr, *level, *format)
 				if err != nil {
 					return err
 				}
@@ -80,7 +82,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 					cfg.OceanMedia = oceanmedia.Config{Notify: mail.Sender{Addr: *smtpAddr, From: *smtpFrom}.Send}
 				}
 				cfg.StorageAPI = sa
-				return serve(ctx, e, log, *data, listeners{api: *listen, metrics: *metricsListen}, *grace, m, eo, cfg)
+				return serve(ctx, e, log, *data, listeners{api: *listen, metrics: *metricsListen}, shutdown{drain: *drain, grace: *grace}, m, eo, cfg)
 			}
 		},
 	}
@@ -90,9 +92,13 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 // operators' (/metrics), "" for none.
 type listeners struct{ api, metrics string }
 
+// shutdown is how serve stops: drain, the time /readyz says 503 while
+// requests are still taken; grace, the time requests in flight then have.
+type shutdown struct{ drain, grace time.Duration }
+
 // serve runs the server on the store in data; cfg holds the APIs'
 // settings (its Engine, Logger and Registry are filled in here).
-func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen listeners, grace time.Duration, m maintenance, eo engine.Options, cfg server.Config) error {
+func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen listeners, stop shutdown, m maintenance, eo engine.Options, cfg server.Config) error {
 	eo.Logger, eo.KeyFile = log, e.keyFile
 	eng, err := engine.Open(data, eo)
 	if err != nil {
@@ -156,9 +162,18 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen li
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "grace", grace)
+	log.Info("shutting down", "drain", stop.drain, "grace", stop.grace)
 	srv.Drain()
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	if stop.drain > 0 {
+		t := time.NewTimer(stop.drain)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), stop.grace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		log.Warn("requests still in flight at shutdown were cut off", "err", err)
