@@ -112,6 +112,7 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 		}
 	}
 	e.stats.gcRuns.Add(1)
+	e.stats.lastGC.Store(e.opts.Now().UnixNano())
 	e.stats.gcReclaimed.Add(uint64(rep.Reclaimed))
 	return rep, nil
 }

@@ -96,6 +96,7 @@ func (e *Engine) Scrub(ctx context.Context, sample float64) (ScrubReport, error)
 		}
 	}
 	e.stats.scrubRuns.Add(1)
+	e.stats.lastScrub.Store(e.opts.Now().UnixNano())
 	e.stats.scrubChunks.Add(uint64(rep.Chunks))
 	e.stats.scrubCorrupt.Store(uint64(len(rep.Corrupt)))
 	return rep, nil

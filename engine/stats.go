@@ -20,6 +20,8 @@ type counters struct {
 	corruptReads atomic.Uint64
 	chunkReads   atomic.Uint64 // chunks read from segments and verified
 	partReads    atomic.Uint64 // parts of chunks read and verified by outboard
+	lastGC       atomic.Int64  // when the last GC pass ended, Unix nanoseconds
+	lastScrub    atomic.Int64  // when the last scrub ended, Unix nanoseconds
 	gcRuns       atomic.Uint64
 	gcReclaimed  atomic.Uint64
 	compacted    atomic.Uint64
@@ -85,6 +87,13 @@ type Stats struct {
 	ReadCacheBytes int64
 	ReadCacheHits  uint64
 
+	// LastGC and LastScrub are when the last GC pass and the last scrub
+	// ended (zero: none since Open).
+	LastGC, LastScrub time.Time
+	// FreeBytes and TotalBytes are the data folder's file system's space
+	// available to cairn and its size (zero where unknown).
+	FreeBytes, TotalBytes uint64
+
 	// ReadOnly is set after a write failure, with the reason.
 	ReadOnly       bool
 	ReadOnlyReason string
@@ -128,6 +137,15 @@ func (e *Engine) Stats() (Stats, error) {
 	s.CorruptReads = e.stats.corruptReads.Load()
 	s.ChunkReads = e.stats.chunkReads.Load()
 	s.GCRuns = e.stats.gcRuns.Load()
+	if t := e.stats.lastGC.Load(); t != 0 {
+		s.LastGC = time.Unix(0, t).UTC()
+	}
+	if t := e.stats.lastScrub.Load(); t != 0 {
+		s.LastScrub = time.Unix(0, t).UTC()
+	}
+	if u, err := e.fs.GetDiskUsage(e.segDir); err == nil {
+		s.FreeBytes, s.TotalBytes = u.AvailBytes, u.TotalBytes
+	}
 	s.GCReclaimed = e.stats.gcReclaimed.Load()
 	s.Compacted = e.stats.compacted.Load()
 	s.Expired = e.stats.expired.Load()

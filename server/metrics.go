@@ -55,6 +55,7 @@ type engineCollector struct {
 	fsync, readOnly, up, readCache, cacheHits, partReads             *prometheus.Desc
 	gcRuns, gcReclaimed, compacted, expired                          *prometheus.Desc
 	scrubRuns, scrubChunks, scrubCorrupt                             *prometheus.Desc
+	lastGC, lastScrub, free, total                                   *prometheus.Desc
 }
 
 func newEngineCollector(e *engine.Engine) *engineCollector {
@@ -93,13 +94,17 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		scrubRuns:    d("scrub_runs_total", "Scrubs completed since start."),
 		scrubChunks:  d("scrub_verified_chunks_total", "Chunks re-read and verified by scrubs since start."),
 		scrubCorrupt: d("scrub_corrupt_chunks", "Corrupt chunks the last scrub found."),
+		lastGC:       d("gc_last_run_timestamp_seconds", "When the last garbage collection pass ended, in Unix seconds (absent: none since start)."),
+		lastScrub:    d("scrub_last_run_timestamp_seconds", "When the last scrub ended, in Unix seconds (absent: none since start)."),
+		free:         d("filesystem_free_bytes", "Space available to cairn on the data folder's file system (uploads are refused under serve --min-free-bytes)."),
+		total:        d("filesystem_size_bytes", "Size of the data folder's file system."),
 	}
 }
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
 		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt, c.chunkReads,
-		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.partReads, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt} {
+		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.partReads, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt, c.lastGC, c.lastScrub, c.free, c.total} {
 		ch <- d
 	}
 }
@@ -141,6 +146,16 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.scrubRuns, s.ScrubRuns)
 	k(c.scrubChunks, s.ScrubChunks)
 	g(c.scrubCorrupt, float64(s.ScrubCorrupt))
+	if !s.LastGC.IsZero() {
+		g(c.lastGC, float64(s.LastGC.UnixNano())/1e9)
+	}
+	if !s.LastScrub.IsZero() {
+		g(c.lastScrub, float64(s.LastScrub.UnixNano())/1e9)
+	}
+	if s.TotalBytes > 0 {
+		g(c.free, float64(s.FreeBytes))
+		g(c.total, float64(s.TotalBytes))
+	}
 	g(c.readCache, float64(s.ReadCacheBytes))
 	buckets := make(map[float64]uint64, len(engine.SyncBuckets))
 	for i, ub := range engine.SyncBuckets {

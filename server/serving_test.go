@@ -255,6 +255,13 @@ func TestMetrics(t *testing.T) {
 	// The metrics tell what was deduplicated: an API client must not
 	// read them (a dedup oracle across tenants).
 	mustStatus(t, 404, "GET", url+"/metrics", "", nil)
+	before := time.Now()
+	if _, err := e.GC(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Scrub(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
 	res, body, err := request(t, "GET", ops.URL+"/metrics", "", nil, "X-Request-Id", "my-id.1")
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("GET /metrics: %v", err)
@@ -286,6 +293,15 @@ func TestMetrics(t *testing.T) {
 		if got, ok := sample(text, name); !ok || got != want {
 			t.Errorf("%s = %v (found %v), want %v", name, got, ok, want)
 		}
+	}
+	for _, name := range []string{"cairn_store_gc_last_run_timestamp_seconds", "cairn_store_scrub_last_run_timestamp_seconds"} {
+		if got, ok := sample(text, name); !ok || got < float64(before.Unix()) || got > float64(time.Now().Unix()+1) {
+			t.Errorf("%s = %v (found %v), want the time of the run just made", name, got, ok)
+		}
+	}
+	free, _ := sample(text, "cairn_store_filesystem_free_bytes")
+	if size, _ := sample(text, "cairn_store_filesystem_size_bytes"); free <= 0 || size < free {
+		t.Errorf("filesystem free %v of %v bytes", free, size)
 	}
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", text)
