@@ -4,9 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
@@ -151,4 +154,96 @@ func (m maintenance) run(ctx context.Context, eng *engine.Engine, log *slog.Logg
 		}
 		return err
 	})
+}
+
+func statsCommand() command {
+	return command{
+		name:  "stats",
+		short: "what the store holds, what it takes on disk, and why",
+		store: true,
+		long: `
+Stats prints what clients stored (logical bytes) against the distinct
+contents, the chunks they are cut into (before and after compression) and
+what the data folder takes on disk, which is more: segment files are
+allocated ahead of what is written into them, the index keeps a log and
+tables of its own, and deleted data stays in its segment until GC
+compacts it. It also says what the next GC pass would give back.`,
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
+			data := dataFlag(fs)
+			return func(ctx context.Context) error {
+				return withStore(*data, e, func(eng *engine.Engine) error {
+					st, err := eng.Stats()
+					if err != nil {
+						return err
+					}
+					gc, err := eng.GC(ctx, true)
+					if err != nil {
+						return err
+					}
+					segs, index, other, err := allocated(*data)
+					if err != nil {
+						return err
+					}
+					w := e.stdout
+					fmt.Fprintf(w, "records:             %d\n", st.Records)
+					fmt.Fprintf(w, "logical bytes:       %s (what clients stored)\n", sizeOf(st.RecordBytes))
+					fmt.Fprintf(w, "unique bytes:        %s (%d distinct contents)\n", sizeOf(st.BlobBytes), st.Blobs)
+					fmt.Fprintf(w, "chunk bytes:         %s (%d distinct chunks, deduplicated)\n", sizeOf(st.ChunkBytes), st.Chunks)
+					fmt.Fprintf(w, "stored bytes:        %s (the chunks compressed, with their headers)\n", sizeOf(st.ChunkDisk))
+					fmt.Fprintf(w, "segment bytes:       %s in %d files: %s live, %s dead (deleted or never committed)\n",
+						sizeOf(st.SegmentBytes), st.Segments, sizeOf(st.LiveBytes), sizeOf(st.DeadBytes))
+					fmt.Fprintf(w, "next GC reclaims:    %s (segments under the compaction threshold)\n", sizeOf(gc.Reclaimable))
+					fmt.Fprintf(w, "allocated on disk:   %s: segments %s (allocated ahead of writes), index %s, other %s\n",
+						sizeOf(segs+index+other), sizeOf(segs), sizeOf(index), sizeOf(other))
+					if st.TotalBytes > 0 {
+						fmt.Fprintf(w, "file system:         %s free of %s\n", sizeOf(int64(st.FreeBytes)), sizeOf(int64(st.TotalBytes)))
+					}
+					return nil
+				})
+			}
+		},
+	}
+}
+
+// allocated returns the disk space the files under data take (blocks
+// allocated, not their lengths): the segments, the index, the rest.
+func allocated(data string) (segs, index, other int64, err error) {
+	err = filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n := info.Size()
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			n = st.Blocks * 512
+		}
+		rel, _ := filepath.Rel(data, path)
+		switch top, _, _ := strings.Cut(filepath.ToSlash(rel), "/"); top {
+		case "segments":
+			segs += n
+		case "index":
+			index += n
+		default:
+			other += n
+		}
+		return nil
+	})
+	return segs, index, other, err
+}
+
+// sizeOf prints n bytes for a person: "65.2 MB (65,212,416 bytes)".
+func sizeOf(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	v, u := float64(n), 0
+	for v >= 1000 && u < len(units)-1 {
+		v /= 1000
+		u++
+	}
+	if u == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f %s (%d bytes)", v, units[u], n)
 }
