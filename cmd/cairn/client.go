@@ -22,6 +22,7 @@ tenant and its scopes; it exchanges its ID and secret at POST /oauth/token
 
   cairn client add <id> --tenant <tenant> [--scopes media.asset_manage,media.asset_read]
   cairn client list
+  cairn client rotate <id>      new secret; tokens issued before stop working
   cairn client delete <id>`,
 		verbs: func(fs *flag.FlagSet, e *env) func(*engine.Engine) []verb {
 			tenant := fs.String("tenant", "", "the tenant the client may act in (3 to 16 lowercase letters and digits)")
@@ -47,6 +48,14 @@ tenant and its scopes; it exchanges its ID and secret at POST /oauth/token
 							rows = append(rows, []string{c.ID, c.Tenant, strings.Join(c.Scopes, ","), c.Created.Format(time.RFC3339)})
 						}
 						table(e, "ID\tTENANT\tSCOPES\tCREATED", rows)
+						return nil
+					}},
+					{"rotate", "<id>", func(ctx context.Context, args []string) error {
+						secret, err := clients.Rotate(ctx, args[0])
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(e.stdout, "rotated the secret of client %s\nsecret: %s\n", args[0], secret)
 						return nil
 					}},
 					{"delete", "<id>", func(ctx context.Context, args []string) error {

@@ -71,6 +71,31 @@ func TestClientCommands(t *testing.T) {
 	if out, err := cairn("client", "list"); err != nil || !strings.Contains(out, "shop-app") || !strings.Contains(out, "media.asset_manage,media.asset_read") {
 		t.Fatalf("client list through the server: %q, %v", out, err)
 	}
+	// Rotate: the old secret and the tokens it got stop working; the new
+	// one signs in.
+	out, err = cairn("client", "rotate", "shop-app")
+	if err != nil || !strings.Contains(out, "secret: ") {
+		t.Fatalf("client rotate: %q, %v", out, err)
+	}
+	if code := list(); code != 401 {
+		t.Fatalf("list with a token from before the rotation: %d, want 401", code)
+	}
+	res, err := http.PostForm(base+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"shop-app"}, "client_secret": {secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Fatalf("the old secret after rotation: %d, want 401", res.StatusCode)
+	}
+	secret = strings.TrimSpace(out[strings.Index(out, "secret: ")+len("secret: "):])
+	tok = token()
+	if code := list(); code != 200 {
+		t.Fatalf("list with the rotated secret's token: %d", code)
+	}
+	if _, err := cairn("client", "rotate", "nobody"); err == nil {
+		t.Error("client rotate of no client succeeded")
+	}
 	if _, err := cairn("client", "delete", "shop-app"); err != nil {
 		t.Fatal(err)
 	}

@@ -88,6 +88,28 @@ func (c *Clients) Add(ctx context.Context, id, tenant string, scopes []string) (
 	return secret[:40], c.s.Add(ctx, "", id, cl)
 }
 
+// Rotate gives a client a new secret, returned (shown once, kept only as
+// a bcrypt hash), and a new generation: tokens issued before stop
+// working, as they would had the client been deleted and made again.
+func (c *Clients) Rotate(ctx context.Context, id string) (string, error) {
+	if id == "" || len(id) > 128 {
+		return "", ErrNoClient
+	}
+	secret := auth.NewSecret()
+	hash, err := auth.HashPassword(secret[:40])
+	if err != nil {
+		return "", err
+	}
+	_, err = c.s.Update(ctx, "", id, func(cl *Client) error {
+		cl.Hash, cl.Gen = hash, auth.NewSecret()[:22]
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return secret[:40], nil
+}
+
 // Get returns a client, or ErrNoClient.
 func (c *Clients) Get(id string) (Client, error) {
 	if id == "" || len(id) > 128 {
