@@ -23,6 +23,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,10 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Version is reported in cairn_build_info.
 	Version string
+	// APIs are the APIs mounted, by name (APINames); nil: all of them.
+	// Each API is made either way, so that the records others stored in
+	// its namespace are still looked after (their expiry, say).
+	APIs []string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// BodyIdleTimeout: an upload that sends nothing for this long is cut
@@ -193,6 +198,9 @@ func New(cfg Config) *Server {
 		{"mediaservice", mediaservice.New(ms).Routes()},
 		{"storageapi", storageapi.New(sa).Routes()},
 	} {
+		if cfg.APIs != nil && !slices.Contains(cfg.APIs, api.name) {
+			continue
+		}
 		for _, rt := range api.routes {
 			s.mount(api.name, rt)
 		}
@@ -205,6 +213,9 @@ func New(cfg Config) *Server {
 	}
 	return s
 }
+
+// APINames are the names of the APIs, for Config.APIs.
+var APINames = []string{"cloudstorage", "mediaupload", "oceanmedia", "mediaservice", "storageapi"}
 
 func (s *Server) mount(api string, rt web.Route) {
 	s.router.Handle(rt.Method, rt.Path, s.wrap(api, rt))

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			metricsListen := fs.String("metrics-listen", "127.0.0.1:9180", "address of /metrics (with /livez and /readyz) for Prometheus; keep it off the public network: its counters show what was deduplicated (\"\": no metrics)")
 			smtpAddr := fs.String("smtp-addr", "", "SMTP relay (host:port) for /v1/media autodelete notifications (default: none sent)")
 			smtpFrom := fs.String("smtp-from", "cairn@localhost", "sender address of the notifications")
+			apis := fs.String("apis", "all", "the APIs to serve, comma-separated, of "+strings.Join(server.APINames, ", ")+" (the others answer 404; their stored records are still looked after)")
 			publicURL := fs.String("public-url", "", "base of the absolute URLs the APIs return, e.g. https://media.example.com (default: each request's host)")
 			level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 			format := fs.String("log-format", "text", "log format: text (key=value) or json (one object a line)")
@@ -78,6 +81,14 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				eo.UploadWait, eo.RevealDedup = body.SlotWait, !*hideDedup
 				cfg := body
 				cfg.PublicURL = *publicURL
+				if *apis != "all" {
+					cfg.APIs = strings.Split(*apis, ",")
+					for _, a := range cfg.APIs {
+						if !slices.Contains(server.APINames, a) {
+							return fmt.Errorf("--apis: %q is not one of %s", a, strings.Join(server.APINames, ", "))
+						}
+					}
+				}
 				if *smtpAddr != "" {
 					cfg.OceanMedia = oceanmedia.Config{Notify: mail.Sender{Addr: *smtpAddr, From: *smtpFrom}.Send}
 				}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,4 +55,35 @@ func TestStats(t *testing.T) {
 	_, stop := startServe(t, []string{"--data", data}, noEnv)
 	defer stop()
 	check("through the running server")
+}
+
+// TestAPIsFlag: --apis mounts only the APIs named; the others answer 404
+// as any unknown path does, and a name that is no API is refused.
+func TestAPIsFlag(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	base, stop := startServe(t, []string{"--data", data, "--apis", "storageapi,mediaupload"}, noEnv)
+	defer stop()
+	for path, want := range map[string]int{
+		"/storage/openapi.json":      200, // the Storage API
+		"/openapi/mediaupload.json":  200,
+		"/openapi/cloudstorage.json": 404,
+		"/public/1/anything":         404, // cloud storage, not mounted
+		"/media/shop/assets":         404, // media service
+		"/v1/media?app=a&context=c":  404, // /v1/media
+		"/livez":                     200,
+	} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s with --apis storageapi,mediaupload: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--data", data, "--apis", "storageapi,ftp"}, noEnv, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), `--apis: "ftp" is not one of`) {
+		t.Errorf("--apis with an unknown API: %v", err)
+	}
 }
