@@ -22,7 +22,7 @@ func (s *Server) public(w http.ResponseWriter, r *http.Request) error {
 		}
 		var release func()
 		if release, err = s.limits.Downloads.Acquire(r.Context(), web.Address(r)); err == nil {
-			err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name, true)
+			err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name, blobhttp.Public(s.cfg.PublicMaxAge))
 			release()
 		}
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Version is reported in cairn_build_info.
 	Version string
+	// PublicMaxAge is how long browsers and shared caches may keep public
+	// media without asking again (0: they ask each time, by ETag).
+	PublicMaxAge time.Duration
 	// APIs are the APIs mounted, by name (APINames); nil: all of them.
 	// Each API is made either way, so that the records others stored in
 	// its namespace are still looked after (their expiry, say).
@@ -184,7 +187,7 @@ func New(cfg Config) *Server {
 	// Each API gets the shared engine, logger, clock and limits, and the
 	// server's public URL unless it was given its own.
 	deps := func(own web.Deps) web.Deps {
-		return web.Deps{Engine: cfg.Engine, Logger: cfg.Logger, Now: cfg.Now, Limits: limits, PublicURL: cmp.Or(own.PublicURL, cfg.PublicURL)}
+		return web.Deps{Engine: cfg.Engine, Logger: cfg.Logger, Now: cfg.Now, Limits: limits, PublicURL: cmp.Or(own.PublicURL, cfg.PublicURL), PublicMaxAge: cmp.Or(own.PublicMaxAge, cfg.PublicMaxAge)}
 	}
 	cs, mu, om, ms, sa := cfg.CloudStorage, cfg.MediaUpload, cfg.OceanMedia, cfg.MediaService, cfg.StorageAPI
 	cs.Deps, mu.Deps, om.Deps, ms.Deps, sa.Deps = deps(cs.Deps), deps(mu.Deps), deps(om.Deps), deps(ms.Deps), deps(sa.Deps)

@@ -360,4 +360,17 @@ func TestCacheControl(t *testing.T) {
 			t.Errorf("%s %s: %d, Cache-Control %q; want %d, %q", tc.method, tc.path, res.StatusCode, res.Header.Get("Cache-Control"), tc.code, tc.want)
 		}
 	}
+
+	// With a max age, public media may be kept that long; the rest as
+	// before.
+	url, tok = start(t, server.Config{Engine: e, PublicMaxAge: time.Hour})
+	for path, want := range map[string]string{"/public/1/a.txt": "public, max-age=3600", "/protected/1/b.txt": "private, no-store"} {
+		res, _, err := request(t, "GET", url+path, tok, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 200 || res.Header.Get("Cache-Control") != want {
+			t.Errorf("GET %s with a max age: %d, Cache-Control %q; want %q", path, res.StatusCode, res.Header.Get("Cache-Control"), want)
+		}
+	}
 }

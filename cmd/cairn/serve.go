@@ -55,6 +55,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.Int64Var(&eo.ReadCache, "read-cache", 256<<20, "bytes of verified chunks kept in memory for downloads (each tenant's own), counting the ones being read; the least recently used are dropped past it")
 			fs.IntVar(&eo.MaxUploads, "max-uploads", 64, "uploads that stream at once (each holds an 8 MiB chunking buffer); more wait for a slot")
 			var body server.Config // the flags' share of it
+			fs.DurationVar(&body.PublicMaxAge, "public-max-age", 0, "how long browsers and shared caches may keep public media without asking again (Cache-Control max-age; 0: they revalidate each time by ETag, a 304)")
 			fs.IntVar(&body.MaxUploadsPerClient, "max-uploads-per-client", 16, "uploads one signed-in identity streams at once; more wait for one of its own to end")
 			fs.IntVar(&body.MaxUploadsPerAddress, "max-uploads-per-address", 4, "anonymous uploads one client address streams at once")
 			fs.IntVar(&body.MaxAnonymousUploads, "max-anonymous-uploads", 16, "anonymous uploads streaming at once from all addresses together (the rest of --max-uploads is for signed-in clients)")

@@ -115,7 +115,11 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, t target) error {
 		return err
 	}
 	defer release()
-	return blobhttp.Serve(w, r, a.Engine, rec, name, t.visibility == "public")
+	caching := blobhttp.Private()
+	if t.visibility == "public" {
+		caching = blobhttp.Public(a.PublicMaxAge)
+	}
+	return blobhttp.Serve(w, r, a.Engine, rec, name, caching)
 }
 
 // uploaded is the body of a successful upload or move.

@@ -202,5 +202,5 @@ func (a *API) download(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	return blobhttp.Serve(w, r, a.Engine, rec, name, false) // a PRIVATE BLOB (a PUBLIC one was redirected)
+	return blobhttp.Serve(w, r, a.Engine, rec, name, blobhttp.Private()) // a PRIVATE BLOB (a PUBLIC one was redirected)
 }

@@ -205,7 +205,11 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ar area) error {
 		return err
 	}
 	defer release()
-	return blobhttp.Serve(w, r, a.Engine, rec, f.Name, ar.scope == public)
+	caching := blobhttp.Private()
+	if ar.scope == public {
+		caching = blobhttp.Public(a.PublicMaxAge)
+	}
+	return blobhttp.Serve(w, r, a.Engine, rec, f.Name, caching)
 }
 
 func (a *API) info(w http.ResponseWriter, r *http.Request, ar area) error {

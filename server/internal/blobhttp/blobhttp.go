@@ -31,17 +31,43 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/cairnstore/cairn/engine"
 )
 
+// Caching says who may keep a download: its reader alone, storing it
+// nowhere (Private, the server's default), or anyone (Public).
+type Caching struct {
+	public bool
+	maxAge time.Duration
+}
+
+// Private content is for its reader alone: no cache stores it.
+func Private() Caching { return Caching{} }
+
+// Public content (anyone may read it at this URL) may be kept by browsers
+// and shared caches for maxAge without asking again; after that, or with
+// a maxAge of 0, they must check it is unchanged (its ETag, a 304)
+// before they serve it again. No cairn URL names the content itself (a
+// record's content can change under its URL), so none is "immutable".
+func Public(maxAge time.Duration) Caching { return Caching{public: true, maxAge: max(maxAge, 0)} }
+
+func (c Caching) header() string {
+	switch {
+	case !c.public:
+		return ""
+	case c.maxAge < time.Second:
+		return "public, no-cache"
+	}
+	return "public, max-age=" + strconv.FormatInt(int64(c.maxAge/time.Second), 10)
+}
+
 // Serve answers r with the content of rec. name is the file name offered
-// in Content-Disposition. Public content (anyone may read it at this URL)
-// may be kept by shared caches, which must check it is unchanged (its
-// ETag) before they serve it again; anything else is for its reader
-// alone and stored by no one (the server's default).
-func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.Record, name string, public bool) error {
+// in Content-Disposition; caching says who may keep it.
+func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.Record, name string, caching Caching) error {
 	body, err := e.OpenRecord(rec)
 	if err != nil {
 		return err
@@ -49,8 +75,8 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 	defer body.Close()
 	h := w.Header()
 	h.Set("ETag", `"`+rec.Blob.String()+`"`)
-	if public {
-		h.Set("Cache-Control", "public, no-cache")
+	if cc := caching.header(); cc != "" {
+		h.Set("Cache-Control", cc)
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	ctype := rec.ContentType

@@ -22,6 +22,9 @@ type Deps struct {
 	// Limits are what one client may take (upload and download slots,
 	// failed sign-ins); any missing take their defaults.
 	Limits Limits
+	// PublicMaxAge is how long browsers and shared caches may keep public
+	// media without asking again (0: they ask each time, by ETag).
+	PublicMaxAge time.Duration
 }
 
 // WithDefaults returns d with what it lacks (but the engine) filled in:
