@@ -23,6 +23,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,10 @@ type Config struct {
 	// PublicMaxAge is how long browsers and shared caches may keep public
 	// media without asking again (0: they ask each time, by ETag).
 	PublicMaxAge time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For,
+	// -Proto and -Host (or Forwarded) headers are believed: the client's
+	// address, scheme and host come from them (see fromProxy).
+	TrustedProxies []netip.Prefix
 	// APIs are the APIs mounted, by name (APINames); nil: all of them.
 	// Each API is made either way, so that the records others stored in
 	// its namespace are still looked after (their expiry, say).

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -55,6 +56,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.Int64Var(&eo.ReadCache, "read-cache", 256<<20, "bytes of verified chunks kept in memory for downloads (each tenant's own), counting the ones being read; the least recently used are dropped past it")
 			fs.IntVar(&eo.MaxUploads, "max-uploads", 64, "uploads that stream at once (each holds an 8 MiB chunking buffer); more wait for a slot")
 			var body server.Config // the flags' share of it
+			proxies := fs.String("trusted-proxies", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For, -Proto and -Host or Forwarded headers give the client's address, scheme and host (default: none; from anyone else they are ignored)")
 			fs.DurationVar(&body.PublicMaxAge, "public-max-age", 0, "how long browsers and shared caches may keep public media without asking again (Cache-Control max-age; 0: they revalidate each time by ETag, a 304)")
 			fs.IntVar(&body.MaxUploadsPerClient, "max-uploads-per-client", 16, "uploads one signed-in identity streams at once; more wait for one of its own to end")
 			fs.IntVar(&body.MaxUploadsPerAddress, "max-uploads-per-address", 4, "anonymous uploads one client address streams at once")
@@ -82,6 +84,9 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				eo.UploadWait, eo.RevealDedup = body.SlotWait, !*hideDedup
 				cfg := body
 				cfg.PublicURL = *publicURL
+				if cfg.TrustedProxies, err = parsePrefixes(*proxies); err != nil {
+					return fmt.Errorf("--trusted-proxies: %w", err)
+				}
 				if *apis != "all" {
 					cfg.APIs = strings.Split(*apis, ",")
 					for _, a := range cfg.APIs {
@@ -202,4 +207,25 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen li
 func dataFlag(fs *flag.FlagSet) *string {
 	fs.String("key-file", "", "the store's key, which seals the signing secrets kept in its index (default secret.key in the data folder; keep it elsewhere, and backed up, so that a copy of the folder alone grants nothing)")
 	return fs.String("data", "cairn-data", "the data folder")
+}
+
+// parsePrefixes parses comma-separated CIDRs; an address alone is its own
+// prefix.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

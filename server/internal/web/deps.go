@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -50,5 +51,16 @@ func (d Deps) BaseURL(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
+	if s, ok := r.Context().Value(schemeKey{}).(string); ok {
+		scheme = s
+	}
 	return scheme + "://" + r.Host
+}
+
+type schemeKey struct{}
+
+// WithScheme returns r as asked for with scheme, which BaseURL uses: what
+// a trusted reverse proxy said (the server decides whom to trust).
+func WithScheme(r *http.Request, scheme string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), schemeKey{}, scheme))
 }
