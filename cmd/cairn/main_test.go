@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cairnstore/cairn/engine"
 )
 
 // syncBuffer is a bytes.Buffer safe to write from the server goroutine
@@ -65,7 +67,7 @@ func TestNoStoreMade(t *testing.T) {
 	for _, args := range [][]string{{"check"}, {"user", "add", "alice"}, {"gc", "--dry-run"}, {"reindex"}} {
 		var out bytes.Buffer
 		err := run(context.Background(), append(args, "--data", data), noEnv, &out, &out)
-		if err == nil || !strings.Contains(err.Error(), "no store in "+data) {
+		if !errors.Is(err, engine.ErrNoStore) {
 			t.Errorf("cairn %v on no store: %v, %q", args, err, out.String())
 		}
 	}

@@ -32,7 +32,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	unit := strings.ReplaceAll(string(raw), "/usr/local/bin/cairn", bin)
 	path := filepath.Join(t.TempDir(), "cairn.service")
-	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(unit), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(analyze, "verify", path).CombinedOutput(); err != nil || len(out) > 0 {

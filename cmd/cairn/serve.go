@@ -91,7 +91,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 					cfg.APIs = strings.Split(*apis, ",")
 					for _, a := range cfg.APIs {
 						if !slices.Contains(server.APINames, a) {
-							return fmt.Errorf("--apis: %q is not one of %s", a, strings.Join(server.APINames, ", "))
+							return fmt.Errorf("--apis: %w: %q is not one of %s", errUnknownAPI, a, strings.Join(server.APINames, ", "))
 						}
 					}
 				}
@@ -208,6 +208,9 @@ func dataFlag(fs *flag.FlagSet) *string {
 	fs.String("key-file", "", "the store's key, which seals the signing secrets kept in its index (default secret.key in the data folder; keep it elsewhere, and backed up, so that a copy of the folder alone grants nothing)")
 	return fs.String("data", "cairn-data", "the data folder")
 }
+
+// errUnknownAPI: --apis names something that is no API.
+var errUnknownAPI = errors.New("unknown API")
 
 // parsePrefixes parses comma-separated CIDRs; an address alone is its own
 // prefix.

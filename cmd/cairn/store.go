@@ -111,7 +111,7 @@ func withStore(data string, e *env, fn func(*engine.Engine) error) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile, MustExist: true})
 	if errors.Is(err, engine.ErrNoStore) {
-		return fmt.Errorf("no store in %s (cairn init --data %s makes one, as cairn serve does)", data, data)
+		return fmt.Errorf("%w (cairn init --data %s makes one, as cairn serve does)", err, data)
 	}
 	if err != nil {
 		return err
