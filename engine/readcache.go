@@ -31,11 +31,10 @@ type readCache struct {
 	limit int64
 	// used is the bytes reserved: chunks being read, and the buffers of
 	// the entries in m.
-	used    int64
-	m       map[cacheKey]*cached
-	lru     list.List // of *cached, the most recently used first
-	hits    int64
-	entries int64
+	used int64
+	m    map[cacheKey]*cached
+	lru  list.List // of *cached, the most recently used first
+	hits int64
 	// parts are the chunks last read in part, as many as the cache
 	// holds chunks of the average size, oldest first: a chunk read in
 	// part again while it is among them is read whole and kept
@@ -161,7 +160,6 @@ func (c *readCache) add(k cacheKey, buf *[]byte, data []byte, reserved int64) *c
 	v := &cached{key: k, buf: buf, data: data, users: 1}
 	v.elem = c.lru.PushFront(v)
 	c.m[k] = v
-	c.entries++
 	c.used += int64(cap(*buf)) - reserved
 	// The buffer may be a little larger than what was reserved.
 	for c.used > c.limit && c.dropOne() {
@@ -226,9 +224,9 @@ func putBuffer(b *[]byte) {
 	}
 }
 
-// stats returns the bytes held, the hits and the chunks added so far.
-func (c *readCache) stats() (used, hits, added int64) {
+// stats returns the bytes held and the hits so far.
+func (c *readCache) stats() (used, hits int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.used, c.hits, c.entries
+	return c.used, c.hits
 }

@@ -161,7 +161,7 @@ func (e *Engine) Stats() (Stats, error) {
 		s.SyncBuckets[i] = cum
 	}
 	s.PartReads = e.stats.partReads.Load()
-	used, hits, _ := e.reads.stats()
+	used, hits := e.reads.stats()
 	s.ReadCacheBytes, s.ReadCacheHits = used, uint64(hits)
 	if p := e.failed.Load(); p != nil {
 		s.ReadOnly, s.ReadOnlyReason = true, (*p).Error()
