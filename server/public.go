@@ -58,6 +58,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code, msg = http.StatusServiceUnavailable, "draining"
 	case errors.Is(err, errNotReady):
 		code, msg = http.StatusServiceUnavailable, "not ready"
+	case errors.Is(err, errOrigin):
+		code, msg = http.StatusForbidden, "origin not allowed"
 	case code == http.StatusInternalServerError:
 		s.log.Error("serving a request", "path", r.URL.EscapedPath(), "err", err)
 	}

@@ -58,6 +58,9 @@ type Config struct {
 	// -Proto and -Host (or Forwarded) headers are believed: the client's
 	// address, scheme and host come from them (see fromProxy).
 	TrustedProxies []netip.Prefix
+	// CORSOrigins are the origins ("https://app.example") whose browser
+	// apps may call the APIs; "*" is any. None by default.
+	CORSOrigins []string
 	// APIs are the APIs mounted, by name (APINames); nil: all of them.
 	// Each API is made either way, so that the records others stored in
 	// its namespace are still looked after (their expiry, say).
@@ -169,6 +172,7 @@ func New(cfg Config) *Server {
 		return errMethod
 	})})
 	r.PanicHandler = nil // wrap recovers, so that the panic is logged with its request
+	r.GlobalOPTIONS = s.handler("server", web.Route{Method: "OPTIONS", Path: "preflight", Handle: web.Handle(s.writeError, s.preflight)})
 
 	health := web.Routes(s.writeError,
 		web.APIRoute{Method: "GET", Path: "/livez", Handle: s.livez},

@@ -374,3 +374,63 @@ func TestCacheControl(t *testing.T) {
 		}
 	}
 }
+
+// TestCORS: with allowed origins, a preflight from one of them gets the
+// route's methods and the headers it asked for, and every answer to it
+// (errors too) says it may read it and which headers; another origin gets
+// none of that and its preflight 403; without origins configured,
+// nothing changes. Preflights are counted like any request.
+func TestCORS(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	reg := prometheus.NewRegistry()
+	srv, url, tok := startServer(t, server.Config{Engine: e, Registry: reg, CORSOrigins: []string{"https://app.example"}})
+	mustStatus(t, 201, "POST", url+"/public/1/a.txt", tok, []byte("cross-origin"))
+	const app, evil = "https://app.example", "https://evil.example"
+
+	res, _, err := request(t, "OPTIONS", url+"/public/1/a.txt", "", nil, "Origin", app, "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "authorization, range")
+	if err != nil || res.StatusCode != 204 || res.Header.Get("Access-Control-Allow-Origin") != app ||
+		!strings.Contains(res.Header.Get("Access-Control-Allow-Methods"), "GET") || res.Header.Get("Access-Control-Allow-Headers") != "authorization, range" {
+		t.Fatalf("preflight from an allowed origin: %v %d %v", err, res.StatusCode, res.Header)
+	}
+	if res, _, err := request(t, "OPTIONS", url+"/public/1/a.txt", "", nil, "Origin", evil, "Access-Control-Request-Method", "GET"); err != nil || res.StatusCode != 403 || res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin: %v %d %v", err, res.StatusCode, res.Header)
+	}
+	if res, _, err := request(t, "OPTIONS", url+"/public/1/a.txt", "", nil, "Origin", app, "Access-Control-Request-Method", "PATCH"); err != nil || res.StatusCode != 403 {
+		t.Fatalf("preflight for a method the route lacks: %v %d", err, res.StatusCode)
+	}
+	for _, tc := range []struct {
+		origin string
+		path   string
+		code   int
+		allow  string
+	}{
+		{app, "/public/1/a.txt", 200, app},
+		{app, "/public/1/missing", 404, app},
+		{evil, "/public/1/a.txt", 200, ""},
+		{"", "/public/1/a.txt", 200, ""},
+	} {
+		var hdr []string
+		if tc.origin != "" {
+			hdr = []string{"Origin", tc.origin}
+		}
+		res, _, err := request(t, "GET", url+tc.path, "", nil, hdr...)
+		if err != nil || res.StatusCode != tc.code || res.Header.Get("Access-Control-Allow-Origin") != tc.allow {
+			t.Errorf("GET %s from %q: %v %d, Allow-Origin %q; want %d, %q", tc.path, tc.origin, err, res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"), tc.code, tc.allow)
+		}
+		if tc.allow != "" && !strings.Contains(res.Header.Get("Access-Control-Expose-Headers"), "ETag") {
+			t.Errorf("GET %s from %q: exposes %q", tc.path, tc.origin, res.Header.Get("Access-Control-Expose-Headers"))
+		}
+	}
+	ops := httptest.NewServer(srv.MetricsHandler())
+	defer ops.Close()
+	_, body, err := request(t, "GET", ops.URL+"/metrics", "", nil)
+	if err != nil || !strings.Contains(string(body), `cairn_http_requests_total{api="server",code="204",method="OPTIONS",route="preflight"} 1`) {
+		t.Errorf("preflights not counted: %v", err)
+	}
+
+	// No origins configured: no CORS headers at all.
+	url, _ = start(t, server.Config{Engine: e})
+	if res, _, err := request(t, "GET", url+"/public/1/a.txt", "", nil, "Origin", app); err != nil || res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("without origins configured: %v %v", err, res.Header)
+	}
+}
