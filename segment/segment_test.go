@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -566,4 +567,86 @@ func writeFile(t *testing.T, fs vfs.FS, path string, b []byte) {
 	}
 	f.Sync()
 	f.Close()
+}
+
+// TestConcurrentRollover: appends that overflow the active segment while
+// a sync runs wait for it, and the first to go on seals the segment; the
+// others then append to the new one rather than each sealing another,
+// nearly empty, segment (as they once did, leaving a trail of them, each
+// with its preallocated space).
+func TestConcurrentRollover(t *testing.T) {
+	const limit, recordMax = 64 << 10, 3000
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpFileSyncData && filepath.Ext(op.Path) == ".seg" {
+			time.Sleep(2 * time.Millisecond) // syncs long enough for appends to pile up
+		}
+		return nil
+	}))
+	var mu sync.Mutex
+	sealed := map[uint64]int64{}
+	w := newWriter(t, fs, WriterOptions{SegmentSize: limit, OnSeal: func(id uint64, size int64) error {
+		mu.Lock()
+		sealed[id] = size
+		mu.Unlock()
+		return nil
+	}})
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 40 {
+				b := content(uint64(g<<8|i), 1000+(g*40+i)%(recordMax-1000), false)
+				loc, err := w.Append(record(b))
+				if err == nil {
+					err = w.Sync(loc.End())
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(sealed) == 0 {
+		t.Fatal("nothing sealed")
+	}
+	for id, size := range sealed {
+		if size <= limit-RecordHeaderSize-recordMax {
+			t.Errorf("segment %d sealed at %d bytes, with room left for any record (limit %d)", id, size, limit)
+		}
+	}
+}
+
+// TestSealReleasesPreallocation: a segment sealed before its preallocated
+// space is used up gives the rest back to the file system.
+func TestSealReleasesPreallocation(t *testing.T) {
+	dir := t.TempDir()
+	fs := vfs.Default
+	if err := fs.MkdirAll(filepath.Join(dir, "seg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenWriter(fs, filepath.Join(dir, "seg"), 1, 0, WriterOptions{SegmentSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := range 3 { // the third does not fit: the first segment is sealed at ~800 KiB
+		loc, err := w.Append(record(content(uint64(i), 400<<10, false)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sync(loc.End()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(dir, "seg", FileName(1)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size > 900<<10 {
+		t.Fatalf("sealed segment is %d bytes, want about 800 KiB", st.Size)
+	}
+	if alloc := st.Blocks * 512; alloc > st.Size+64<<10 {
+		t.Errorf("sealed segment of %d bytes keeps %d bytes allocated", st.Size, alloc)
+	}
 }

@@ -217,16 +217,23 @@ func (w *Writer) Append(rec Record) (Location, error) {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.usable(); err != nil {
-		return Location{}, err
-	}
-	if w.f == nil {
-		if err := w.createNext(); err != nil {
+	// Checked again after each step: rollover waits for a running sync
+	// without mu, and meanwhile another Append may have rolled over (so
+	// the new segment has room) or failed.
+	for {
+		if err := w.usable(); err != nil {
 			return Location{}, err
 		}
-	}
-	if w.off+size > w.opts.SegmentSize && w.off > FileHeaderSize {
-		if err := w.rollover(); err != nil {
+		if w.f == nil {
+			if err := w.createNext(); err != nil {
+				return Location{}, err
+			}
+			continue
+		}
+		if w.off+size <= w.opts.SegmentSize || w.off == FileHeaderSize {
+			break
+		}
+		if err := w.rollover(w.id); err != nil {
 			return Location{}, err
 		}
 	}
@@ -281,12 +288,15 @@ func (w *Writer) usable() error {
 	return nil
 }
 
-// rollover seals the active segment and creates the next. Called with mu.
-func (w *Writer) rollover() error {
+// rollover seals segment id, the active one when called, and creates the
+// next. Called with mu; it may wait for a running sync, and returns nil
+// without sealing anything if meanwhile id stopped being the active
+// segment (another Append rolled it over) or has none open.
+func (w *Writer) rollover(id uint64) error {
 	for w.syncing {
 		w.cond.Wait()
 	}
-	if err := w.usable(); err != nil {
+	if err := w.usable(); err != nil || w.f == nil || w.id != id {
 		return err
 	}
 	if err := w.syncFile(w.f); err != nil {
@@ -300,12 +310,24 @@ func (w *Writer) rollover() error {
 			return w.err
 		}
 	}
+	releaseTail(w.f, w.off)
 	if err := w.f.Close(); err != nil {
 		w.err = fmt.Errorf("segment: close sealed %s: %w", FileName(w.id), err)
 		return w.err
 	}
 	w.f = nil
 	return w.createNext()
+}
+
+// releaseTail gives back the space preallocated past end in a sealed
+// segment: truncating a file to its own size frees the blocks fallocate
+// reserved beyond it (ext4, XFS). It is space only, so a failure (or a
+// file system without file descriptors, as in tests) is ignored: the
+// segment stays whole, and GC frees the rest with the file.
+func releaseTail(f vfs.File, end int64) {
+	if fd := f.Fd(); fd != vfs.InvalidFd {
+		_ = syscall.Ftruncate(int(fd), end)
+	}
 }
 
 // createNext creates the segment after the sealed one. On a full disk the

@@ -247,15 +247,18 @@ func logSize(r *rand.Rand, lo, hi int) int {
 	return int(float64(lo) * math.Pow(float64(hi)/float64(lo), r.Float64()))
 }
 
-// du is the bytes of the files under dir (their sizes: file systems may
-// hold blocks beyond the end of a file a crash left open, XFS's
-// speculative preallocation, which are theirs to trim, not the store's).
+// du is the disk space the files under dir take: their blocks, so that
+// space preallocated past a file's end counts (a store that seals segments
+// early and keeps their reservations fills the disk while their lengths
+// look small), or their lengths where those are more (sparse files).
 func du(t *testing.T, dir string) int64 {
 	t.Helper()
 	var n int64
 	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
-			n += fi.Size()
+			// What the file system gave the file, not its length: space
+			// preallocated past the end counts.
+			n += max(fi.Size(), fi.Sys().(*syscall.Stat_t).Blocks*512)
 		}
 		return nil
 	})
