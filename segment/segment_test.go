@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -648,5 +649,123 @@ func TestSealReleasesPreallocation(t *testing.T) {
 	}
 	if alloc := st.Blocks * 512; alloc > st.Size+64<<10 {
 		t.Errorf("sealed segment of %d bytes keeps %d bytes allocated", st.Size, alloc)
+	}
+}
+
+// TestPersist: in Persist mode a Sync seals the segment and returns once
+// Persist has taken it; concurrent Syncs share Persists; a failed Persist
+// fails only the Syncs waiting on it, and the next one tries again; every
+// persisted segment scans whole.
+func TestPersist(t *testing.T) {
+	fs := vfs.NewMem()
+	var (
+		mu      sync.Mutex
+		objects = map[uint64][]byte{}
+		sealed  []uint64
+		failing bool
+		calls   int
+	)
+	var w *Writer
+	w = newWriter(t, fs, WriterOptions{
+		Persist: func(id uint64, size int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if failing {
+				return errors.New("bucket down")
+			}
+			f, err := fs.Open(fs.PathJoin("seg", FileName(id)))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			b := make([]byte, size)
+			if _, err := f.ReadAt(b, 0); err != nil {
+				return err
+			}
+			objects[id] = b
+			return nil
+		},
+		OnSeal: func(id uint64, size int64) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, ok := objects[id]; !ok {
+				t.Errorf("segment %d sealed before it was persisted", id)
+			}
+			sealed = append(sealed, id)
+			return nil
+		},
+	})
+	var acked sync.Map // ID -> segment
+	var wg sync.WaitGroup
+	const writers, each = 16, 20
+	for g := range writers {
+		wg.Go(func() {
+			for i := range each {
+				rec := record(content(uint64(g<<8|i), 500+i, false))
+				loc, err := w.Append(rec)
+				if err == nil {
+					err = w.Sync(loc.End())
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				acked.Store(rec.ID, loc.Segment)
+			}
+		})
+	}
+	wg.Wait()
+	if calls >= writers*each {
+		t.Errorf("%d persists for %d syncs: none shared", calls, writers*each)
+	}
+	if !slices.IsSorted(sealed) {
+		t.Errorf("sealed out of order: %v", sealed)
+	}
+	// Every acknowledged record is in its persisted segment, which scans
+	// whole.
+	found := map[blob.ID]bool{}
+	for id, b := range objects {
+		sc := NewScanner(bytes.NewReader(b), int64(len(b)), FileName(id), FileHeaderSize, comp)
+		for sc.Next() {
+			found[sc.Record().ID] = true
+		}
+		if sc.Err() != nil || sc.End() != int64(len(b)) {
+			t.Errorf("segment %d: scan ended at %d of %d: %v", id, sc.End(), len(b), sc.Err())
+		}
+	}
+	acked.Range(func(k, _ any) bool {
+		if !found[k.(blob.ID)] {
+			t.Errorf("acknowledged record %v is in no persisted segment", k)
+		}
+		return true
+	})
+
+	// A failing store fails the Sync, not the writer.
+	mu.Lock()
+	failing = true
+	mu.Unlock()
+	loc, err := w.Append(record([]byte("while the bucket is down")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(loc.End()); err == nil {
+		t.Fatal("Sync succeeded while Persist failed")
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	loc2, err := w.Append(record([]byte("after")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(loc2.End()); err != nil {
+		t.Fatalf("Sync after the store came back: %v", err)
+	}
+	if _, ok := objects[loc.Segment]; !ok {
+		t.Errorf("the segment whose Persist failed was not persisted by the next Sync")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

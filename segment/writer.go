@@ -34,6 +34,15 @@ type WriterOptions struct {
 	OnSeal func(id uint64, size int64) error
 	// OnSync, if set, is called after each fdatasync with its duration.
 	OnSync func(time.Duration)
+	// Persist, if set, makes segments durable elsewhere (in an object
+	// store) instead of by fdatasync; the files in dir are then only a
+	// local copy. Sync(pos) seals the segment holding pos, starts the
+	// next so that appends go on meanwhile, and calls Persist(id, size)
+	// without the lock, then OnSeal: concurrent Syncs share one Persist
+	// per segment, in segment order. A failed Persist is not sticky: the
+	// segment stays sealed and pending, and the next Sync tries it again
+	// (Persist must be idempotent). Nothing is fsynced.
+	Persist func(id uint64, size int64) error
 }
 
 func (o WriterOptions) withDefaults() WriterOptions {
@@ -106,6 +115,9 @@ type Writer struct {
 	err error
 	// buf assembles a record; guarded by mu.
 	buf []byte
+	// pending are the segments sealed but not yet persisted, oldest
+	// first, with their ends (Persist mode only).
+	pending []Pos
 }
 
 // OpenWriter returns a writer that appends to segment id of dir at offset.
@@ -156,11 +168,13 @@ func (w *Writer) create(id uint64) error {
 	if _, err := f.WriteAt(AppendFileHeader(nil, id), 0); err != nil {
 		return fail(writeError(fmt.Errorf("segment: write header of %s: %w", path, err)))
 	}
-	if err := w.syncFile(f); err != nil {
-		return fail(fmt.Errorf("segment: sync %s: %w", path, err))
-	}
-	if err := syncDir(w.fs, w.dir); err != nil {
-		return fail(err)
+	if w.opts.Persist == nil {
+		if err := w.syncFile(f); err != nil {
+			return fail(fmt.Errorf("segment: sync %s: %w", path, err))
+		}
+		if err := syncDir(w.fs, w.dir); err != nil {
+			return fail(err)
+		}
 	}
 	w.f, w.id, w.off = f, id, FileHeaderSize
 	w.alloc = alloc
@@ -293,6 +307,13 @@ func (w *Writer) usable() error {
 // without sealing anything if meanwhile id stopped being the active
 // segment (another Append rolled it over) or has none open.
 func (w *Writer) rollover(id uint64) error {
+	if w.opts.Persist != nil {
+		// A running Persist is of an earlier, closed segment.
+		if err := w.usable(); err != nil || w.f == nil || w.id != id {
+			return err
+		}
+		return w.sealPending()
+	}
 	for w.syncing {
 		w.cond.Wait()
 	}
@@ -317,6 +338,71 @@ func (w *Writer) rollover(id uint64) error {
 	}
 	w.f = nil
 	return w.createNext()
+}
+
+// sealPending seals the active segment in Persist mode: it joins the
+// pending ones, to be persisted by a Sync, and the next is created. Called
+// with mu, no sync running on the active file.
+func (w *Writer) sealPending() error {
+	w.pending = append(w.pending, Pos{w.id, w.off})
+	releaseTail(w.f, w.off)
+	if err := w.f.Close(); err != nil {
+		w.err = fmt.Errorf("segment: close sealed %s: %w", FileName(w.id), err)
+		return w.err
+	}
+	w.f = nil
+	return w.createNext()
+}
+
+// syncPersist is Sync in Persist mode. Called with mu.
+func (w *Writer) syncPersist(pos Pos) error {
+	for {
+		if w.err != nil {
+			return w.err
+		}
+		if !w.synced.Less(pos) {
+			return nil
+		}
+		if w.syncing {
+			w.cond.Wait()
+			continue
+		}
+		if len(w.pending) == 0 {
+			if w.f == nil || w.id != pos.Segment || w.off < pos.Offset {
+				return fmt.Errorf("segment: sync to %v, past the end of what was written", pos)
+			}
+			// Seal the active segment: appends go on into the next while
+			// this one is persisted. On a full disk the next is created
+			// by a later Append.
+			if err := w.sealPending(); err != nil && !errors.Is(err, ErrNoSpace) {
+				return err
+			}
+		}
+		target := w.pending[0]
+		w.syncing = true
+		w.mu.Unlock()
+		start := time.Now()
+		err := w.opts.Persist(target.Segment, target.Offset)
+		if w.opts.OnSync != nil {
+			w.opts.OnSync(time.Since(start))
+		}
+		sealErr := error(nil)
+		if err == nil && w.opts.OnSeal != nil {
+			sealErr = w.opts.OnSeal(target.Segment, target.Offset)
+		}
+		w.mu.Lock()
+		w.syncing = false
+		w.cond.Broadcast()
+		if err != nil {
+			return fmt.Errorf("segment: persist %s: %w", FileName(target.Segment), err)
+		}
+		if sealErr != nil {
+			w.err = fmt.Errorf("segment: seal %s: %w", FileName(target.Segment), sealErr)
+			return w.err
+		}
+		w.pending = w.pending[1:]
+		w.synced = target
+	}
 }
 
 // releaseTail gives back the space preallocated past end in a sealed
@@ -358,6 +444,9 @@ func (w *Writer) syncFile(f vfs.File) error {
 func (w *Writer) Sync(pos Pos) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.opts.Persist != nil {
+		return w.syncPersist(pos)
+	}
 	for {
 		if w.err != nil {
 			return w.err
@@ -427,7 +516,9 @@ func (w *Writer) Close() error {
 	if f == nil {
 		return w.err
 	}
-	if w.err != nil {
+	if w.err != nil || w.opts.Persist != nil {
+		// In Persist mode nothing unsynced was acknowledged, and the
+		// file is only a local copy.
 		f.Close()
 		return w.err
 	}
