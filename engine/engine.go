@@ -27,6 +27,7 @@ import (
 	"crypto/cipher"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -108,6 +109,14 @@ type Options struct {
 	// MustExist: Open fails with ErrNoStore, creating nothing, unless dir
 	// holds a store already (the admin commands; only serving makes one).
 	MustExist bool
+	// Objects, if set, keeps the segments in an object store (an
+	// S3-compatible bucket: objstore.Bucket) instead of on local disk: see
+	// objects.go. A store is made in one mode and stays in it.
+	Objects Objects
+	// CacheSize bounds the local copies of segments in object mode: past
+	// it the least recently used are removed (reads then fetch what they
+	// need from the object store). Default 1 GiB.
+	CacheSize int64
 	// UploadWait bounds how long an upload waits for one of those slots
 	// before it fails with ErrBusy, so that a waiting client never holds
 	// its connection indefinitely. Default 30 seconds.
@@ -137,6 +146,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.InlineMax = 0
 	case o.InlineMax > 64<<10:
 		return o, fmt.Errorf("%w: InlineMax %d above 64 KiB", ErrInvalid, o.InlineMax)
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 1 << 30
 	}
 	if o.ReadCache <= 0 {
 		o.ReadCache = 256 << 20
@@ -226,6 +238,11 @@ type Engine struct {
 	hooks   map[string]func(Record)
 
 	stats counters
+
+	// cache and objHealth: object mode (objects.go).
+	cache      localCache
+	objHealth  objHealth
+	objDeletes objDeletes
 }
 
 // Open opens the store in dir, creating it if needed, and recovers from a
@@ -259,6 +276,10 @@ func Open(dir string, opts Options) (*Engine, error) {
 	}
 	e.reads.init(opts.ReadCache)
 	e.files.fs, e.files.dir, e.files.comp = fs, e.segDir, e.comp
+	if opts.Objects != nil {
+		e.files.remote = func(id uint64) segSource { return objectFile{e, objectName(id)} }
+		e.files.used = e.cache.use
+	}
 	if err := mkdirSynced(fs, e.segDir); err != nil {
 		return nil, err
 	}
@@ -278,6 +299,8 @@ func Open(dir string, opts Options) (*Engine, error) {
 	if e.key, err = openKey(fs, e.keyFile); err != nil {
 		return nil, err
 	}
+	_, statErr := fs.Stat(fs.PathJoin(dir, indexDir))
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	e.idx, err = index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		// The index's lock is held: say by whom.
@@ -287,6 +310,11 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	writeOwner(fs, dir)
+	if err := e.checkObjectsFile(fresh); err != nil {
+		e.idx.Close()
+		e.comp.Close()
+		return nil, err
+	}
 	if err := e.recover(); err != nil {
 		e.idx.Close()
 		e.comp.Close()
@@ -365,6 +393,9 @@ func mkdirSynced(fs vfs.FS, dir string) error {
 // recover finds the active segment, makes sure every earlier one is known
 // to be sealed, cuts the active one's torn tail and opens the writer.
 func (e *Engine) recover() error {
+	if e.opts.Objects != nil {
+		return e.recoverObjects()
+	}
 	names, err := e.fs.List(e.segDir)
 	if err != nil {
 		return fmt.Errorf("engine: list %s: %w", e.segDir, err)
@@ -389,11 +420,7 @@ func (e *Engine) recover() error {
 			return corruptf("segment %s holds %d chunks in the index but its file is missing", segment.FileName(s.ID), s.LiveChunks)
 		}
 	}
-	wopts := segment.WriterOptions{
-		SegmentSize: e.opts.SegmentSize,
-		OnSeal:      e.onSeal,
-		OnSync:      e.stats.observeSync,
-	}
+	wopts := e.writerOptions()
 	if len(ids) == 0 {
 		e.w, err = segment.OpenWriter(e.fs, e.segDir, maxKnown+1, 0, wopts)
 		return err
@@ -441,6 +468,18 @@ func (e *Engine) recover() error {
 	return err
 }
 
+func (e *Engine) writerOptions() segment.WriterOptions {
+	o := segment.WriterOptions{
+		SegmentSize: e.opts.SegmentSize,
+		OnSeal:      e.onSeal,
+		OnSync:      e.stats.observeSync,
+	}
+	if e.opts.Objects != nil {
+		o.Persist = e.persist
+	}
+	return o
+}
+
 func (e *Engine) logRecovery(id uint64, res segment.RecoverResult) {
 	if res.Torn != nil || res.Zeroed > 0 {
 		e.log.Warn("cut a torn segment tail", "segment", segment.FileName(id), "end", res.End, "zeroed", res.Zeroed, "reason", res.Torn)
@@ -485,6 +524,9 @@ func (e *Engine) fail(err error) error {
 	if errors.Is(err, segment.ErrNoSpace) {
 		return fmt.Errorf("%w: %w", ErrNoSpace, err)
 	}
+	if errors.Is(err, ErrUnavailable) {
+		return err // the object store's failure, not ours: writes go on once it answers
+	}
 	if e.failed.CompareAndSwap(nil, &err) {
 		e.log.Error("write failed; refusing writes until restart", "err", err)
 	}
@@ -497,6 +539,9 @@ func (e *Engine) Writable() error {
 		return ErrClosed
 	}
 	if err := e.writable(); err != nil {
+		return err
+	}
+	if err := e.checkObjects(); err != nil {
 		return err
 	}
 	return e.checkSpace()
@@ -527,6 +572,9 @@ func (e *Engine) Close() error {
 	if err := e.w.Close(); err != nil && e.failed.Load() == nil {
 		errs = append(errs, err)
 	}
+	if e.opts.Objects != nil {
+		e.flushObjectDeletes()
+	}
 	errs = append(errs, e.files.closeAll())
 	errs = append(errs, e.idx.Close())
 	e.comp.Close()
@@ -540,14 +588,25 @@ type fileTable struct {
 	fs   vfs.FS
 	dir  string
 	comp *segment.Compressor
+	// remote, in object mode, reads a segment with no local copy from
+	// the object store; nil otherwise.
+	remote func(id uint64) segSource
+	// used, in object mode, marks a local copy as read.
+	used func(id uint64)
 	mu   sync.Mutex
 	m    map[uint64]*segFile
+}
+
+// segSource is what a segment is read from: its file, or its object.
+type segSource interface {
+	io.ReaderAt
+	Close() error
 }
 
 // segFile is an open segment file shared by concurrent reads.
 type segFile struct {
 	*segment.Reader
-	f vfs.File
+	f segSource
 	// refs counts the reads using it, plus one while it is in the table.
 	// Guarded by fileTable.mu.
 	refs int
@@ -558,16 +617,22 @@ type segFile struct {
 func (t *fileTable) acquire(id uint64) (*segFile, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.used != nil {
+		t.used(id)
+	}
 	if sf, ok := t.m[id]; ok {
 		sf.refs++
 		return sf, nil
 	}
 	path := t.fs.PathJoin(t.dir, segment.FileName(id))
+	var f segSource
 	f, err := t.fs.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: segment file %s is missing", ErrCorrupt, path)
-		}
+	switch {
+	case errors.Is(err, os.ErrNotExist) && t.remote != nil:
+		f, path = t.remote(id), objectName(id)
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("%w: segment file %s is missing", ErrCorrupt, path)
+	case err != nil:
 		return nil, fmt.Errorf("engine: open %s: %w", path, err)
 	}
 	if t.m == nil {

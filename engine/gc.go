@@ -392,6 +392,10 @@ func (e *Engine) removeSegment(seg index.Segment, rep *GCReport) error {
 	if err := segment.SyncDir(e.fs, e.segDir); err != nil {
 		return e.fail(err)
 	}
+	if e.opts.Objects != nil {
+		e.cache.forget(seg.ID)
+		e.deleteObject(seg.ID)
+	}
 	e.stats.compacted.Add(1)
 	return nil
 }

@@ -57,17 +57,10 @@ func (e *Engine) Reindex(ctx context.Context) (ReindexReport, error) {
 	all.lockAll(everything)
 	defer all.unlockAll()
 
-	names, err := e.fs.List(e.segDir)
+	ids, objSizes, err := e.segmentIDs(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("engine: reindex: %w", err)
 	}
-	var ids []uint64
-	for _, n := range names {
-		if id, ok := segment.ParseFileName(n); ok {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
 	active := e.w.End()
 
 	// 1. Where is each chunk? The first verified copy, in segment order.
@@ -78,16 +71,22 @@ func (e *Engine) Reindex(ctx context.Context) (ReindexReport, error) {
 			return rep, err
 		}
 		path := e.fs.PathJoin(e.segDir, segment.FileName(id))
-		f, err := e.fs.Open(path)
-		if err != nil {
-			return rep, fmt.Errorf("engine: reindex: %w", err)
+		var f segSource
+		var size int64
+		if objSizes != nil {
+			f, path, size = objectFile{e, objectName(id)}, objectName(id), objSizes[id]
+		} else {
+			lf, err := e.fs.Open(path)
+			if err != nil {
+				return rep, fmt.Errorf("engine: reindex: %w", err)
+			}
+			info, err := lf.Stat()
+			if err != nil {
+				lf.Close()
+				return rep, fmt.Errorf("engine: reindex: %w", err)
+			}
+			f, size = lf, info.Size()
 		}
-		info, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return rep, fmt.Errorf("engine: reindex: %w", err)
-		}
-		size := info.Size()
 		if id == active.Segment {
 			size = min(size, active.Offset)
 		}

@@ -32,6 +32,11 @@ type counters struct {
 	syncCount    atomic.Uint64
 	syncNanos    atomic.Uint64
 	syncBuckets  [15]atomic.Uint64 // len(SyncBuckets)+1, the last is +Inf
+	// Object mode: segment objects put and ranged GETs, with their bytes;
+	// local copies removed past the cache size.
+	objectPuts, objectPutBytes atomic.Uint64
+	objectGets, objectGetBytes atomic.Uint64
+	cacheEvictions             atomic.Uint64
 }
 
 func (c *counters) observeSync(d time.Duration) {
@@ -93,6 +98,14 @@ type Stats struct {
 	// FreeBytes and TotalBytes are the data folder's file system's space
 	// available to cairn and its size (zero where unknown).
 	FreeBytes, TotalBytes uint64
+
+	// Object mode (Options.Objects): the segment objects put and the
+	// ranged GETs made, with their bytes; the bytes of local copies of
+	// segments and how many were removed past Options.CacheSize.
+	ObjectPuts, ObjectPutBytes uint64
+	ObjectGets, ObjectGetBytes uint64
+	CacheBytes                 int64
+	CacheEvictions             uint64
 
 	// ReadOnly is set after a write failure, with the reason.
 	ReadOnly       bool
@@ -163,6 +176,12 @@ func (e *Engine) Stats() (Stats, error) {
 	s.PartReads = e.stats.partReads.Load()
 	used, hits := e.reads.stats()
 	s.ReadCacheBytes, s.ReadCacheHits = used, uint64(hits)
+	s.ObjectPuts, s.ObjectPutBytes = e.stats.objectPuts.Load(), e.stats.objectPutBytes.Load()
+	s.ObjectGets, s.ObjectGetBytes = e.stats.objectGets.Load(), e.stats.objectGetBytes.Load()
+	s.CacheEvictions = e.stats.cacheEvictions.Load()
+	e.cache.mu.Lock()
+	s.CacheBytes = e.cache.total
+	e.cache.mu.Unlock()
 	if p := e.failed.Load(); p != nil {
 		s.ReadOnly, s.ReadOnlyReason = true, (*p).Error()
 	}

@@ -1,0 +1,236 @@
+package engine_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/engine/enginetest"
+	"github.com/cairnstore/cairn/internal/testtool"
+	"github.com/cairnstore/cairn/objstore"
+)
+
+// bucket starts a MinIO server for t and returns the store's place in it.
+func bucket(t *testing.T, m *testtool.MinIO, prefix string) *objstore.Bucket {
+	t.Helper()
+	cfg, err := objstore.FromEnv("s3://"+m.Bucket+"/"+prefix, "", m.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := objstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func segmentObjects(t *testing.T, b *objstore.Bucket) []objstore.Object {
+	t.Helper()
+	objs, err := b.List(ctx, "segments/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// TestObjects runs a store whose segments are objects in a real MinIO:
+// concurrent uploads share objects, every byte reads back, also once the
+// local copies are evicted or lost with the folder's segments, and GC
+// deletes the objects it compacted.
+func TestObjects(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	b := bucket(t, m, "store")
+	dir := filepath.Join(t.TempDir(), "data")
+	opts := engine.Options{Objects: b, CacheSize: 4 << 20, SegmentSize: 8 << 20, InlineMax: -1, GCGrace: -1}
+	e := enginetest.OpenDir(t, dir, opts)
+
+	const uploads = 48
+	bodies := map[string][]byte{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range uploads {
+		body := random(uint64(i), 1000+i*(3<<20)/uploads) // 1 KB to 3 MB
+		bodies[fmt.Sprint(i)] = body
+		wg.Go(func() {
+			if _, err := e.PutRecord(ctx, key(fmt.Sprint(i)), bytes.NewReader(body), engine.Write{}); err != nil {
+				mu.Lock()
+				t.Errorf("upload %d: %v", i, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	objs := segmentObjects(t, b)
+	st, _ := e.Stats()
+	t.Logf("%d uploads in %d objects (%d puts, %d bytes); local copies %d bytes, %d evicted", uploads, len(objs), st.ObjectPuts, st.ObjectPutBytes, st.CacheBytes, st.CacheEvictions)
+	if len(objs) == 0 || len(objs) >= uploads {
+		t.Errorf("%d objects for %d concurrent uploads: none shared", len(objs), uploads)
+	}
+	if st.CacheBytes > opts.CacheSize || st.CacheEvictions == 0 {
+		t.Errorf("local copies: %d bytes, %d evicted; want at most %d, some evicted", st.CacheBytes, st.CacheEvictions, opts.CacheSize)
+	}
+	check := func(e *engine.Engine) {
+		t.Helper()
+		for name, body := range bodies {
+			rec, err := e.GetRecord(key(name))
+			if err != nil {
+				t.Fatalf("record %s: %v", name, err)
+			}
+			if got := readAll(t, e, rec.Blob); !bytes.Equal(got, body) {
+				t.Fatalf("record %s reads back wrong", name)
+			}
+		}
+	}
+	check(e)
+	st, _ = e.Stats()
+	if st.ObjectGets == 0 {
+		t.Errorf("no ranged GETs, though local copies were evicted")
+	}
+	if rep, err := e.Scrub(ctx, 1); err != nil || len(rep.Corrupt) > 0 {
+		t.Fatalf("scrub: %+v, %v", rep, err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The folder's segment copies lost: the store reads from the bucket.
+	if err := os.RemoveAll(filepath.Join(dir, "segments")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "segments"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e = enginetest.OpenDir(t, dir, opts)
+	check(e)
+
+	// Deletes, then GC: compacted segments' objects go.
+	for i := range uploads {
+		if i%4 != 0 {
+			if err := e.DeleteRecord(ctx, key(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+			delete(bodies, fmt.Sprint(i))
+		}
+	}
+	before := segmentObjects(t, b)
+	rep, err := e.GC(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Compacted == 0 {
+		t.Fatalf("GC compacted nothing: %+v", rep)
+	}
+	check(e)
+	if err := e.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil { // deletes the objects still in their grace period
+		t.Fatal(err)
+	}
+	after := segmentObjects(t, b)
+	left := 0
+	for _, o := range after {
+		for _, p := range before {
+			if o.Name == p.Name {
+				left++
+			}
+		}
+	}
+	t.Logf("GC compacted %d segments: %d objects before, %d after, %d of them from before", rep.Compacted, len(before), len(after), left)
+	if left > len(before)-rep.Compacted {
+		t.Errorf("%d objects of %d left after GC compacted %d", left, len(before), rep.Compacted)
+	}
+	e = enginetest.OpenDir(t, dir, opts)
+	check(e)
+	if rep, err := e.Reindex(ctx); err != nil || len(rep.Missing) > 0 {
+		t.Fatalf("reindex from the bucket: %+v, %v", rep, err)
+	}
+	check(e)
+}
+
+// TestObjectsOutage: with the object store down, uploads fail with
+// ErrUnavailable and leave nothing visible, the store is not writable
+// (readiness), reads of local copies go on, and all works again once the
+// service is back.
+func TestObjectsOutage(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	b := bucket(t, m, "")
+	e := enginetest.Open(t, engine.Options{Objects: b, InlineMax: -1})
+	kept := random(1, 300<<10)
+	if _, err := e.PutRecord(ctx, key("kept"), bytes.NewReader(kept), engine.Write{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	if _, err := e.PutRecord(ctx, key("lost"), bytes.NewReader(random(2, 300<<10)), engine.Write{}); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("upload with the object store down: %v, want ErrUnavailable", err)
+	}
+	if _, err := e.GetRecord(key("lost")); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("a failed upload is visible: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Writable() == nil && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := e.Writable(); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Writable with the object store down: %v", err)
+	}
+	rec, err := e.GetRecord(key("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readAll(t, e, rec.Blob), kept) {
+		t.Fatal("a local copy reads wrong during the outage")
+	}
+	m.Start()
+	deadline = time.Now().Add(10 * time.Second)
+	for e.Writable() != nil && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := e.Writable(); err != nil {
+		t.Fatalf("still not writable with the object store back: %v", err)
+	}
+	again := random(3, 300<<10)
+	if _, err := e.PutRecord(ctx, key("again"), bytes.NewReader(again), engine.Write{}); err != nil {
+		t.Fatalf("upload after the outage: %v", err)
+	}
+	rec, _ = e.GetRecord(key("again"))
+	if !bytes.Equal(readAll(t, e, rec.Blob), again) {
+		t.Fatal("reads wrong after the outage")
+	}
+}
+
+// TestObjectsFolderMode: a folder made in one mode is not opened in the
+// other, nor with another bucket.
+func TestObjectsFolderMode(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	e, err := engine.Open(dir, engine.Options{Objects: bucket(t, m, "a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if got, err := engine.StoreObjects(dir); err != nil || !strings.HasSuffix(got, "/a/") {
+		t.Fatalf("StoreObjects = %q, %v", got, err)
+	}
+	for name, opts := range map[string]engine.Options{"local": {}, "another prefix": {Objects: bucket(t, m, "b")}} {
+		if _, err := engine.Open(dir, opts); !errors.Is(err, engine.ErrInvalid) {
+			t.Errorf("opened with %s: %v", name, err)
+		}
+	}
+	local := filepath.Join(t.TempDir(), "local")
+	e, err = engine.Open(local, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if _, err := engine.Open(local, engine.Options{Objects: bucket(t, m, "c")}); !errors.Is(err, engine.ErrInvalid) {
+		t.Errorf("a local store opened in object mode: %v", err)
+	}
+}
