@@ -54,6 +54,9 @@ type GCReport struct {
 	Reclaimable int64
 	// Skipped lists segments that could not be compacted, and why.
 	Skipped []string
+	// AbortedUploads: in object mode, multipart uploads of segments over
+	// a day old that never completed (a process died putting one).
+	AbortedUploads int
 }
 
 // GC runs one pass: releases zero-reference entries past the grace
@@ -84,6 +87,15 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	if err := e.releaseZeros(ctx, &rep); err != nil {
 		return rep, err
 	}
+	if e.opts.Objects != nil {
+		// Multipart uploads of segments that died midway: the service
+		// keeps (and bills) their parts until they are aborted.
+		n, err := e.opts.Objects.AbortIncomplete(ctx, "segments/", e.opts.Now().Add(-24*time.Hour))
+		if err != nil {
+			return rep, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		rep.AbortedUploads = n
+	}
 	if err := e.sweepOutboards(ctx); err != nil {
 		return rep, err
 	}
@@ -91,11 +103,30 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	if cands, err = e.compactionCandidates(); err != nil {
 		return rep, err
 	}
+	// In object mode the candidates are copied together, so that their
+	// live chunks go into few new objects, not one each; a group that
+	// fails on bad bytes is done again one segment at a time.
+	groups := make([][]index.Segment, 0, len(cands))
 	for _, c := range cands {
+		groups = append(groups, []index.Segment{c.seg})
+	}
+	if e.opts.Objects != nil && len(cands) > 1 {
+		all := make([]index.Segment, len(cands))
+		for i, c := range cands {
+			all[i] = c.seg
+		}
+		if err := e.compact(ctx, all, &rep); err == nil {
+			groups = nil
+		} else if !isCorrupt(err) {
+			return rep, err
+		}
+	}
+	for _, g := range groups {
+		c := candidate{seg: g[0]}
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if err := e.compact(ctx, c.seg, &rep); err != nil {
+		if err := e.compact(ctx, g, &rep); err != nil {
 			if isCorrupt(err) {
 				rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", segment.FileName(c.seg.ID), err))
 				e.log.Error("segment not compacted", "segment", segment.FileName(c.seg.ID), "err", err)
@@ -254,15 +285,25 @@ func (e *Engine) compactionCandidates() ([]candidate, error) {
 	}
 	active := e.w.End().Segment
 	oldest := e.oldestUploadSegment()
-	var out []candidate
+	var out, small []candidate
 	for _, s := range segs {
 		if s.Sealed == 0 || s.ID >= active || (oldest != 0 && s.ID >= oldest) {
 			continue
 		}
 		data := s.Sealed - segment.FileHeaderSize
-		if data <= 0 || float64(s.LiveBytes) < e.opts.CompactRatio*float64(data) {
+		switch {
+		case data <= 0 || float64(s.LiveBytes) < e.opts.CompactRatio*float64(data):
 			out = append(out, candidate{seg: s, dead: s.Sealed - s.LiveBytes})
+		case e.opts.Objects != nil && s.Sealed < e.opts.SegmentSize/16:
+			small = append(small, candidate{seg: s, dead: s.Sealed - s.LiveBytes})
 		}
+	}
+	// In object mode, small objects (a group commit of small uploads
+	// each) are merged into larger ones, as restic's repack-small: the
+	// service then holds fewer objects, and GETs of many small files
+	// spread over fewer.
+	if len(small) >= 2 {
+		out = append(out, small...)
 	}
 	slices.SortFunc(out, func(a, b candidate) int {
 		return int(a.seg.LiveBytes - b.seg.LiveBytes)
@@ -281,15 +322,12 @@ type move struct {
 // the stripe locks compaction takes are held only briefly.
 const compactBatch = 32
 
-// compact copies the live chunks of seg to the active segment, repoints
-// them, and removes seg once nothing points into it.
-func (e *Engine) compact(ctx context.Context, seg index.Segment, rep *GCReport) error {
-	sf, err := e.files.acquire(seg.ID)
-	if err != nil {
-		return err
-	}
-	defer e.files.release(sf)
-	sc := segment.NewScanner(sf.f, seg.Sealed, e.fs.PathJoin(e.segDir, segment.FileName(seg.ID)), segment.FileHeaderSize, e.comp)
+// compact copies the live chunks of segs to the active segment, repoints
+// them, and removes each of segs once nothing points into it. Locally a
+// sync and a transaction repoint every compactBatch chunks; in object
+// mode a sync (an object) takes up to a quarter of a segment's bytes,
+// and its chunks are repointed compactBatch at a time.
+func (e *Engine) compact(ctx context.Context, segs []index.Segment, rep *GCReport) error {
 	var pending []move
 	var copied int64
 	flush := func() error {
@@ -300,33 +338,48 @@ func (e *Engine) compact(ctx context.Context, seg index.Segment, rep *GCReport) 
 		if err := e.w.Sync(segment.Pos{Segment: last.to.Segment, Offset: last.end}); err != nil {
 			return e.fail(err)
 		}
-		err := e.Update(ctx, func(tx *Tx) error {
-			for _, m := range pending {
-				cs, err := tx.chunk(m.id)
-				if err != nil {
-					return err
-				}
-				// Repoint only a chunk still referenced and still where it
-				// was copied from: one deleted or re-uploaded meanwhile
-				// wins, and the copy is dead bytes.
-				if !cs.exists || cs.cur.Refs == 0 || cs.cur.Location != m.from {
-					continue
-				}
-				cs.cur = index.Chunk{Location: m.to, Refs: cs.cur.Refs}
-				cs.moved = true
-				tx.ends[m.to.Segment] = max(tx.ends[m.to.Segment], m.end)
+		for len(pending) > 0 {
+			n := min(len(pending), compactBatch)
+			if err := e.repoint(ctx, pending[:n]); err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			return err
+			rep.CopiedChunks += n
+			pending = pending[n:]
+			runtime.Gosched()
 		}
-		rep.CopiedChunks += len(pending)
 		rep.CopiedBytes += copied
 		pending, copied = pending[:0], 0
-		runtime.Gosched()
 		return nil
 	}
+	full := func() bool { return len(pending) >= compactBatch }
+	if e.opts.Objects != nil {
+		full = func() bool { return copied >= e.opts.SegmentSize/4 }
+	}
+	for _, seg := range segs {
+		if err := e.copyLive(ctx, seg, &pending, &copied, full, flush); err != nil {
+			return err
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	for _, seg := range segs {
+		if err := e.removeSegment(seg, rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyLive appends the live chunks of seg to the active segment, adding
+// them to pending, and calls flush whenever full.
+func (e *Engine) copyLive(ctx context.Context, seg index.Segment, pending *[]move, copied *int64, full func() bool, flush func() error) error {
+	sf, err := e.files.acquire(seg.ID)
+	if err != nil {
+		return err
+	}
+	defer e.files.release(sf)
+	sc := segment.NewScanner(sf.f, seg.Sealed, e.fs.PathJoin(e.segDir, segment.FileName(seg.ID)), segment.FileHeaderSize, e.comp)
 	for sc.Next() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -344,11 +397,11 @@ func (e *Engine) compact(ctx context.Context, seg index.Segment, rep *GCReport) 
 			return e.fail(err)
 		}
 		e.stats.writtenBytes.Add(uint64(loc.Size))
-		pending = append(pending, move{id: r.ID, from: c.Location, to: index.Location{
+		*pending = append(*pending, move{id: r.ID, from: c.Location, to: index.Location{
 			Segment: loc.Segment, Offset: loc.Offset, Stored: c.Stored, Raw: c.Raw, Compression: c.Compression,
 		}, end: loc.Offset + loc.Size})
-		copied += loc.Size
-		if len(pending) == compactBatch {
+		*copied += loc.Size
+		if full() {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -357,10 +410,30 @@ func (e *Engine) compact(ctx context.Context, seg index.Segment, rep *GCReport) 
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	if err := flush(); err != nil {
-		return err
-	}
-	return e.removeSegment(seg, rep)
+	return nil
+}
+
+// repoint moves the chunks of pending, copied and synced, to their new
+// locations, in one transaction.
+func (e *Engine) repoint(ctx context.Context, pending []move) error {
+	return e.Update(ctx, func(tx *Tx) error {
+		for _, m := range pending {
+			cs, err := tx.chunk(m.id)
+			if err != nil {
+				return err
+			}
+			// Repoint only a chunk still referenced and still where it
+			// was copied from: one deleted or re-uploaded meanwhile
+			// wins, and the copy is dead bytes.
+			if !cs.exists || cs.cur.Refs == 0 || cs.cur.Location != m.from {
+				continue
+			}
+			cs.cur = index.Chunk{Location: m.to, Refs: cs.cur.Refs}
+			cs.moved = true
+			tx.ends[m.to.Segment] = max(tx.ends[m.to.Segment], m.end)
+		}
+		return nil
+	})
 }
 
 // removeSegment deletes seg once no chunk entry points into it: its index

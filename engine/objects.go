@@ -25,6 +25,7 @@ type Objects interface {
 	Delete(ctx context.Context, name string) error
 	List(ctx context.Context, prefix string) ([]objstore.Object, error)
 	Ping(ctx context.Context) error
+	AbortIncomplete(ctx context.Context, prefix string, cutoff time.Time) (int, error)
 	String() string
 }
 

@@ -234,3 +234,29 @@ func TestObjectsFolderMode(t *testing.T) {
 		t.Errorf("a local store opened in object mode: %v", err)
 	}
 }
+
+// TestObjectsMergeSmall: uploads one at a time make an object each; GC
+// merges those small objects into fewer.
+func TestObjectsMergeSmall(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	b := bucket(t, m, "")
+	e := enginetest.Open(t, engine.Options{Objects: b, InlineMax: -1, SegmentSize: 64 << 20})
+	for i := range 10 {
+		if _, err := e.PutRecord(ctx, key(fmt.Sprint(i)), bytes.NewReader(random(uint64(i), 20<<10)), engine.Write{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := len(segmentObjects(t, b))
+	rep, err := e.GC(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := len(segmentObjects(t, b))
+	t.Logf("10 sequential uploads: %d objects; GC merged %d, %d objects after", before, rep.Compacted, after)
+	if before < 10 || after > 2 {
+		t.Errorf("%d objects before GC, %d after; want 10 merged into 1 or 2", before, after)
+	}
+}

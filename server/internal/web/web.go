@@ -61,7 +61,7 @@ func Status(err error) int {
 		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrTooMany), errors.Is(err, ErrThrottled):
 		return http.StatusTooManyRequests
-	case errors.Is(err, engine.ErrReadOnly), errors.Is(err, engine.ErrClosed),
+	case errors.Is(err, engine.ErrReadOnly), errors.Is(err, engine.ErrClosed), errors.Is(err, engine.ErrUnavailable),
 		errors.Is(err, engine.ErrBusy), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, engine.ErrExists):
