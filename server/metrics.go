@@ -56,6 +56,8 @@ type engineCollector struct {
 	gcRuns, gcReclaimed, compacted, expired                          *prometheus.Desc
 	scrubRuns, scrubChunks, scrubCorrupt                             *prometheus.Desc
 	lastGC, lastScrub, free, total                                   *prometheus.Desc
+	objectPuts, objectPutBytes, objectGets, objectGetBytes           *prometheus.Desc
+	localCache, localEvictions                                       *prometheus.Desc
 }
 
 func newEngineCollector(e *engine.Engine) *engineCollector {
@@ -98,13 +100,21 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		lastScrub:    d("scrub_last_run_timestamp_seconds", "When the last scrub ended, in Unix seconds (absent: none since start)."),
 		free:         d("filesystem_free_bytes", "Space available to cairn on the data folder's file system (uploads are refused under serve --min-free-bytes)."),
 		total:        d("filesystem_size_bytes", "Size of the data folder's file system."),
+
+		objectPuts:     d("object_puts_total", "Segment objects put into the object store (--store s3://…), since start."),
+		objectPutBytes: d("object_put_bytes_total", "Bytes of the segment objects put, since start."),
+		objectGets:     d("object_gets_total", "Ranged GETs of segment objects with no local copy, since start."),
+		objectGetBytes: d("object_get_bytes_total", "Bytes fetched by those GETs, since start."),
+		localCache:     d("object_cache_bytes", "Bytes of local copies of segment objects (at most --cache-size)."),
+		localEvictions: d("object_cache_evictions_total", "Local copies of segment objects removed past --cache-size, since start."),
 	}
 }
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
 		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt, c.chunkReads,
-		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.partReads, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt, c.lastGC, c.lastScrub, c.free, c.total} {
+		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.partReads, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt, c.lastGC, c.lastScrub, c.free, c.total,
+		c.objectPuts, c.objectPutBytes, c.objectGets, c.objectGetBytes, c.localCache, c.localEvictions} {
 		ch <- d
 	}
 }
@@ -157,6 +167,12 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.total, float64(s.TotalBytes))
 	}
 	g(c.readCache, float64(s.ReadCacheBytes))
+	k(c.objectPuts, s.ObjectPuts)
+	k(c.objectPutBytes, s.ObjectPutBytes)
+	k(c.objectGets, s.ObjectGets)
+	k(c.objectGetBytes, s.ObjectGetBytes)
+	g(c.localCache, float64(s.CacheBytes))
+	k(c.localEvictions, s.CacheEvictions)
 	buckets := make(map[float64]uint64, len(engine.SyncBuckets))
 	for i, ub := range engine.SyncBuckets {
 		buckets[ub] = s.SyncBuckets[i]

@@ -81,6 +81,8 @@ type env struct {
 	args []string
 	// keyFile is --key-file, for the commands that open the store.
 	keyFile string
+	// s3Endpoint is --s3-endpoint, for those of a store in object mode.
+	s3Endpoint string
 }
 
 // parseInterspersed parses flags wherever they appear among the
@@ -151,6 +153,9 @@ func runEnv(ctx context.Context, args []string, e *env) error {
 	}
 	if f := fs.Lookup("key-file"); f != nil {
 		e.keyFile = f.Value.String()
+	}
+	if f := fs.Lookup("s3-endpoint"); f != nil {
+		e.s3Endpoint = f.Value.String()
 	}
 	if c.store && e.engine == nil {
 		if sock := adminSocket(fs.Lookup("data").Value.String()); serverListening(sock) {

@@ -50,6 +50,8 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.DurationVar(&m.scrub, "scrub-interval", 7*24*time.Hour, "how often stored chunks are re-read and verified (0: never)")
 			sample := fs.String("scrub-sample", "100%", "the share of chunks each background scrub verifies")
 			var eo engine.Options
+			store := storeFlag(fs)
+			fs.Int64Var(&eo.CacheSize, "cache-size", 1<<30, "with --store s3://…, bytes of segment copies kept in the data folder; the least recently used are removed past it, and reads fetch what they need from the object store")
 			fs.Int64Var(&eo.SegmentSize, "segment-size", 1<<30, "seal a segment file at this many bytes; smaller segments let compaction return space sooner on small disks")
 			fs.Int64Var(&eo.MinFreeBytes, "min-free-bytes", 64<<20, "refuse uploads (507) while the file system has less free space than this (-1: never)")
 			hideDedup := fs.Bool("hide-dedup-timing", true, "an upload of bytes someone already stored waits about as long as writing them would have taken, so that no client can time its uploads to learn what others stored; false: duplicates upload faster (for a store whose clients trust each other)")
@@ -105,6 +107,9 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 					cfg.OceanMedia = oceanmedia.Config{Notify: mail.Sender{Addr: *smtpAddr, From: *smtpFrom}.Send}
 				}
 				cfg.StorageAPI = sa
+				if eo.Objects, err = openObjects(ctx, *store, e); err != nil {
+					return err
+				}
 				return serve(ctx, e, log, *data, listeners{api: *listen, metrics: *metricsListen}, shutdown{drain: *drain, grace: *grace}, m, eo, cfg)
 			}
 		},
@@ -212,7 +217,13 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen li
 // store, and --key-file, the store's key (see runEnv).
 func dataFlag(fs *flag.FlagSet) *string {
 	fs.String("key-file", "", "the store's key, which seals the signing secrets kept in its index (default secret.key in the data folder; keep it elsewhere, and backed up, so that a copy of the folder alone grants nothing)")
+	fs.String("s3-endpoint", "", "the object store's endpoint (http(s)://host:port), for a store whose segments are in one (default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS S3); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the region from AWS_REGION")
 	return fs.String("data", "cairn-data", "the data folder")
+}
+
+// storeFlag is --store, for the commands that may make a store.
+func storeFlag(fs *flag.FlagSet) *string {
+	return fs.String("store", "", "where the segments (the stored bytes) go: \"\" for the data folder, or s3://bucket/prefix for an S3-compatible object store (the data folder then keeps the index and a bounded cache); a store stays where it was made")
 }
 
 // errUnknownAPI: --apis names something that is no API.

@@ -28,9 +28,14 @@ on a store never make one: on a folder without a store they fail. A store
 that exists is left as it is.`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
+			store := storeFlag(fs)
 			return func(ctx context.Context) error {
 				log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-				eng, err := engine.Open(*data, engine.Options{Logger: log, KeyFile: e.keyFile})
+				objs, err := openObjects(ctx, *store, e)
+				if err != nil {
+					return err
+				}
+				eng, err := engine.Open(*data, engine.Options{Logger: log, KeyFile: e.keyFile, Objects: objs})
 				if err != nil {
 					return err
 				}
@@ -109,7 +114,16 @@ func withStore(data string, e *env, fn func(*engine.Engine) error) error {
 		return fn(e.engine)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile, MustExist: true})
+	// A store in object mode names its bucket in its folder.
+	store, err := engine.StoreObjects(data)
+	if err != nil {
+		return err
+	}
+	objs, err := openObjects(context.Background(), store, e)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile, MustExist: true, Objects: objs})
 	if errors.Is(err, engine.ErrNoStore) {
 		return fmt.Errorf("%w (cairn init --data %s makes one, as cairn serve does)", err, data)
 	}
