@@ -769,3 +769,35 @@ func TestPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPersistRolloverNotSynced: a segment sealed by a rollover in Persist
+// mode is not durable until persisted: starting the next one does not
+// move Synced past it (once it did, and a Sync in the new segment then
+// returned at once, acknowledging bytes never persisted).
+func TestPersistRolloverNotSynced(t *testing.T) {
+	var persisted []uint64
+	w := newWriter(t, vfs.NewMem(), WriterOptions{SegmentSize: 3000, Persist: func(id uint64, size int64) error {
+		persisted = append(persisted, id)
+		return nil
+	}})
+	first, err := w.Append(record(content(1, 2000, false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := w.Append(record(content(2, 2000, false))) // rolls over: the first segment is pending
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Segment == first.Segment {
+		t.Fatal("no rollover")
+	}
+	if s := w.Synced(); !s.Less(first.End()) {
+		t.Fatalf("Synced = %v after a rollover, past the unpersisted %v", s, first.End())
+	}
+	if err := w.Sync(second.End()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(persisted, []uint64{first.Segment, second.Segment}) {
+		t.Fatalf("persisted %v, want both segments in order", persisted)
+	}
+}

@@ -178,7 +178,12 @@ func (w *Writer) create(id uint64) error {
 	}
 	w.f, w.id, w.off = f, id, FileHeaderSize
 	w.alloc = alloc
-	w.synced = Pos{id, FileHeaderSize}
+	if len(w.pending) == 0 {
+		// Everything before the new segment is durable: synced before it
+		// was sealed, or (Persist mode) persisted. A pending segment is
+		// not, and synced stays at the end of the last persisted one.
+		w.synced = Pos{id, FileHeaderSize}
+	}
 	return nil
 }
 

@@ -31,6 +31,14 @@ that exists is left as it is.`,
 			store := storeFlag(fs)
 			return func(ctx context.Context) error {
 				log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				if *store == "" {
+					// A store that exists stays where it is.
+					had, err := engine.StoreObjects(*data)
+					if err != nil {
+						return err
+					}
+					*store = had
+				}
 				objs, err := openObjects(ctx, *store, e)
 				if err != nil {
 					return err
