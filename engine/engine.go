@@ -243,6 +243,7 @@ type Engine struct {
 	cache      localCache
 	objHealth  objHealth
 	objDeletes objDeletes
+	streams    streams
 }
 
 // Open opens the store in dir, creating it if needed, and recovers from a
@@ -275,6 +276,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		uploadSlots: make(chan struct{}, opts.MaxUploads),
 	}
 	e.reads.init(opts.ReadCache)
+	e.streams.e = e
 	e.files.fs, e.files.dir, e.files.comp = fs, e.segDir, e.comp
 	if opts.Objects != nil {
 		e.files.remote = func(id uint64) segSource { return objectFile{e, objectName(id)} }
@@ -476,6 +478,7 @@ func (e *Engine) writerOptions() segment.WriterOptions {
 	}
 	if e.opts.Objects != nil {
 		o.Persist = e.persist
+		o.OnAppend = e.streams.appended
 	}
 	return o
 }
@@ -573,6 +576,7 @@ func (e *Engine) Close() error {
 		errs = append(errs, err)
 	}
 	if e.opts.Objects != nil {
+		e.streams.abortAll()
 		e.flushObjectDeletes()
 	}
 	errs = append(errs, e.files.closeAll())

@@ -26,6 +26,7 @@ type Objects interface {
 	List(ctx context.Context, prefix string) ([]objstore.Object, error)
 	Ping(ctx context.Context) error
 	AbortIncomplete(ctx context.Context, prefix string, cutoff time.Time) (int, error)
+	StartMultipart(ctx context.Context, name string) (objstore.Multipart, error)
 	String() string
 }
 
@@ -243,13 +244,20 @@ func (e *Engine) persist(id uint64, size int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), objectTimeout+time.Duration(size>>23)*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := e.opts.Objects.Put(ctx, objectName(id), io.NewSectionReader(f, 0, size), size); err != nil {
+	streamed, err := e.streams.finish(ctx, id, size)
+	if err != nil {
 		e.objectsDown(err)
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return err
+	}
+	if !streamed {
+		if err := e.opts.Objects.Put(ctx, objectName(id), io.NewSectionReader(f, 0, size), size); err != nil {
+			e.objectsDown(err)
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		e.stats.objectPutBytes.Add(uint64(size))
 	}
 	e.objectsUp()
 	e.stats.objectPuts.Add(1)
-	e.stats.objectPutBytes.Add(uint64(size))
 	e.log.Debug("segment persisted", "segment", segment.FileName(id), "bytes", size, "took", time.Since(start))
 	e.cache.touch(id, size)
 	e.trimCache()

@@ -260,3 +260,32 @@ func TestObjectsMergeSmall(t *testing.T) {
 		t.Errorf("%d objects before GC, %d after; want 10 merged into 1 or 2", before, after)
 	}
 }
+
+// TestObjectsStream: a large upload's segment goes up in parts while it is
+// written, and reads back whole, also from the bucket alone.
+func TestObjectsStream(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	b := bucket(t, m, "")
+	dir := filepath.Join(t.TempDir(), "data")
+	opts := engine.Options{Objects: b, CacheSize: 1}
+	e := enginetest.OpenDir(t, dir, opts)
+	big := random(9, 70<<20)
+	rec, err := e.PutRecord(ctx, key("big"), bytes.NewReader(big), engine.Write{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.Stats()
+	if st.ObjectStreamed == 0 {
+		t.Errorf("a 70 MiB upload's segment was not put in parts: %+v", st)
+	}
+	if !bytes.Equal(readAll(t, e, rec.Blob), big) {
+		t.Fatal("reads back wrong")
+	}
+	objs := segmentObjects(t, b)
+	if len(objs) != 1 || objs[0].Size < int64(len(big)) {
+		t.Fatalf("objects: %+v", objs)
+	}
+	if n, err := b.AbortIncomplete(ctx, "", time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("multipart puts left incomplete: %d, %v", n, err)
+	}
+}

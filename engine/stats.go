@@ -37,6 +37,7 @@ type counters struct {
 	objectPuts, objectPutBytes atomic.Uint64
 	objectGets, objectGetBytes atomic.Uint64
 	cacheEvictions             atomic.Uint64
+	objectStreamed             atomic.Uint64
 }
 
 func (c *counters) observeSync(d time.Duration) {
@@ -106,6 +107,9 @@ type Stats struct {
 	ObjectGets, ObjectGetBytes uint64
 	CacheBytes                 int64
 	CacheEvictions             uint64
+	// ObjectStreamed counts the segment objects put in parts while they
+	// were written (a large upload's), not in one put once sealed.
+	ObjectStreamed uint64
 
 	// ReadOnly is set after a write failure, with the reason.
 	ReadOnly       bool
@@ -179,6 +183,7 @@ func (e *Engine) Stats() (Stats, error) {
 	s.ObjectPuts, s.ObjectPutBytes = e.stats.objectPuts.Load(), e.stats.objectPutBytes.Load()
 	s.ObjectGets, s.ObjectGetBytes = e.stats.objectGets.Load(), e.stats.objectGetBytes.Load()
 	s.CacheEvictions = e.stats.cacheEvictions.Load()
+	s.ObjectStreamed = e.stats.objectStreamed.Load()
 	e.cache.mu.Lock()
 	s.CacheBytes = e.cache.total
 	e.cache.mu.Unlock()

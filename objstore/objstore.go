@@ -167,6 +167,57 @@ func (b *Bucket) Put(ctx context.Context, name string, r io.Reader, size int64) 
 	return nil
 }
 
+// Multipart is an object being put in parts, as they become ready (a
+// segment growing while a large upload arrives): parts of at least 5 MiB
+// but the last, in order, then Complete, or Abort.
+type Multipart interface {
+	PutPart(ctx context.Context, r io.Reader, size int64) error
+	Complete(ctx context.Context) error
+	Abort(ctx context.Context) error
+}
+
+type multipart struct {
+	b        *Bucket
+	name, id string
+	parts    []minio.CompletePart
+}
+
+// StartMultipart begins putting name in parts.
+func (b *Bucket) StartMultipart(ctx context.Context, name string) (Multipart, error) {
+	id, err := b.core.NewMultipartUpload(ctx, b.bucket, b.prefix+name, minio.PutObjectOptions{ContentType: "application/octet-stream"})
+	if err != nil {
+		return nil, fmt.Errorf("objstore: start multipart put of %s: %w", name, err)
+	}
+	return &multipart{b: b, name: name, id: id}, nil
+}
+
+// PutPart puts the next part, size bytes from r.
+func (m *multipart) PutPart(ctx context.Context, r io.Reader, size int64) error {
+	n := len(m.parts) + 1
+	p, err := m.b.core.PutObjectPart(ctx, m.b.bucket, m.b.prefix+m.name, m.id, n, r, size, minio.PutObjectPartOptions{})
+	if err != nil {
+		return fmt.Errorf("objstore: put part %d of %s: %w", n, m.name, err)
+	}
+	m.parts = append(m.parts, minio.CompletePart{PartNumber: n, ETag: p.ETag})
+	return nil
+}
+
+// Complete makes the object of the parts put.
+func (m *multipart) Complete(ctx context.Context) error {
+	if _, err := m.b.core.CompleteMultipartUpload(ctx, m.b.bucket, m.b.prefix+m.name, m.id, m.parts, minio.PutObjectOptions{}); err != nil {
+		return fmt.Errorf("objstore: complete multipart put of %s: %w", m.name, err)
+	}
+	return nil
+}
+
+// Abort drops the parts put.
+func (m *multipart) Abort(ctx context.Context) error {
+	if err := m.b.core.AbortMultipartUpload(ctx, m.b.bucket, m.b.prefix+m.name, m.id); err != nil {
+		return fmt.Errorf("objstore: abort multipart put of %s: %w", m.name, err)
+	}
+	return nil
+}
+
 // ReadAt fills p from name at off with one ranged GET.
 func (b *Bucket) ReadAt(ctx context.Context, name string, p []byte, off int64) error {
 	if len(p) == 0 {

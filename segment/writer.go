@@ -43,6 +43,11 @@ type WriterOptions struct {
 	// segment stays sealed and pending, and the next Sync tries it again
 	// (Persist must be idempotent). Nothing is fsynced.
 	Persist func(id uint64, size int64) error
+	// OnAppend, if set, is called after each append, with the writer
+	// locked (so it must not block), with the segment and its new end:
+	// everything before end is written to the file. Persist mode uses it
+	// to start putting a growing segment before it is sealed.
+	OnAppend func(id uint64, end int64)
 }
 
 func (o WriterOptions) withDefaults() WriterOptions {
@@ -294,6 +299,9 @@ func (w *Writer) Append(rec Record) (Location, error) {
 	}
 	loc := Location{Segment: w.id, Offset: w.off, Size: size}
 	w.off += size
+	if w.opts.OnAppend != nil {
+		w.opts.OnAppend(w.id, w.off)
+	}
 	return loc, nil
 }
 
