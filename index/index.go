@@ -681,3 +681,13 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(msg, "component", "pebble", "fatal", true)
 	panic(fatalError{msg})
 }
+
+// Checkpoint writes a consistent copy of the index to dir, which must not
+// exist: its tables hard-linked where the file system allows, everything
+// committed before the call in it (unsynced writes too), synced.
+func (d *DB) Checkpoint(dir string) error {
+	if err := d.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("index: checkpoint to %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/cairnstore/cairn/engine"
+)
+
+func backupCommand() command {
+	return command{
+		name:  "backup",
+		args:  "<folder>",
+		short: "write a consistent copy of the store to a new folder, while it serves",
+		store: true, minArgs: 1, maxArgs: 1,
+		long: `
+Backup DIR writes a consistent copy of the store in --data to DIR, a new
+folder (give its absolute path: a running server writes it): a checkpoint
+of the index, then the segment files it points into, the sealed ones
+hard-linked when DIR is on the same file system (they never change), the
+active one copied up to what was synced. Every upload acknowledged before
+the backup began is in it. It works on a stopped store and, through the
+admin socket, on a running one; GC waits meanwhile. The key file is
+copied when it is in the data folder; one kept elsewhere (--key-file) is
+to be backed up apart. cairn restore DIR --data NEW makes a store of it.`,
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
+			data := dataFlag(fs)
+			return func(ctx context.Context) error {
+				dir := e.args[0]
+				if !filepath.IsAbs(dir) {
+					return fmt.Errorf("backup: %q is not an absolute path (a running server writes the backup, from its own working folder)", dir)
+				}
+				return withStore(*data, e, func(eng *engine.Engine) error {
+					rep, err := eng.Backup(ctx, dir)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "backup: %s: %d segments (%d hard-linked), %d bytes copied\n", dir, rep.Segments, rep.Linked, rep.Bytes)
+					if !rep.KeyFile {
+						fmt.Fprintln(e.stdout, "backup: the key file is outside the data folder: back it up apart, or the copy's tokens and signing secrets will not open")
+					}
+					return nil
+				})
+			}
+		},
+	}
+}
+
+func restoreCommand() command {
+	return command{
+		name:    "restore",
+		args:    "<backup folder>",
+		short:   "make a store in --data from a backup folder",
+		minArgs: 1, maxArgs: 1,
+		long: `
+Restore BACKUP copies a folder cairn backup wrote into --data, which must
+not exist yet, and checks that the copy opens as a store (recovering its
+active segment as after a crash). The backup is left as it is. Then run
+cairn check and cairn serve on the new folder.`,
+		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
+			data := dataFlag(fs)
+			return func(ctx context.Context) error {
+				log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				if err := engine.Restore(e.args[0], *data, engine.Options{Logger: log, KeyFile: e.keyFile}); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "restore: %s is a store again, from %s\n", *data, e.args[0])
+				return nil
+			}
+		},
+	}
+}
