@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -303,6 +304,9 @@ func Open(dir string, opts Options) (*Engine, error) {
 	}
 	_, statErr := fs.Stat(fs.PathJoin(dir, indexDir))
 	fresh := errors.Is(statErr, os.ErrNotExist)
+	if err := checkOpenSpace(fs, fs.PathJoin(dir, indexDir)); err != nil {
+		return nil, err
+	}
 	e.idx, err = index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		// The index's lock is held: say by whom.
@@ -323,6 +327,33 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// checkOpenSpace refuses to open an index whose log cannot be flushed:
+// Pebble writes what its log holds to a table as it opens, and on a disk
+// without room for that it retries for ever, so the command would hang.
+// It fails with ErrNoSpace instead, saying how much room is needed.
+func checkOpenSpace(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil // no index yet, or an error Open reports better
+	}
+	var logBytes int64
+	for _, n := range names {
+		if strings.HasSuffix(n, ".log") {
+			if st, err := fs.Stat(fs.PathJoin(dir, n)); err == nil {
+				logBytes += st.Size()
+			}
+		}
+	}
+	u, err := fs.GetDiskUsage(dir)
+	if err != nil || u.TotalBytes == 0 { // unknown (in-memory file systems)
+		return nil
+	}
+	if need := logBytes + 256<<10; int64(u.AvailBytes) < need {
+		return fmt.Errorf("%w: opening the index in %s needs about %d bytes free to flush its log, and the disk has %d: free some space first", ErrNoSpace, dir, need, u.AvailBytes)
+	}
+	return nil
 }
 
 // ownerFile names the process that has the store open, for the message

@@ -1,13 +1,17 @@
 package crashtest
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/zeebo/blake3"
 )
@@ -81,10 +85,23 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 
+	// Killed on a full disk, the store does not open until space is
+	// freed, and says so at once (Pebble would retry flushing its log
+	// for ever, and the command hang).
+	p.kill()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t), "check", "--data", data).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "free some space") {
+		t.Fatalf("check on a full disk: %v\n%s", err, out)
+	}
+
 	// Free space: the other program's file goes, and the older half of
 	// our files, so that whole segments die and GC can remove them
 	// without copying anything (a disk this full has no room to copy).
 	os.Remove(filepath.Join(m.dir, "ballast"))
+	p = serve(t, data, nil, "--segment-size", fmt.Sprint(16<<20), "--min-free-bytes", fmt.Sprint(4<<20))
+	c = newClient(p.url, token)
 	names := slices.Sorted(maps.Keys(stored))
 	for _, name := range names[:len(names)/2] {
 		if code, err := c.del(name); err != nil || code != 204 {
