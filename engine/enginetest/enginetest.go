@@ -12,17 +12,28 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/testtool"
+	"github.com/cairnstore/cairn/objstore"
 )
 
 // Open opens an engine on a new temporary directory (or, with opts.FS set,
 // on "data" in that file system). At cleanup, unless the test closed it,
 // Check must pass and Close must succeed.
+//
+// With CAIRN_TEST_STORE=s3 (StoreEnv) an engine on the real disk keeps its
+// segments in a bucket of a MinIO server of its own instead, so that the
+// same tests run on both kinds of store (.ci/run runs the API packages'
+// tests so too).
 func Open(t testing.TB, opts engine.Options) *engine.Engine {
 	t.Helper()
+	if os.Getenv(StoreEnv) == "s3" && opts.FS == nil && opts.Objects == nil {
+		opts.Objects = Bucket(t)
+	}
 	dir := "data"
 	if opts.FS == nil {
 		// A folder the engine makes, private from the start (the test's
@@ -59,4 +70,24 @@ func OpenDir(t testing.TB, dir string, opts engine.Options) *engine.Engine {
 // Logger logs warnings and errors to the test's output.
 func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// StoreEnv names the environment variable that moves the segments of the
+// engines Open makes to an object store: "s3".
+const StoreEnv = "CAIRN_TEST_STORE"
+
+// Bucket starts a MinIO server for t (stopped when t ends) and returns
+// an empty place in its bucket, for engine.Options.Objects.
+func Bucket(t testing.TB) *objstore.Bucket {
+	t.Helper()
+	m := testtool.StartMinIO(t)
+	cfg, err := objstore.FromEnv("s3://"+m.Bucket+"/store", "", m.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := objstore.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
