@@ -280,8 +280,8 @@ func Open(dir string, opts Options) (*Engine, error) {
 	e.streams.e = e
 	e.files.fs, e.files.dir, e.files.comp = fs, e.segDir, e.comp
 	if opts.Objects != nil {
-		e.files.remote = func(id uint64) segSource { return objectFile{e, objectName(id)} }
-		e.files.used = e.cache.use
+		e.files.remote = func(id uint64) segSource { return objectFile{e, id, objectName(id)} }
+		e.files.used = func(id uint64) { e.cache.use(wholeSegment(id)) }
 	}
 	if err := mkdirSynced(fs, e.segDir); err != nil {
 		return nil, err

@@ -466,7 +466,7 @@ func (e *Engine) removeSegment(seg index.Segment, rep *GCReport) error {
 		return e.fail(err)
 	}
 	if e.opts.Objects != nil {
-		e.cache.forget(seg.ID)
+		e.cache.forget(wholeSegment(seg.ID))
 		e.deleteObject(seg.ID)
 	}
 	e.stats.compacted.Add(1)

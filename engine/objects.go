@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/cairnstore/cairn/index"
 	"github.com/cairnstore/cairn/objstore"
 	"github.com/cairnstore/cairn/segment"
@@ -190,7 +192,10 @@ func (e *Engine) recoverObjects() error {
 			}
 			continue
 		}
-		e.cache.touch(id, st.Size())
+		e.cache.touch(wholeSegment(id), st.Size())
+	}
+	if err := e.loadRanges(); err != nil {
+		return err
 	}
 	e.w, err = segment.OpenWriter(e.fs, e.segDir, next, 0, e.writerOptions())
 	return err
@@ -259,7 +264,7 @@ func (e *Engine) persist(id uint64, size int64) error {
 	e.objectsUp()
 	e.stats.objectPuts.Add(1)
 	e.log.Debug("segment persisted", "segment", segment.FileName(id), "bytes", size, "took", time.Since(start))
-	e.cache.touch(id, size)
+	e.cache.touch(wholeSegment(id), size)
 	e.trimCache()
 	return nil
 }
@@ -268,10 +273,18 @@ func (e *Engine) persist(id uint64, size int64) error {
 // ranged GET.
 type objectFile struct {
 	e    *Engine
+	id   uint64
 	name string
 }
 
 func (o objectFile) ReadAt(p []byte, off int64) (int, error) {
+	k := localKey{seg: o.id, off: off, n: len(p)}
+	// Reads of a record (header and payload) are kept; a scan's reads of
+	// headers alone, or of more than a record, are not.
+	cacheable := len(p) > segment.RecordHeaderSize && len(p) <= maxCachedRange
+	if cacheable && o.e.cachedRange(k, p) {
+		return len(p), nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), objectTimeout)
 	defer cancel()
 	o.e.stats.objectGets.Add(1)
@@ -282,6 +295,9 @@ func (o objectFile) ReadAt(p []byte, off int64) (int, error) {
 		}
 		o.e.objectsDown(err)
 		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if cacheable {
+		o.e.keepRange(k, p)
 	}
 	return len(p), nil
 }
@@ -388,76 +404,182 @@ type objHealth struct {
 // Options.CacheSize.
 type localCache struct {
 	mu    sync.Mutex
-	size  map[uint64]int64
-	used  map[uint64]time.Time
+	size  map[localKey]int64
+	used  map[localKey]time.Time
 	total int64
 }
 
-func (c *localCache) touch(id uint64, size int64) {
+// localKey names a local copy: a whole segment (n == 0), or the n bytes
+// of one at off that a ranged GET fetched.
+type localKey struct {
+	seg uint64
+	off int64
+	n   int
+}
+
+func wholeSegment(id uint64) localKey { return localKey{seg: id} }
+
+// name is a range's file name in the cache folder.
+func (k localKey) name() string { return fmt.Sprintf("%016x-%d-%d", k.seg, k.off, k.n) }
+
+func parseCacheName(name string) (localKey, bool) {
+	var k localKey
+	if n, err := fmt.Sscanf(name, "%016x-%d-%d", &k.seg, &k.off, &k.n); err != nil || n != 3 || k.name() != name || k.n <= 0 {
+		return localKey{}, false
+	}
+	return k, true
+}
+
+func (c *localCache) touch(k localKey, size int64) {
+	c.touchAt(k, size, time.Now())
+}
+
+func (c *localCache) touchAt(k localKey, size int64, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.size == nil {
-		c.size, c.used = map[uint64]int64{}, map[uint64]time.Time{}
+		c.size, c.used = map[localKey]int64{}, map[localKey]time.Time{}
 	}
-	if _, ok := c.size[id]; !ok {
-		c.size[id] = size
+	if _, ok := c.size[k]; !ok {
+		c.size[k] = size
 		c.total += size
 	}
-	c.used[id] = time.Now()
+	c.used[k] = at
 }
 
-// used marks a local copy as read now, if there is one.
-func (c *localCache) use(id uint64) {
+// use marks a local copy as read now; it reports whether there is one.
+func (c *localCache) use(k localKey) bool {
 	c.mu.Lock()
-	if _, ok := c.size[id]; ok {
-		c.used[id] = time.Now()
+	defer c.mu.Unlock()
+	if _, ok := c.size[k]; ok {
+		c.used[k] = time.Now()
+		return true
 	}
-	c.mu.Unlock()
+	return false
 }
 
-func (c *localCache) forget(id uint64) {
+func (c *localCache) forget(k localKey) {
 	c.mu.Lock()
-	if n, ok := c.size[id]; ok {
+	if n, ok := c.size[k]; ok {
 		c.total -= n
-		delete(c.size, id)
-		delete(c.used, id)
+		delete(c.size, k)
+		delete(c.used, k)
 	}
 	c.mu.Unlock()
 }
 
 // victims returns the least recently used copies to remove to get under
 // limit.
-func (c *localCache) victims(limit int64) []uint64 {
+func (c *localCache) victims(limit int64) []localKey {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.total <= limit {
 		return nil
 	}
-	ids := make([]uint64, 0, len(c.size))
-	for id := range c.size {
-		ids = append(ids, id)
+	ks := make([]localKey, 0, len(c.size))
+	for k := range c.size {
+		ks = append(ks, k)
 	}
-	slices.SortFunc(ids, func(a, b uint64) int { return c.used[a].Compare(c.used[b]) })
-	var out []uint64
-	for total := c.total; total > limit && len(ids) > 0; ids = ids[1:] {
-		out = append(out, ids[0])
-		total -= c.size[ids[0]]
+	slices.SortFunc(ks, func(a, b localKey) int { return c.used[a].Compare(c.used[b]) })
+	var out []localKey
+	for total := c.total; total > limit && len(ks) > 0; ks = ks[1:] {
+		out = append(out, ks[0])
+		total -= c.size[ks[0]]
 	}
 	return out
 }
 
-// trimCache removes local copies of persisted segments past CacheSize.
-// A read holding a removed file finishes on it; the next read of the
-// segment goes to the object store.
+// cacheDir holds the ranges of segments that ranged GETs fetched, in
+// object mode.
+const cacheDir = "cache"
+
+// maxCachedRange: a GET of up to this many bytes (a record: a chunk
+// and its header) is kept on local disk; longer reads (scans) are not.
+const maxCachedRange = segment.MaxPayload + segment.RecordHeaderSize
+
+// trimCache removes local copies past CacheSize, least recently used
+// first. A read holding a removed segment file finishes on it; the next
+// read of it goes to the object store.
 func (e *Engine) trimCache() {
-	for _, id := range e.cache.victims(e.opts.CacheSize) {
-		e.files.drop(id)
-		path := e.fs.PathJoin(e.segDir, segment.FileName(id))
+	for _, k := range e.cache.victims(e.opts.CacheSize) {
+		var path string
+		if k.n == 0 {
+			e.files.drop(k.seg)
+			path = e.fs.PathJoin(e.segDir, segment.FileName(k.seg))
+		} else {
+			path = e.fs.PathJoin(e.dir, cacheDir, k.name())
+		}
 		if err := e.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			e.log.Warn("removing a cached segment copy", "path", path, "err", err)
+			e.log.Warn("removing a cached copy", "path", path, "err", err)
 			continue
 		}
-		e.cache.forget(id)
+		e.cache.forget(k)
 		e.stats.cacheEvictions.Add(1)
 	}
+}
+
+// cachedRange reads a range fetched before, if the cache has it.
+func (e *Engine) cachedRange(k localKey, p []byte) bool {
+	if !e.cache.use(k) {
+		return false
+	}
+	f, err := e.fs.Open(e.fs.PathJoin(e.dir, cacheDir, k.name()))
+	if err != nil {
+		e.cache.forget(k)
+		return false
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(p, 0); err != nil {
+		return false
+	}
+	return true
+}
+
+// keepRange writes a range a GET fetched to the cache folder (a new file,
+// then renamed: a crash leaves a whole file or none). It is a copy: a
+// failure only means the next read fetches it again.
+func (e *Engine) keepRange(k localKey, p []byte) {
+	dir := e.fs.PathJoin(e.dir, cacheDir)
+	tmp := e.fs.PathJoin(dir, k.name()+".tmp")
+	f, err := e.fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return
+	}
+	_, err = f.Write(p)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = e.fs.Rename(tmp, e.fs.PathJoin(dir, k.name()))
+	}
+	if err != nil {
+		e.fs.Remove(tmp)
+		return
+	}
+	e.cache.touch(k, int64(len(p)))
+	e.trimCache()
+}
+
+// loadRanges lists the ranges kept before, in order of last change, at
+// open; unfinished or unknown files go.
+func (e *Engine) loadRanges() error {
+	dir := e.fs.PathJoin(e.dir, cacheDir)
+	if err := e.fs.MkdirAll(dir, DirMode); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	names, err := e.fs.List(dir)
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	for _, n := range names {
+		path := e.fs.PathJoin(dir, n)
+		k, ok := parseCacheName(n)
+		st, err := e.fs.Stat(path)
+		if !ok || err != nil || st.Size() != int64(k.n) {
+			e.fs.Remove(path)
+			continue
+		}
+		e.cache.touchAt(k, st.Size(), st.ModTime())
+	}
+	return nil
 }

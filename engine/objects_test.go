@@ -289,3 +289,62 @@ func TestObjectsStream(t *testing.T) {
 		t.Fatalf("multipart puts left incomplete: %d, %v", n, err)
 	}
 }
+
+// TestObjectsRangeCache: chunks fetched by ranged GETs are kept on local
+// disk, bounded by CacheSize, across a restart: reading them again makes
+// no GET.
+func TestObjectsRangeCache(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	b := bucket(t, m, "")
+	dir := filepath.Join(t.TempDir(), "data")
+	opts := engine.Options{Objects: b, CacheSize: 48 << 20, ReadCache: 1 << 20, InlineMax: -1}
+	e := enginetest.OpenDir(t, dir, opts)
+	bodies := map[string][]byte{}
+	for i := range 16 {
+		body := random(uint64(100+i), 1<<20+i)
+		bodies[fmt.Sprint(i)] = body
+		if _, err := e.PutRecord(ctx, key(fmt.Sprint(i)), bytes.NewReader(body), engine.Write{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Lose the segment copies: every read is a GET, then a cached range.
+	if err := os.RemoveAll(filepath.Join(dir, "segments")); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "segments"), 0o700)
+	readAllOf := func(e *engine.Engine) uint64 {
+		t.Helper()
+		for name, body := range bodies {
+			rec, err := e.GetRecord(key(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readAll(t, e, rec.Blob), body) {
+				t.Fatalf("%s reads back wrong", name)
+			}
+		}
+		st, _ := e.Stats()
+		if st.CacheBytes > opts.CacheSize {
+			t.Errorf("local copies %d bytes, over %d", st.CacheBytes, opts.CacheSize)
+		}
+		return st.ObjectGets
+	}
+	e = enginetest.OpenDir(t, dir, opts)
+	first := readAllOf(e)
+	if first == 0 {
+		t.Fatal("no GETs with no local copies")
+	}
+	if again := readAllOf(e); again != first {
+		t.Errorf("reading again made %d more GETs; the ranges should be cached", again-first)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = enginetest.OpenDir(t, dir, opts)
+	if n := readAllOf(e); n != 0 {
+		t.Errorf("after a restart, %d GETs: the cached ranges were not kept", n)
+	}
+}

@@ -74,7 +74,7 @@ func (e *Engine) Reindex(ctx context.Context) (ReindexReport, error) {
 		var f segSource
 		var size int64
 		if objSizes != nil {
-			f, path, size = objectFile{e, objectName(id)}, objectName(id), objSizes[id]
+			f, path, size = objectFile{e, id, objectName(id)}, objectName(id), objSizes[id]
 		} else {
 			lf, err := e.fs.Open(path)
 			if err != nil {
