@@ -245,6 +245,8 @@ type Engine struct {
 	objHealth  objHealth
 	objDeletes objDeletes
 	streams    streams
+	// logSeq numbers the logged transactions (log.go).
+	logSeq atomic.Uint64
 }
 
 // Open opens the store in dir, creating it if needed, and recovers from a

@@ -355,13 +355,20 @@ func (e *Engine) compact(ctx context.Context, segs []index.Segment, rep *GCRepor
 	if e.opts.Objects != nil {
 		full = func() bool { return copied >= e.opts.SegmentSize/4 }
 	}
+	var logEnd segment.Pos // the end of the last log record copied
 	for _, seg := range segs {
-		if err := e.copyLive(ctx, seg, &pending, &copied, full, flush); err != nil {
+		if err := e.copyLive(ctx, seg, &pending, &copied, &logEnd, full, flush); err != nil {
 			return err
 		}
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if logEnd != (segment.Pos{}) {
+		// The log records copied are durable before their originals go.
+		if err := e.w.Sync(logEnd); err != nil {
+			return e.fail(err)
+		}
 	}
 	for _, seg := range segs {
 		if err := e.removeSegment(seg, rep); err != nil {
@@ -373,7 +380,7 @@ func (e *Engine) compact(ctx context.Context, segs []index.Segment, rep *GCRepor
 
 // copyLive appends the live chunks of seg to the active segment, adding
 // them to pending, and calls flush whenever full.
-func (e *Engine) copyLive(ctx context.Context, seg index.Segment, pending *[]move, copied *int64, full func() bool, flush func() error) error {
+func (e *Engine) copyLive(ctx context.Context, seg index.Segment, pending *[]move, copied *int64, logEnd *segment.Pos, full func() bool, flush func() error) error {
 	sf, err := e.files.acquire(seg.ID)
 	if err != nil {
 		return err
@@ -385,6 +392,18 @@ func (e *Engine) copyLive(ctx context.Context, seg index.Segment, pending *[]mov
 			return err
 		}
 		r := sc.Record()
+		if r.Kind == segment.KindLog {
+			// Object mode's log of index changes: kept, for restore.
+			loc, err := e.w.AppendLog(r.Payload)
+			if err != nil {
+				return e.fail(err)
+			}
+			*logEnd = loc.End()
+			continue
+		}
+		if r.Kind != segment.KindChunk {
+			continue
+		}
 		c, ok, err := e.idx.Chunk(r.ID)
 		if err != nil {
 			return corrupt(err)

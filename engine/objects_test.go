@@ -283,7 +283,7 @@ func TestObjectsStream(t *testing.T) {
 	}
 	objs := segmentObjects(t, b)
 	if len(objs) != 1 || objs[0].Size < int64(len(big)) {
-		t.Fatalf("objects: %+v", objs)
+		t.Fatalf("objects: %+v; want one, with the upload and its log record", objs)
 	}
 	if n, err := b.AbortIncomplete(ctx, "", time.Now().Add(time.Hour)); err != nil || n != 0 {
 		t.Fatalf("multipart puts left incomplete: %d, %v", n, err)
@@ -346,5 +346,115 @@ func TestObjectsRangeCache(t *testing.T) {
 	e = enginetest.OpenDir(t, dir, opts)
 	if n := readAllOf(e); n != 0 {
 		t.Errorf("after a restart, %d GETs: the cached ranges were not kept", n)
+	}
+}
+
+// TestObjectsRestore loses the data folder of a store in object mode and
+// rebuilds it from the bucket alone: every acknowledged upload, overwrite
+// and delete is there, through a GC that compacted and merged the objects
+// holding the log, with the same totals, and Check passes.
+func TestObjectsRestore(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	b := bucket(t, m, "store")
+	base := t.TempDir()
+	dir := filepath.Join(base, "data")
+	opts := engine.Options{Objects: b, SegmentSize: 8 << 20, GCGrace: -1, Logger: enginetest.Logger(t)}
+	e, err := engine.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	var mu sync.Mutex
+	put := func(name string, body []byte) {
+		if _, err := e.PutRecord(ctx, key(name), bytes.NewReader(body), engine.Write{ContentType: "application/x-test", Meta: []byte("m-" + name)}); err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		want[name] = body
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for i := range 12 {
+				size := 100 + (w*12+i)*40<<10 // small (inline) to ~3 MB
+				put(fmt.Sprintf("w%d/%d", w, i), random(uint64(w*100+i), size))
+			}
+		})
+	}
+	wg.Wait()
+	// Overwrites, deletes, a sealed secret, then GC (it compacts segments
+	// holding log records, and merges small objects).
+	for i := range 12 {
+		name := fmt.Sprintf("w0/%d", i)
+		if i%2 == 0 {
+			if err := e.DeleteRecord(ctx, key(name)); err != nil {
+				t.Fatal(err)
+			}
+			delete(want, name)
+		} else {
+			put(name, text(uint64(i), 50<<10))
+		}
+	}
+	sealed := e.Seal("test", []byte("a signing secret"))
+	put("secret", sealed)
+	if gc, err := e.GC(ctx, false); err != nil || gc.Compacted == 0 {
+		t.Fatalf("GC compacted nothing: %+v, %v", gc, err)
+	}
+	for i := range 5 {
+		put(fmt.Sprintf("after-gc/%d", i), random(uint64(900+i), 200<<10))
+	}
+	before, _ := e.Stats()
+	key0, err := os.ReadFile(filepath.Join(dir, engine.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The node's disk is lost; the key file was kept apart.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(base, "kept.key")
+	if err := os.WriteFile(keyFile, key0, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	restored := filepath.Join(base, "restored")
+	rep, err := engine.RestoreObjects(ctx, b, restored, engine.Options{KeyFile: keyFile, Logger: enginetest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restored from %d objects (%d bytes): %d transactions replayed", rep.Segments, rep.Bytes, rep.Transactions)
+	r := enginetest.OpenDir(t, restored, engine.Options{Objects: b, KeyFile: keyFile})
+	after, _ := r.Stats()
+	if after.Totals != before.Totals {
+		t.Errorf("totals before %+v, after restore %+v", before.Totals, after.Totals)
+	}
+	n := 0
+	for rec, err := range r.Records("test", "t1", "", "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		body, ok := want[rec.Key.Name]
+		if !ok {
+			t.Errorf("%s is back, though it was deleted", rec.Key.Name)
+			continue
+		}
+		if !bytes.Equal(readAll(t, r, rec.Blob), body) || rec.ContentType != "application/x-test" || string(rec.Meta) != "m-"+rec.Key.Name {
+			t.Errorf("%s restored wrong", rec.Key.Name)
+		}
+	}
+	if n != len(want) {
+		t.Errorf("%d records restored, %d acknowledged", n, len(want))
+	}
+	if plain, ok, err := r.Unseal("test", want["secret"]); err != nil || !ok || string(plain) != "a signing secret" {
+		t.Errorf("the sealed secret does not open after restore: %q, %v, %v", plain, ok, err)
+	}
+	if _, err := r.PutRecord(ctx, key("new"), bytes.NewReader(random(5, 1<<20)), engine.Write{}); err != nil {
+		t.Fatalf("the restored store takes uploads: %v", err)
 	}
 }

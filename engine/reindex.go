@@ -105,6 +105,9 @@ func (e *Engine) Reindex(ctx context.Context) (ReindexReport, error) {
 		sc := segment.NewScanner(f, size, path, segment.FileHeaderSize, e.comp)
 		for sc.Next() {
 			r := sc.Record()
+			if r.Kind != segment.KindChunk {
+				continue // a log record (object mode), or a withdrawn one
+			}
 			rep.Records++
 			if _, dup := locs[r.ID]; dup {
 				rep.Duplicates++

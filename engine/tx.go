@@ -533,6 +533,11 @@ func (tx *Tx) commit() error {
 	if b.Empty() {
 		return nil
 	}
+	if tx.e.opts.Objects != nil {
+		if err := tx.e.logCommit(b); err != nil {
+			return err
+		}
+	}
 	if err := b.Commit(); err != nil {
 		return tx.e.fail(err)
 	}

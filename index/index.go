@@ -16,6 +16,7 @@
 package index
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"iter"
@@ -608,6 +609,36 @@ func (b *Batch) SetTotals(t Totals) { b.set(metaKey(metaTotals), sumOperand(t.ve
 
 // SetMeta writes a free-form meta value.
 func (b *Batch) SetMeta(name string, value []byte) { b.set(metaKey("x."+name), value) }
+
+// Repr returns the batch's updates, its totals included, in Pebble's
+// batch encoding: what Apply replays (a store in object mode logs it).
+// The batch may still be committed after.
+func (b *Batch) Repr() []byte {
+	if b.totals != (Totals{}) {
+		b.merge(metaKey(metaTotals), sumOperand(b.totals.vector()...))
+		b.totals = Totals{}
+	}
+	return bytes.Clone(b.b.Repr())
+}
+
+// Apply commits, unsynced, the updates of a batch that Repr returned
+// (restore replays a log of them; it syncs once at the end with Flush).
+func (d *DB) Apply(repr []byte) error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	if err := b.SetRepr(bytes.Clone(repr)); err != nil {
+		return fmt.Errorf("index: apply: %w", err)
+	}
+	return commit(b, pebble.NoSync)
+}
+
+// Flush makes everything applied durable.
+func (d *DB) Flush() error {
+	if err := d.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("index: flush: %w", err)
+	}
+	return nil
+}
 
 // Empty reports whether the batch has no updates.
 func (b *Batch) Empty() bool { return b.b.Empty() && b.totals == Totals{} }

@@ -23,6 +23,13 @@ const (
 	MaxPayload = 16 << 20
 	// KindChunk marks a chunk record. Kind 0 is never written.
 	KindChunk = 1
+	// KindLog marks a log record: an opaque payload (a store in object
+	// mode logs its index changes so), raw, whose ID is the BLAKE3 of the
+	// payload. Readers of chunks skip it.
+	KindLog = 2
+	// KindVoid marks a log record that was withdrawn before its segment
+	// became durable; readers skip it.
+	KindVoid = 3
 )
 
 // Compression says how a record's payload encodes its content. The values
@@ -208,8 +215,10 @@ func decodeHeader(b []byte) (Header, string) {
 		PayloadCRC:  binary.LittleEndian.Uint32(b[44:]),
 	}
 	switch {
-	case h.Kind != KindChunk:
+	case h.Kind != KindChunk && h.Kind != KindLog && h.Kind != KindVoid:
 		return Header{}, fmt.Sprintf("unknown record kind %d", h.Kind)
+	case h.Kind != KindChunk && h.Compression != Raw:
+		return Header{}, fmt.Sprintf("record of kind %d compressed", h.Kind)
 	case b[2] != 0 || b[3] != 0:
 		return Header{}, "record flags are not zero"
 	case h.Stored > MaxPayload || h.Raw > MaxPayload:

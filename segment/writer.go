@@ -234,6 +234,53 @@ func writeError(err error) error {
 // rec would take it past the size limit. The record is not durable until a
 // Sync covering its end returns.
 func (w *Writer) Append(rec Record) (Location, error) {
+	return w.append(KindChunk, rec)
+}
+
+// AppendLog appends payload as a log record (KindLog), raw, with the
+// BLAKE3 of the payload as its ID. Like Append, it is durable once a
+// Sync covering its end returns.
+func (w *Writer) AppendLog(payload []byte) (Location, error) {
+	return w.append(KindLog, Record{ID: blob.Sum(payload), Compression: Raw, Raw: uint32(len(payload)), Payload: payload})
+}
+
+// ErrDurable: Void was asked to withdraw a record already durable.
+var ErrDurable = errors.New("segment: record already durable")
+
+// Void withdraws a log record that is not yet durable (its Sync failed):
+// its kind becomes KindVoid, so that readers skip it when its segment is
+// made durable after all. A record already durable cannot be voided.
+func (w *Writer) Void(loc Location) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.synced.Less(loc.End()) {
+		return fmt.Errorf("segment: void %v: %w", loc, ErrDurable)
+	}
+	f := w.f
+	if loc.Segment != w.id || f == nil {
+		var err error
+		if f, err = w.fs.OpenReadWrite(w.fs.PathJoin(w.dir, FileName(loc.Segment)), vfs.WriteCategoryUnspecified); err != nil {
+			return fmt.Errorf("segment: void %v: %w", loc, err)
+		}
+		defer f.Close()
+	}
+	b := make([]byte, RecordHeaderSize)
+	if _, err := f.ReadAt(b, loc.Offset); err != nil {
+		return fmt.Errorf("segment: void %v: %w", loc, err)
+	}
+	h, reason := decodeHeader(b)
+	if reason != "" || h.Kind != KindLog {
+		return fmt.Errorf("segment: void %v: not a log record (%s)", loc, reason)
+	}
+	h.Kind = KindVoid
+	h.encode(b)
+	if _, err := f.WriteAt(b, loc.Offset); err != nil {
+		return fmt.Errorf("segment: void %v: %w", loc, err)
+	}
+	return nil
+}
+
+func (w *Writer) append(kind uint8, rec Record) (Location, error) {
 	if len(rec.Payload) > MaxPayload || rec.Raw > MaxPayload {
 		return Location{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, max(len(rec.Payload), int(rec.Raw)))
 	}
@@ -276,7 +323,7 @@ func (w *Writer) Append(rec Record) (Location, error) {
 	}
 
 	h := Header{
-		Kind: KindChunk, Compression: rec.Compression,
+		Kind: kind, Compression: rec.Compression,
 		Stored: uint32(len(rec.Payload)), Raw: rec.Raw, ID: rec.ID,
 		PayloadCRC: checksum(rec.Payload),
 	}
