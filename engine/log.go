@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"bytes"
+	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cairnstore/cairn/index"
@@ -52,6 +56,7 @@ func (e *Engine) logCommit(b *index.Batch) error {
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], seq)
 	b.SetMeta(logSeqMeta, n[:])
+	b.SetApplied(seq)
 	payload := append(n[:], b.Repr()...)
 	loc, err := e.w.AppendLog(payload)
 	if err != nil {
@@ -68,4 +73,95 @@ func (e *Engine) logCommit(b *index.Batch) error {
 		e.log.Error("withdrawing the log record of a failed transaction", "err", verr)
 	}
 	return e.fail(serr)
+}
+
+// reconciledMeta is the meta key of how far the logged transactions are
+// known committed in the local index: every one in a segment up to the
+// first number, and every one numbered up to the second, is.
+const reconciledMeta = "logreconciled"
+
+// reconcileLog rolls forward, at open, the logged transactions whose
+// local commit a crash cut off: their log records reached the object
+// store (with the chunks before them) but the process died before
+// committing them to the local index. The index would otherwise disagree
+// with the bucket's log, and GC could compact away the chunks that those
+// transactions, replayed by a restore, reference. No later transaction
+// can have touched their keys: they held their stripe locks until the
+// crash.
+//
+// Only segments sealed since the last reconciliation are read, and only
+// log records numbered past it count (compaction copies older ones into
+// new segments); a committed transaction is marked applied in its own
+// batch, and the marks go once all is reconciled.
+func (e *Engine) reconcileLog(ctx context.Context, sealed []index.Segment) error {
+	var fromSeg, fromSeq uint64
+	if v, ok, err := e.idx.Meta(reconciledMeta); err != nil {
+		return err
+	} else if ok && len(v) == 16 {
+		fromSeg, fromSeq = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+	}
+	type logged struct {
+		seq  uint64
+		repr []byte
+	}
+	var todo []logged
+	lastSeg, lastSeq := fromSeg, fromSeq
+	for _, s := range sealed {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if s.Sealed == 0 || s.ID <= fromSeg {
+			continue
+		}
+		lastSeg = max(lastSeg, s.ID)
+		sf, err := e.files.acquire(s.ID)
+		if err != nil {
+			return err
+		}
+		sc := segment.NewScanner(sf.f, s.Sealed, segment.FileName(s.ID), segment.FileHeaderSize, e.comp)
+		for sc.Next() {
+			r := sc.Record()
+			if r.Kind != segment.KindLog || len(r.Payload) < 8 {
+				continue
+			}
+			seq := binary.BigEndian.Uint64(r.Payload)
+			if seq <= fromSeq {
+				continue // a copy compaction made of one reconciled before
+			}
+			lastSeq = max(lastSeq, seq)
+			done, err := e.idx.Applied(seq)
+			if err != nil {
+				e.files.release(sf)
+				return err
+			}
+			if !done && !slices.ContainsFunc(todo, func(l logged) bool { return l.seq == seq }) {
+				todo = append(todo, logged{seq, bytes.Clone(r.Payload[8:])})
+			}
+		}
+		e.files.release(sf)
+		if err := sc.Err(); err != nil {
+			return corrupt(err)
+		}
+	}
+	slices.SortFunc(todo, func(a, b logged) int { return cmp.Compare(a.seq, b.seq) })
+	for _, l := range todo {
+		if err := e.idx.Apply(l.repr); err != nil {
+			return corrupt(err)
+		}
+	}
+	if len(todo) > 0 {
+		e.log.Warn("rolled forward transactions whose log reached the object store before a crash cut their commit off", "transactions", len(todo))
+	}
+	if lastSeg == fromSeg && lastSeq == fromSeq {
+		return nil
+	}
+	b := e.idx.NewBatch()
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:], lastSeg)
+	binary.BigEndian.PutUint64(v[8:], lastSeq)
+	b.SetMeta(reconciledMeta, v[:])
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	return e.idx.ClearApplied()
 }

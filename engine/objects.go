@@ -197,6 +197,9 @@ func (e *Engine) recoverObjects() error {
 	if err := e.loadRanges(); err != nil {
 		return err
 	}
+	if err := e.reconcileLog(ctx, segs); err != nil {
+		return err
+	}
 	if err := e.initLogSeq(); err != nil {
 		return err
 	}

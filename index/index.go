@@ -17,6 +17,7 @@ package index
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -238,6 +239,32 @@ func (v View) Zero(kind ZeroKind, id blob.ID) (int64, bool, error) {
 
 // Meta returns a free-form meta value.
 func (v View) Meta(name string) ([]byte, bool, error) { return v.get(metaKey("x." + name)) }
+
+// appliedKey marks logged transaction seq as committed (object mode).
+func appliedKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(metaKey("applied/"), seq)
+}
+
+// Applied reports whether the logged transaction seq was committed.
+func (v View) Applied(seq uint64) (bool, error) {
+	_, ok, err := v.get(appliedKey(seq))
+	return ok, err
+}
+
+// SetApplied marks logged transaction seq as committed with the batch.
+func (b *Batch) SetApplied(seq uint64) { b.set(appliedKey(seq), nil) }
+
+// ClearApplied deletes every mark SetApplied made.
+func (d *DB) ClearApplied() error {
+	start := metaKey("applied/")
+	end := append(bytes.Clone(start), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	b := d.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(start, end, nil); err != nil {
+		return fmt.Errorf("index: clear applied: %w", err)
+	}
+	return commit(b, pebble.Sync)
+}
 
 // scan yields the entries whose keys have prefix, from start (if not nil).
 func (v View) scan(prefix, start []byte) iter.Seq2[kv, error] {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"github.com/cairnstore/cairn/engine"
 )
@@ -52,19 +53,39 @@ to be backed up apart. cairn restore DIR --data NEW makes a store of it.`,
 func restoreCommand() command {
 	return command{
 		name:    "restore",
-		args:    "<backup folder>",
+		args:    "<backup folder | s3://bucket/prefix>",
 		short:   "make a store in --data from a backup folder",
 		minArgs: 1, maxArgs: 1,
 		long: `
 Restore BACKUP copies a folder cairn backup wrote into --data, which must
 not exist yet, and checks that the copy opens as a store (recovering its
 active segment as after a crash). The backup is left as it is. Then run
-cairn check and cairn serve on the new folder.`,
+cairn check and cairn serve on the new folder.
+
+Restore s3://bucket/prefix rebuilds a store whose segments are in that
+bucket (cairn serve --store) into --data, a new folder, from the bucket
+alone: when its data folder is lost. Every acknowledged change is in the
+bucket's log; the rebuilt store passes check. Give the store's key file,
+kept apart, with --key-file, or its token keys and signing secrets will not
+open. Then cairn serve --data with the same --store.`,
 		flags: func(fs *flag.FlagSet, e *env) func(context.Context) error {
 			data := dataFlag(fs)
 			return func(ctx context.Context) error {
 				log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-				if err := engine.Restore(e.args[0], *data, engine.Options{Logger: log, KeyFile: e.keyFile}); err != nil {
+				if strings.HasPrefix(e.args[0], "s3://") {
+					objs, err := openObjects(ctx, e.args[0], e)
+					if err != nil {
+						return err
+					}
+					rep, err := engine.RestoreObjects(ctx, objs, *data, engine.Options{Logger: log, KeyFile: e.keyFile})
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "restore: %d segment objects (%d bytes), %d transactions replayed\n", rep.Segments, rep.Bytes, rep.Transactions)
+					if e.keyFile == "" {
+						fmt.Fprintln(e.stdout, "restore: no --key-file: a new key was made, and the secrets sealed with the old one will not open")
+					}
+				} else if err := engine.Restore(e.args[0], *data, engine.Options{Logger: log, KeyFile: e.keyFile}); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "restore: %s is a store again, from %s\n", *data, e.args[0])

@@ -81,8 +81,10 @@ type env struct {
 	args []string
 	// keyFile is --key-file, for the commands that open the store.
 	keyFile string
-	// s3Endpoint is --s3-endpoint, for those of a store in object mode.
+	// s3Endpoint and cacheSize are --s3-endpoint and --cache-size, for
+	// those of a store in object mode.
 	s3Endpoint string
+	cacheSize  int64
 }
 
 // parseInterspersed parses flags wherever they appear among the
@@ -156,6 +158,9 @@ func runEnv(ctx context.Context, args []string, e *env) error {
 	}
 	if f := fs.Lookup("s3-endpoint"); f != nil {
 		e.s3Endpoint = f.Value.String()
+	}
+	if f := fs.Lookup("cache-size"); f != nil {
+		e.cacheSize = f.Value.(flag.Getter).Get().(int64)
 	}
 	if c.store && e.engine == nil {
 		if sock := adminSocket(fs.Lookup("data").Value.String()); serverListening(sock) {

@@ -51,7 +51,6 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			sample := fs.String("scrub-sample", "100%", "the share of chunks each background scrub verifies")
 			var eo engine.Options
 			store := storeFlag(fs)
-			fs.Int64Var(&eo.CacheSize, "cache-size", 1<<30, "with --store s3://…, bytes of segment copies kept in the data folder; the least recently used are removed past it, and reads fetch what they need from the object store")
 			fs.Int64Var(&eo.SegmentSize, "segment-size", 1<<30, "seal a segment file at this many bytes; smaller segments let compaction return space sooner on small disks")
 			fs.Int64Var(&eo.MinFreeBytes, "min-free-bytes", 64<<20, "refuse uploads (507) while the file system has less free space than this (-1: never)")
 			hideDedup := fs.Bool("hide-dedup-timing", true, "an upload of bytes someone already stored waits about as long as writing them would have taken, so that no client can time its uploads to learn what others stored; false: duplicates upload faster (for a store whose clients trust each other)")
@@ -127,7 +126,7 @@ type shutdown struct{ drain, grace time.Duration }
 // serve runs the server on the store in data; cfg holds the APIs'
 // settings (its Engine, Logger and Registry are filled in here).
 func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen listeners, stop shutdown, m maintenance, eo engine.Options, cfg server.Config) error {
-	eo.Logger, eo.KeyFile = log, e.keyFile
+	eo.Logger, eo.KeyFile, eo.CacheSize = log, e.keyFile, e.cacheSize
 	eng, err := engine.Open(data, eo)
 	if err != nil {
 		return err
@@ -217,6 +216,7 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen li
 // store, and --key-file, the store's key (see runEnv).
 func dataFlag(fs *flag.FlagSet) *string {
 	fs.String("key-file", "", "the store's key, which seals the signing secrets kept in its index (default secret.key in the data folder; keep it elsewhere, and backed up, so that a copy of the folder alone grants nothing)")
+	fs.Int64("cache-size", 1<<30, "for a store whose segments are in an object store: bytes of segment copies and fetched chunks kept in the data folder; the least recently used are removed past it, and reads fetch what they need from the object store")
 	fs.String("s3-endpoint", "", "the object store's endpoint (http(s)://host:port), for a store whose segments are in one (default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS S3); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the region from AWS_REGION")
 	return fs.String("data", "cairn-data", "the data folder")
 }

@@ -131,7 +131,7 @@ func withStore(data string, e *env, fn func(*engine.Engine) error) error {
 	if err != nil {
 		return err
 	}
-	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile, MustExist: true, Objects: objs})
+	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile, MustExist: true, Objects: objs, CacheSize: e.cacheSize})
 	if errors.Is(err, engine.ErrNoStore) {
 		return fmt.Errorf("%w (cairn init --data %s makes one, as cairn serve does)", err, data)
 	}
