@@ -36,7 +36,8 @@
 // # Record (52-byte header, then the payload)
 //
 //	offset size field
-//	0      1    kind: 1 = chunk. Never 0, so zero bytes are never a record.
+//	0      1    kind: 1 = chunk, 2 = log, 3 = void. Never 0, so zero bytes
+//	            are never a record.
 //	1      1    compression: 0 = raw, 1 = zstd (one frame)
 //	2      2    flags, 0
 //	4      4    stored length: payload bytes that follow the header
@@ -49,6 +50,12 @@
 // Lengths are at most MaxPayload (16 MiB). A raw record has stored length =
 // raw length; a zstd record is only written when it is smaller.
 //
+// A log record (kind 2) carries an opaque payload, raw, and the BLAKE3 of
+// the payload as its ID: a store whose segments are in an object store
+// logs its index changes so (see the engine). A void record (kind 3) is a
+// log record withdrawn before its segment became durable: the writer
+// rewrote its kind, and header CRC, in place. Readers of chunks skip both.
+//
 // What each check covers: the header CRC makes the lengths, kind and chunk ID
 // trustworthy before any of them is used (a length read from disk never sizes
 // an allocation beyond MaxPayload, nor beyond the file). The payload CRC
@@ -59,7 +66,8 @@
 //
 // # End of data and torn tails
 //
-// Writers append records in order and never rewrite one. The data ends at
+// Writers append records in order and never rewrite one (but for voiding
+// a log record that is not yet durable). The data ends at
 // the first of: the end of the file; a header that is all zero bytes (space
 // preallocated or zeroed by recovery); or a record that fails a check (kind,
 // flags, lengths past the end of the file, header CRC, payload CRC). A crash
