@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cairnstore/cairn/internal/blob"
 	"github.com/cairnstore/cairn/segment"
@@ -28,6 +31,7 @@ func FuzzSegmentScan(f *testing.F) {
 	f.Add(g[:len(g)/2])
 	f.Add(g[:segment.FileHeaderSize+segment.RecordHeaderSize+3])
 	f.Add([]byte{})
+	f.Add(withLog(f))
 	comp := segment.NewCompressor()
 	f.Cleanup(comp.Close)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -45,6 +49,13 @@ func FuzzSegmentScan(f *testing.F) {
 			}
 			if int64(len(rec.Payload)) != int64(rec.Header.Stored) || rec.Header.Stored > segment.MaxPayload {
 				t.Fatalf("payload of %d bytes, header says %d", len(rec.Payload), rec.Header.Stored)
+			}
+			if rec.Header.Kind != segment.KindChunk {
+				if rec.Header.Compression != segment.Raw || blob.Sum(rec.Payload) != rec.Header.ID {
+					t.Fatalf("a log record that is not raw, or does not hash to its ID: %+v", rec.Header)
+				}
+				off += rec.Header.Size()
+				continue
 			}
 			// Reading it back by offset gives the same verified content.
 			var scratch []byte
@@ -68,6 +79,39 @@ func FuzzSegmentScan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// withLog is a segment of a chunk, a log record and a voided one, as a
+// store in object mode writes them.
+func withLog(f *testing.F) []byte {
+	dir := f.TempDir()
+	w, err := segment.OpenWriter(vfs.Default, dir, 1, 0, segment.WriterOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	chunk := []byte("a chunk of content")
+	if _, err := w.Append(segment.Record{ID: blob.Sum(chunk), Raw: uint32(len(chunk)), Payload: chunk}); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := w.AppendLog([]byte("\x00\x00\x00\x00\x00\x00\x00\x01a batch")); err != nil {
+		f.Fatal(err)
+	}
+	loc, err := w.AppendLog([]byte("withdrawn"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := w.Void(loc); err != nil {
+		f.Fatal(err)
+	}
+	if err := w.Sync(loc.End()); err != nil {
+		f.Fatal(err)
+	}
+	w.Close()
+	b, err := os.ReadFile(filepath.Join(dir, segment.FileName(1)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b[:loc.End().Offset]
 }
 
 // FuzzReadChunk reads a record at an arbitrary offset and length with an

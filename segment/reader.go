@@ -50,6 +50,9 @@ func (r *Reader) ReadChunk(off int64, stored int, want blob.ID, scratch *[]byte)
 	if reason != "" {
 		return nil, r.corrupt(off, "%s", reason)
 	}
+	if h.Kind != KindChunk {
+		return nil, r.corrupt(off, "record of kind %d where a chunk should be", h.Kind)
+	}
 	if int(h.Stored) != stored {
 		return nil, r.corrupt(off, "stored length %d, index says %d", h.Stored, stored)
 	}
