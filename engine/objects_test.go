@@ -93,8 +93,8 @@ func TestObjects(t *testing.T) {
 	if st.ObjectGets == 0 {
 		t.Errorf("no ranged GETs, though local copies were evicted")
 	}
-	if rep, err := e.Scrub(ctx, 1); err != nil || len(rep.Corrupt) > 0 {
-		t.Fatalf("scrub: %+v, %v", rep, err)
+	if rep, err := e.Scrub(ctx, 1); err != nil || len(rep.Corrupt) > 0 || len(rep.BadSegments) > 0 || rep.LogRecords < uploads {
+		t.Fatalf("scrub: %+v, %v; want every log record (one per upload) verified", rep, err)
 	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
@@ -456,5 +456,55 @@ func TestObjectsRestore(t *testing.T) {
 	}
 	if _, err := r.PutRecord(ctx, key("new"), bytes.NewReader(random(5, 1<<20)), engine.Write{}); err != nil {
 		t.Fatalf("the restored store takes uploads: %v", err)
+	}
+}
+
+// TestObjectsScrubLog: a full scrub in object mode reads every segment
+// whole, so a damaged log record (what a restore would replay) is found,
+// not only damaged chunks.
+func TestObjectsScrubLog(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	b := bucket(t, m, "")
+	dir := filepath.Join(t.TempDir(), "data")
+	opts := engine.Options{Objects: b, InlineMax: -1}
+	e := enginetest.OpenDir(t, dir, opts)
+	if _, err := e.PutRecord(ctx, key("a"), bytes.NewReader(random(1, 100<<10)), engine.Write{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Opened once more, the store has reconciled the segment's log: the
+	// damage below is for scrub to find.
+	e, err := engine.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The last bytes of the object are its log record's: flip one.
+	objs := segmentObjects(t, b)
+	if len(objs) != 1 {
+		t.Fatalf("objects: %+v", objs)
+	}
+	body := make([]byte, objs[0].Size)
+	if err := b.ReadAt(ctx, objs[0].Name, body, 0); err != nil {
+		t.Fatal(err)
+	}
+	body[len(body)-1] ^= 1
+	if err := b.Put(ctx, objs[0].Name, bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, "segments"))
+	os.Mkdir(filepath.Join(dir, "segments"), 0o700)
+	e, err = engine.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	rep, err := e.Scrub(ctx, 1)
+	if err != nil || len(rep.BadSegments) != 1 || len(rep.Corrupt) != 0 {
+		t.Errorf("scrub of a segment with a damaged log record: %+v, %v; want that segment bad, no chunk corrupt", rep, err)
 	}
 }

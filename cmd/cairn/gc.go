@@ -80,8 +80,14 @@ tenant and name, and exits non-zero if any is.`,
 					for _, k := range rep.Damaged {
 						fmt.Fprintf(e.stdout, "damaged: namespace=%q tenant=%q name=%q\n", k.Namespace, k.Tenant, k.Name)
 					}
-					if len(rep.Corrupt) > 0 {
-						return &exitError{code: 1, err: fmt.Errorf("%d corrupt chunks damage %d records", len(rep.Corrupt), len(rep.Damaged))}
+					if rep.LogRecords > 0 || len(rep.BadSegments) > 0 {
+						fmt.Fprintf(e.stdout, "scrub: every segment read whole: %d log records verified, %d segments bad\n", rep.LogRecords, len(rep.BadSegments))
+					}
+					for _, b := range rep.BadSegments {
+						fmt.Fprintf(e.stdout, "bad segment: %s\n", b)
+					}
+					if len(rep.Corrupt) > 0 || len(rep.BadSegments) > 0 {
+						return &exitError{code: 1, err: fmt.Errorf("%d corrupt chunks damage %d records; %d segments do not read whole", len(rep.Corrupt), len(rep.Damaged), len(rep.BadSegments))}
 					}
 					return nil
 				})
@@ -151,6 +157,9 @@ func (m maintenance) run(ctx context.Context, eng *engine.Engine, log *slog.Logg
 		rep, err := eng.Scrub(ctx, m.scrubSample)
 		for _, k := range rep.Damaged {
 			log.Error("scrub found a damaged record", "namespace", k.Namespace, "tenant", k.Tenant, "name", k.Name)
+		}
+		for _, b := range rep.BadSegments {
+			log.Error("scrub found a segment that does not read whole", "segment", b)
 		}
 		return err
 	})
