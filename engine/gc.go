@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -98,6 +99,12 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	}
 	if err := e.sweepOutboards(ctx); err != nil {
 		return rep, err
+	}
+	if e.opts.Objects != nil {
+		// Compaction drops the log records a checkpoint covers.
+		if err := e.checkpoint(ctx); err != nil {
+			return rep, err
+		}
 	}
 	// Releasing may have made more segments worth compacting.
 	if cands, err = e.compactionCandidates(); err != nil {
@@ -386,12 +393,19 @@ func (e *Engine) copyLive(ctx context.Context, seg index.Segment, pending *[]mov
 		return err
 	}
 	defer e.files.release(sf)
+	covered, err := e.checkpointed()
+	if err != nil {
+		return err
+	}
 	sc := segment.NewScanner(sf.f, seg.Sealed, e.fs.PathJoin(e.segDir, segment.FileName(seg.ID)), segment.FileHeaderSize, e.comp)
 	for sc.Next() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		r := sc.Record()
+		if r.Kind == segment.KindLog && len(r.Payload) >= 8 && binary.BigEndian.Uint64(r.Payload) <= covered {
+			continue // in the checkpoint in the bucket
+		}
 		if r.Kind == segment.KindLog {
 			// Object mode's log of index changes: kept, for restore.
 			loc, err := e.w.AppendLog(r.Payload)

@@ -405,6 +405,34 @@ func TestObjectsRestore(t *testing.T) {
 	for i := range 5 {
 		put(fmt.Sprintf("after-gc/%d", i), random(uint64(900+i), 200<<10))
 	}
+	// A second pass: a second checkpoint, and the log records the first
+	// covers are dropped as their segments are compacted.
+	for i := range 12 {
+		name := fmt.Sprintf("w1/%d", i)
+		if err := e.DeleteRecord(ctx, key(name)); err != nil {
+			t.Fatal(err)
+		}
+		delete(want, name)
+	}
+	if _, err := e.GC(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		put(fmt.Sprintf("after-gc2/%d", i), random(uint64(950+i), 100<<10))
+	}
+	cps, err := b.List(ctx, "checkpoints/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifests := 0
+	for _, o := range cps {
+		if strings.HasSuffix(o.Name, ".json") {
+			manifests++
+		}
+	}
+	if manifests != 2 {
+		t.Errorf("%d checkpoint manifests in the bucket after two GC passes, want 2", manifests)
+	}
 	before, _ := e.Stats()
 	key0, err := os.ReadFile(filepath.Join(dir, engine.KeyFileName))
 	if err != nil {
@@ -427,7 +455,10 @@ func TestObjectsRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("restored from %d objects (%d bytes): %d transactions replayed", rep.Segments, rep.Bytes, rep.Transactions)
+	t.Logf("restored from %d objects (%d bytes): checkpoint %x, %d transactions replayed after it", rep.Segments, rep.Bytes, rep.Checkpoint, rep.Transactions)
+	if rep.Checkpoint == 0 || rep.Transactions == 0 || rep.Transactions > 20 {
+		t.Errorf("restore from checkpoint %x replayed %d transactions; want the newest checkpoint and the few after it", rep.Checkpoint, rep.Transactions)
+	}
 	r := enginetest.OpenDir(t, restored, engine.Options{Objects: b, KeyFile: keyFile})
 	after, _ := r.Stats()
 	if after.Totals != before.Totals {

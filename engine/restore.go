@@ -22,8 +22,10 @@ type ObjectsRestoreReport struct {
 	// Segments are the segment objects read, Bytes their size.
 	Segments int
 	Bytes    int64
-	// Transactions are the logged transactions replayed.
+	// Transactions are the logged transactions replayed; Checkpoint the
+	// number of the checkpoint they were replayed onto (0: none).
 	Transactions int
+	Checkpoint   uint64
 }
 
 // RestoreObjects rebuilds a store in dir, a new data folder, from its
@@ -112,6 +114,14 @@ func RestoreObjects(ctx context.Context, objs Objects, dir string, opts Options)
 		return 0
 	})
 
+	// Start from the newest checkpoint, if there is one, and replay only
+	// what was logged after it.
+	covered, err := restoreCheckpoint(ctx, &restoreEnv{fs, objs}, fs.PathJoin(dir, indexDir))
+	if err != nil {
+		return rep, err
+	}
+	rep.Checkpoint = covered
+	logs = slices.DeleteFunc(logs, func(l logged) bool { return l.seq <= covered })
 	idx, err := index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
 	if err != nil {
 		return rep, err

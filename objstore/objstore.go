@@ -248,8 +248,9 @@ func (b *Bucket) Delete(ctx context.Context, name string) error {
 
 // Object is a listed object: its name under the prefix, and size.
 type Object struct {
-	Name string
-	Size int64
+	Name     string
+	Size     int64
+	Modified time.Time
 }
 
 // List returns the objects whose names start with prefix.
@@ -259,7 +260,7 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]Object, error) {
 		if o.Err != nil {
 			return nil, fmt.Errorf("objstore: list %s: %w", prefix, o.Err)
 		}
-		out = append(out, Object{Name: strings.TrimPrefix(o.Key, b.prefix), Size: o.Size})
+		out = append(out, Object{Name: strings.TrimPrefix(o.Key, b.prefix), Size: o.Size, Modified: o.LastModified})
 	}
 	return out, nil
 }

@@ -76,7 +76,7 @@ func TestBucket(t *testing.T) {
 		}
 	}
 	objs, err := b.List(ctx, "segments/")
-	if err != nil || len(objs) != 2 || objs[0] != (Object{"segments/1.seg", int64(len(small))}) || objs[1].Size != int64(len(big)) {
+	if err != nil || len(objs) != 2 || objs[0].Name != "segments/1.seg" || objs[0].Size != int64(len(small)) || objs[0].Modified.IsZero() || objs[1].Size != int64(len(big)) {
 		t.Fatalf("List = %+v, %v", objs, err)
 	}
 	p := make([]byte, 1<<20)
