@@ -81,7 +81,11 @@ open. Then cairn serve --data with the same --store.`,
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "restore: %d segment objects (%d bytes), %d transactions replayed\n", rep.Segments, rep.Bytes, rep.Transactions)
+					from := "no checkpoint"
+					if rep.Checkpoint != 0 {
+						from = fmt.Sprintf("checkpoint %016x", rep.Checkpoint)
+					}
+					fmt.Fprintf(e.stdout, "restore: %d segment objects (%d bytes), %s, %d transactions replayed after it\n", rep.Segments, rep.Bytes, from, rep.Transactions)
 					if e.keyFile == "" {
 						fmt.Fprintln(e.stdout, "restore: no --key-file: a new key was made, and the secrets sealed with the old one will not open")
 					}
