@@ -104,7 +104,7 @@ func (e *Engine) reconcileLog(ctx context.Context, sealed []index.Segment) error
 		seq  uint64
 		repr []byte
 	}
-	var todo []logged
+	var pending []logged
 	lastSeg, lastSeq := fromSeg, fromSeq
 	for _, s := range sealed {
 		if err := ctx.Err(); err != nil {
@@ -134,8 +134,8 @@ func (e *Engine) reconcileLog(ctx context.Context, sealed []index.Segment) error
 				e.files.release(sf)
 				return err
 			}
-			if !done && !slices.ContainsFunc(todo, func(l logged) bool { return l.seq == seq }) {
-				todo = append(todo, logged{seq, bytes.Clone(r.Payload[8:])})
+			if !done && !slices.ContainsFunc(pending, func(l logged) bool { return l.seq == seq }) {
+				pending = append(pending, logged{seq, bytes.Clone(r.Payload[8:])})
 			}
 		}
 		e.files.release(sf)
@@ -143,14 +143,14 @@ func (e *Engine) reconcileLog(ctx context.Context, sealed []index.Segment) error
 			return corrupt(err)
 		}
 	}
-	slices.SortFunc(todo, func(a, b logged) int { return cmp.Compare(a.seq, b.seq) })
-	for _, l := range todo {
+	slices.SortFunc(pending, func(a, b logged) int { return cmp.Compare(a.seq, b.seq) })
+	for _, l := range pending {
 		if err := e.idx.Apply(l.repr); err != nil {
 			return corrupt(err)
 		}
 	}
-	if len(todo) > 0 {
-		e.log.Warn("rolled forward transactions whose log reached the object store before a crash cut their commit off", "transactions", len(todo))
+	if len(pending) > 0 {
+		e.log.Warn("rolled forward transactions whose log reached the object store before a crash cut their commit off", "transactions", len(pending))
 	}
 	if lastSeg == fromSeg && lastSeq == fromSeq {
 		return nil

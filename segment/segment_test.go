@@ -623,7 +623,7 @@ func TestConcurrentRollover(t *testing.T) {
 func TestSealReleasesPreallocation(t *testing.T) {
 	dir := t.TempDir()
 	fs := vfs.Default
-	if err := fs.MkdirAll(filepath.Join(dir, "seg"), 0o755); err != nil {
+	if err := fs.MkdirAll(filepath.Join(dir, "seg"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	w, err := OpenWriter(fs, filepath.Join(dir, "seg"), 1, 0, WriterOptions{SegmentSize: 1 << 20})

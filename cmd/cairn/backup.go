@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -32,7 +33,7 @@ to be backed up apart. cairn restore DIR --data NEW makes a store of it.`,
 			return func(ctx context.Context) error {
 				dir := e.args[0]
 				if !filepath.IsAbs(dir) {
-					return fmt.Errorf("backup: %q is not an absolute path (a running server writes the backup, from its own working folder)", dir)
+					return fmt.Errorf("backup: %q: %w (a running server writes the backup, from its own working folder)", dir, errRelativeBackup)
 				}
 				return withStore(*data, e, func(eng *engine.Engine) error {
 					rep, err := eng.Backup(ctx, dir)
@@ -49,6 +50,9 @@ to be backed up apart. cairn restore DIR --data NEW makes a store of it.`,
 		},
 	}
 }
+
+// errRelativeBackup: cairn backup was given a relative folder.
+var errRelativeBackup = errors.New("not an absolute path")
 
 func restoreCommand() command {
 	return command{

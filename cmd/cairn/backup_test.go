@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -46,12 +47,12 @@ func TestBackupCommands(t *testing.T) {
 		got, _ := io.ReadAll(res.Body)
 		return res.StatusCode, got
 	}
+	if _, err := cairn("backup", "relative/dir", "--data", data); !errors.Is(err, errRelativeBackup) {
+		t.Fatalf("a relative backup folder: %v", err)
+	}
 	base, stop := startServe(t, []string{"--data", data}, noEnv)
 	if code, _ := do(base, "POST", body); code != 201 {
 		t.Fatalf("upload: %d", code)
-	}
-	if _, err := cairn("backup", "relative/dir", "--data", data); err == nil || !strings.Contains(err.Error(), "absolute") {
-		t.Fatalf("a relative backup folder: %v", err)
 	}
 	backup := filepath.Join(t.TempDir(), "backup")
 	if out, err := cairn("backup", backup, "--data", data); err != nil || !strings.Contains(out, "backup: "+backup) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -368,8 +369,20 @@ func TestCrashObjects(t *testing.T) {
 	c := newClient(p.url, token)
 	stop := make(chan struct{})
 	done := make(chan int)
+	m.mu.Lock()
+	acked := len(m.acked)
+	m.mu.Unlock()
 	go func() { done <- load(c, m, 16, cycles, stop) }()
-	time.Sleep(700 * time.Millisecond)
+	for deadline := time.Now().Add(time.Minute); ; {
+		// Killed once the load has had some uploads acknowledged.
+		m.mu.Lock()
+		n := len(m.acked)
+		m.mu.Unlock()
+		if n >= acked+20 || time.Now().After(deadline) {
+			break
+		}
+		runtime.Gosched()
+	}
 	p.kill()
 	close(stop)
 	<-done
