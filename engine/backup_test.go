@@ -26,6 +26,9 @@ func TestBackup(t *testing.T) {
 		stop  atomic.Bool
 		wg    sync.WaitGroup
 		n     atomic.Int64
+		// filled is closed once ~20 MB are uploaded: a few segments sealed.
+		filled   = make(chan struct{})
+		fillOnce sync.Once
 	)
 	for w := range 4 {
 		wg.Go(func() {
@@ -39,12 +42,18 @@ func TestBackup(t *testing.T) {
 				mu.Lock()
 				acked[name] = body
 				mu.Unlock()
-				n.Add(1)
+				if n.Add(1) == 200 {
+					fillOnce.Do(func() { close(filled) })
+				}
 			}
 		})
 	}
-	for n.Load() < 200 { // ~20 MB: a few segments sealed first
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-filled:
+	case <-time.After(time.Minute):
+		stop.Store(true)
+		wg.Wait()
+		t.Fatalf("only %d uploads in a minute", n.Load())
 	}
 	mu.Lock()
 	before := map[string][]byte{}
