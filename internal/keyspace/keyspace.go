@@ -10,6 +10,8 @@ package keyspace
 const (
 	// PublicLinks: the opaque public link IDs → the record they serve.
 	PublicLinks = "public"
+	// SigningKeys: the keys that sign expiring URLs, sealed.
+	SigningKeys = "signing.keys"
 
 	CloudStorage      = "cloudstorage"       // media; tenant "<visibility>/<bucket>", name the media path
 	CloudStorageUsers = "cloudstorage.users" // users, their secrets sealed
@@ -47,7 +49,7 @@ const (
 
 // All are every namespace above.
 var All = []string{
-	PublicLinks,
+	PublicLinks, SigningKeys,
 	CloudStorage, CloudStorageUsers,
 	MediaUpload, MediaUploadDup, MediaUploadRID, MediaUploadAccounts,
 	OceanMedia, OceanMediaUnique, OceanMediaBy, OceanMediaValues, OceanMediaUsers, OceanMediaTokens,

@@ -81,6 +81,7 @@ func (a *API) Routes() []web.Route {
 			web.APIRoute{Method: "HEAD", Path: bucket, Handle: a.dispatch},
 		)
 	}
+	rs = append(rs, web.APIRoute{Method: "POST", Path: signedPrefix + "/protected/:bucket/*path", Handle: a.sign})
 	return append(web.Routes(a.writeError, rs...), web.Route{Method: "GET", Path: "/openapi/cloudstorage.json", Handle: web.Document(openAPI)})
 }
 
@@ -111,8 +112,11 @@ func (t target) bucketURL() string {
 	return "/" + urlpath.Escape([]string{t.visibility, t.bucket})
 }
 
-func parseTarget(r *http.Request) (target, error) {
-	segs, dir, err := urlpath.Split(r.URL.EscapedPath())
+func parseTarget(r *http.Request) (target, error) { return parseEscaped(r.URL.EscapedPath()) }
+
+// parseEscaped parses an escaped request path.
+func parseEscaped(escaped string) (target, error) {
+	segs, dir, err := urlpath.Split(escaped)
 	if err != nil {
 		return target{}, err
 	}

@@ -44,6 +44,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusUnauthorized, "unauthorized", "the token is invalid or expired"
 	case errors.Is(err, errForbidden):
 		status, code, msg = http.StatusForbidden, "forbidden", "no access to this bucket"
+	case errors.Is(err, errSignature):
+		status, code, msg = http.StatusForbidden, "invalid_signature", "the signed URL is invalid, altered or revoked"
+	case errors.Is(err, errExpiredURL):
+		status, code, msg = http.StatusForbidden, "expired", "the signed URL has expired"
 	case errors.Is(err, errMethod):
 		status, code, msg = http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"
 	case errors.As(err, &pe):

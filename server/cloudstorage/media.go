@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairnstore/cairn/server/internal/signurl"
+
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/blobhttp"
@@ -33,6 +35,12 @@ func (a *API) dispatch(w http.ResponseWriter, r *http.Request) error {
 		need := Read
 		if t.visibility == "public" {
 			need = ""
+		}
+		if need != "" && signurl.Signed(r) {
+			if err := a.verifySigned(r, t); err != nil {
+				return err
+			}
+			return a.get(w, r, t)
 		}
 		if _, err := a.authorize(r, t.bucket, need); err != nil {
 			return err

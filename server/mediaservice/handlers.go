@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/cairnstore/cairn/server/internal/signurl"
+
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/blobhttp"
 	"github.com/cairnstore/cairn/server/internal/publink"
@@ -182,7 +184,11 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) download(w http.ResponseWriter, r *http.Request) error {
 	tenant := r.PathValue("tenant")
-	if _, err := a.authorize(r, tenant, errNotFound, ScopeRead); err != nil {
+	if signurl.Signed(r) {
+		if err := a.verifySigned(r, tenant, r.PathValue("assetId")); err != nil {
+			return err
+		}
+	} else if _, err := a.authorize(r, tenant, errNotFound, ScopeRead); err != nil {
 		return err
 	}
 	st, rec, err := a.load(tenant, r.PathValue("assetId"))

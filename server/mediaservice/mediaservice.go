@@ -81,5 +81,6 @@ func (a *API) Routes() []web.Route {
 		web.APIRoute{Method: "DELETE", Path: "/media/:tenant/assets/:assetId", Handle: a.delete},
 		web.APIRoute{Method: "GET", Path: "/media/:tenant/assets/:assetId/download", Handle: a.download},
 		web.APIRoute{Method: "HEAD", Path: "/media/:tenant/assets/:assetId/download", Handle: a.download},
+		web.APIRoute{Method: "POST", Path: "/media/:tenant/assets/:assetId/download-url", Handle: a.signURL},
 	), web.Route{Method: "GET", Path: "/openapi/mediaservice.json", Handle: web.Document(openAPI)})
 }

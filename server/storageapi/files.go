@@ -236,8 +236,11 @@ func (a *API) getURL(w http.ResponseWriter, r *http.Request, ar area) error {
 }
 
 // share makes a public URL for a user's or organization's file (the same
-// one again if it has one).
+// one again if it has one), or with ?expiresIn= a signed one.
 func (a *API) share(w http.ResponseWriter, r *http.Request, ar area) error {
+	if r.URL.Query().Has("expiresIn") {
+		return a.signURL(w, r, ar)
+	}
 	return a.setLink(w, r, r.PathValue("id"), ar, true)
 }
 

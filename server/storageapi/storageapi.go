@@ -91,8 +91,8 @@ func (a *API) Routes() []web.Route {
 		}
 		rs = append(rs,
 			web.APIRoute{Method: "POST", Path: base, Handle: a.with(s, a.upload), MaxBody: maxBody + 1<<20},
-			web.APIRoute{Method: "GET", Path: base + "/:id", Handle: a.with(s, a.download)},
-			web.APIRoute{Method: "HEAD", Path: base + "/:id", Handle: a.with(s, a.download)},
+			web.APIRoute{Method: "GET", Path: base + "/:id", Handle: a.readable(s, a.download)},
+			web.APIRoute{Method: "HEAD", Path: base + "/:id", Handle: a.readable(s, a.download)},
 			web.APIRoute{Method: "GET", Path: base + "/:id/info", Handle: a.with(s, a.info)},
 			web.APIRoute{Method: "GET", Path: base + "/:id/url", Handle: a.with(s, a.getURL)},
 			web.APIRoute{Method: "DELETE", Path: base + "/:id", Handle: a.with(s, a.delete)},
