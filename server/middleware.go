@@ -38,7 +38,7 @@ func (s *Server) wrap(api string, rt web.Route) httprouter.Handle {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		s.corsHeaders(w.Header(), r)
+		r = s.cors(w.Header(), r)
 		rc := http.NewResponseController(w)
 		body := &bodyReader{rc: rc, hdr: w.Header(), idle: s.cfg.BodyIdleTimeout, rate: s.cfg.BodyMinRate, window: s.cfg.BodyRateWindow,
 			declared: r.ContentLength, expect: web.HasToken(r.Header.Get("Expect"), "100-continue")}

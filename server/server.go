@@ -61,6 +61,10 @@ type Config struct {
 	// CORSOrigins are the origins ("https://app.example") whose browser
 	// apps may call the APIs; "*" is any. None by default.
 	CORSOrigins []string
+	// CORSMethods and CORSHeaders, if any, are all the methods and
+	// request headers a preflight from CORSOrigins may ask for; none:
+	// the route's methods and whatever headers it asks for.
+	CORSMethods, CORSHeaders []string
 	// APIs are the APIs mounted, by name (APINames); nil: all of them.
 	// Each API is made either way, so that the records others stored in
 	// its namespace are still looked after (their expiry, say).
@@ -117,6 +121,8 @@ type Server struct {
 	// limits are what one client may take, shared by every API and the
 	// public links.
 	limits web.Limits
+	// corsRules are the per-resource CORS rules (cors.go).
+	corsRules *CORSRules
 	// draining is set by Drain: /readyz answers 503 so that a load
 	// balancer stops sending requests while in-flight ones finish.
 	draining atomic.Bool
@@ -156,7 +162,7 @@ func New(cfg Config) *Server {
 		Downloads: web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxDownloadsPerAddress, Wait: cfg.SlotWait}),
 		Logins:    web.NewLogins(web.LoginsConfig{PerAddress: cfg.LoginFailuresPerAddress, PerIdentity: cfg.LoginFailuresPerIdentity}),
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New(), limits: limits}
+	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New(), limits: limits, corsRules: NewCORSRules(cfg.Engine)}
 	s.metrics = newHTTPMetrics(cfg.Registry)
 	cfg.Registry.MustRegister(newEngineCollector(cfg.Engine))
 	registerBuildInfo(cfg.Registry, cfg.Version)

@@ -57,7 +57,9 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.Int64Var(&eo.ReadCache, "read-cache", 256<<20, "bytes of verified chunks kept in memory for downloads (each tenant's own), counting the ones being read; the least recently used are dropped past it")
 			fs.IntVar(&eo.MaxUploads, "max-uploads", 64, "uploads that stream at once (each holds an 8 MiB chunking buffer); more wait for a slot")
 			var body server.Config // the flags' share of it
-			corsOrigins := fs.String("cors-origins", "", "origins (https://app.example, comma-separated; * for any) whose browser apps may call the APIs (default: none)")
+			corsOrigins := fs.String("cors-origins", "", "origins (https://app.example, comma-separated; * for any) whose browser apps may call every API (default: none; per bucket, tenant or organization: cairn cors)")
+			corsMethods := fs.String("cors-methods", "", "the methods (comma-separated) browser apps of --cors-origins may use (default: every route's own)")
+			corsHeaders := fs.String("cors-headers", "", "the request headers (comma-separated) browser apps of --cors-origins may send (default: any they ask for)")
 			proxies := fs.String("trusted-proxies", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For, -Proto and -Host or Forwarded headers give the client's address, scheme and host (default: none; from anyone else they are ignored)")
 			fs.DurationVar(&body.PublicMaxAge, "public-max-age", 0, "how long browsers and shared caches may keep public media without asking again (Cache-Control max-age; 0: they revalidate each time by ETag, a 304)")
 			fs.IntVar(&body.MaxUploadsPerClient, "max-uploads-per-client", 16, "uploads one signed-in identity streams at once; more wait for one of its own to end")
@@ -86,9 +88,14 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				eo.UploadWait, eo.RevealDedup = body.SlotWait, !*hideDedup
 				cfg := body
 				cfg.PublicURL = *publicURL
-				for _, o := range strings.Split(*corsOrigins, ",") {
-					if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
-						cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+				cfg.CORSOrigins = commaList(*corsOrigins)
+				for i, o := range cfg.CORSOrigins {
+					cfg.CORSOrigins[i] = strings.TrimSuffix(o, "/")
+				}
+				cfg.CORSMethods, cfg.CORSHeaders = commaList(strings.ToUpper(*corsMethods)), commaList(*corsHeaders)
+				if len(cfg.CORSOrigins) > 0 {
+					if err := (server.CORSRule{Origins: cfg.CORSOrigins, Methods: cfg.CORSMethods, Headers: cfg.CORSHeaders}).Check(); err != nil {
+						return fmt.Errorf("--cors-origins, --cors-methods, --cors-headers: %w", err)
 					}
 				}
 				if cfg.TrustedProxies, err = parsePrefixes(*proxies); err != nil {

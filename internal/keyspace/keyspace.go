@@ -12,6 +12,8 @@ const (
 	PublicLinks = "public"
 	// SigningKeys: the keys that sign expiring URLs, sealed.
 	SigningKeys = "signing.keys"
+	// CORS: the per-resource CORS rules; tenant the kind of resource.
+	CORS = "cors"
 
 	CloudStorage      = "cloudstorage"       // media; tenant "<visibility>/<bucket>", name the media path
 	CloudStorageUsers = "cloudstorage.users" // users, their secrets sealed
@@ -49,7 +51,7 @@ const (
 
 // All are every namespace above.
 var All = []string{
-	PublicLinks, SigningKeys,
+	PublicLinks, SigningKeys, CORS,
 	CloudStorage, CloudStorageUsers,
 	MediaUpload, MediaUploadDup, MediaUploadRID, MediaUploadAccounts,
 	OceanMedia, OceanMediaUnique, OceanMediaBy, OceanMediaValues, OceanMediaUsers, OceanMediaTokens,

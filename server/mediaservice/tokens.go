@@ -38,6 +38,7 @@ func (a *API) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	web.CORSResource(r, "tenant", cl.Tenant) // the tenant's CORS rule applies to its token
 	key, err := signingKey(r.Context(), a.Engine)
 	if err != nil {
 		return err

@@ -60,6 +60,7 @@ func (a *API) readable(s scope, h func(http.ResponseWriter, *http.Request, area)
 				return errSignature
 			}
 			ar.tenant, ar.userID = orgArea(orgID), userID
+			web.CORSResource(r, "org", orgID)
 			if _, err := a.iam.Role(userID, orgID); errors.Is(err, ErrNoSuch) {
 				return errSignature
 			} else if err != nil {

@@ -98,6 +98,7 @@ func (a *API) area(r *http.Request, s scope) (area, error) {
 	case s == user && c.Type == tokenUser:
 		return area{scope: user, tenant: userArea(u.ID), userID: u.ID, write: true}, nil
 	case s == org && c.Type == tokenOrg:
+		web.CORSResource(r, "org", c.Org) // its CORS rule applies from here
 		role, err := a.iam.Role(u.ID, c.Org)
 		if errors.Is(err, ErrNoSuch) {
 			return area{}, errBadToken // no longer a member
@@ -180,6 +181,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	orgs := []loginOrg{}
 	for _, m := range ms {
+		web.CORSResource(r, "org", m.OrgID) // any of the user's organizations' CORS rules
 		otok, _, err := a.sign(r.Context(), u.ID, tokenOrg, m.OrgID, now)
 		if err != nil {
 			return err

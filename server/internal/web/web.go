@@ -19,6 +19,7 @@ package web
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -195,5 +196,28 @@ func Document(raw []byte) httprouter.Handle {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "public, no-cache")
 		w.Write(raw)
+	}
+}
+
+// IsTokenChar reports whether c may appear in an HTTP token (RFC 9110
+// section 5.6.2): a header name, a method.
+func IsTokenChar(c rune) bool {
+	return c < 127 && c > 32 && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+}
+
+type corsResourceKey struct{}
+
+// WithCORSResource returns r carrying f, which CORSResource calls.
+func WithCORSResource(r *http.Request, f func(kind, name string)) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), corsResourceKey{}, f))
+}
+
+// CORSResource tells the server the resource a request acts on (kind
+// "org" and the organization's ID), once a handler knows it from the
+// request's token, so that the resource's CORS rule applies to the
+// answer. Call it before writing the answer.
+func CORSResource(r *http.Request, kind, name string) {
+	if f, ok := r.Context().Value(corsResourceKey{}).(func(string, string)); ok {
+		f(kind, name)
 	}
 }
