@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -118,4 +120,120 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return fmt.Sprint(ln.Addr())
+}
+
+// TestDockerfile checks the Dockerfile as far as this machine can
+// without a container runtime: its final stage is distroless/static
+// under an unprivileged numeric user; its builder's Go is go.mod's; the
+// binary its build line makes is static (no ELF interpreter, no shared
+// libraries); and its ENTRYPOINT and CMD, run with the volume moved to a
+// temporary folder and the ports to free loopback ones, serve and stop
+// cleanly on SIGTERM, leaving the store private.
+func TestDockerfile(t *testing.T) {
+	raw, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(raw)
+	ignore, err := os.ReadFile("../../.dockerignore")
+	if err != nil || !strings.Contains(string(ignore), "\n/cairn-data/\n") {
+		t.Errorf(".dockerignore must keep the default data folder out of images: %v", err)
+	}
+	stages := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(df, -1)
+	if len(stages) != 2 || stages[1][1] != "gcr.io/distroless/static-debian12:nonroot" {
+		t.Fatalf("stages %v: want a builder and distroless/static", stages)
+	}
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(string(gomod))
+	if goVersion == nil || !strings.HasPrefix(stages[0][1], "golang:"+goVersion[1]+"-") {
+		t.Errorf("builder %s, but go.mod says go %v", stages[0][1], goVersion)
+	}
+	if !regexp.MustCompile(`(?m)^USER 65532:65532$`).MatchString(df) {
+		t.Error("the image does not run as the unprivileged user 65532")
+	}
+
+	// The build line, as the builder's shell runs it.
+	build := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 go build .* -o /out/cairn \./cmd/cairn)$`).FindStringSubmatch(df)
+	if build == nil {
+		t.Fatal("no RUN CGO_ENABLED=0 go build … -o /out/cairn ./cmd/cairn")
+	}
+	goCmd := testtool.Path(t, "go", "install Go from https://go.dev/dl")
+	bin := filepath.Join(t.TempDir(), "cairn")
+	cmd := exec.Command("sh", "-c", strings.Replace(build[1], "/out/cairn", bin, 1))
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(goCmd)+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the Dockerfile's build: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Errorf("the binary is dynamically linked (program header %v)", p.Type)
+		}
+	}
+	f.Close()
+
+	// Its command, for real.
+	entry := regexp.MustCompile(`(?m)^ENTRYPOINT \["/cairn"\]$`).MatchString(df)
+	cmdLine := regexp.MustCompile(`(?m)^CMD (\[.*\])$`).FindStringSubmatch(df)
+	if !entry || cmdLine == nil {
+		t.Fatal(`want ENTRYPOINT ["/cairn"] and a CMD`)
+	}
+	var cmdArgs []string
+	if err := json.Unmarshal([]byte(cmdLine[1]), &cmdArgs); err != nil {
+		t.Fatalf("CMD: %v", err)
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	listen, metrics := freeAddr(t), freeAddr(t)
+	swap := strings.NewReplacer("/var/lib/cairn", state, "0.0.0.0:8080", listen, "0.0.0.0:9180", metrics)
+	for i, a := range cmdArgs {
+		cmdArgs[i] = swap.Replace(a)
+	}
+	srv := exec.Command(bin, cmdArgs...)
+	srv.Dir = state
+	var logs strings.Builder
+	srv.Stderr = &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get("http://" + listen + "/livez")
+		if err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the image's command is not serving after 20 s: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res, err := http.Get("http://" + metrics + "/readyz"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /readyz on the image's metrics port: %v", err)
+	}
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, logs.String())
+	}
+	for _, p := range []string{filepath.Join(state, "data"), filepath.Join(state, "secret.key")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v: open to others", p, fi.Mode().Perm())
+		}
+	}
 }
