@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cairnstore/cairn/internal/blob"
@@ -112,6 +114,9 @@ type Writer struct {
 	off int64
 	// alloc is how far space is preallocated in f.
 	alloc int64
+	// kicked: the kernel was asked to start writing back everything
+	// before it (kickWriteback).
+	kicked int64
 	// synced: everything before it is durable. synced ≤ (id, off).
 	synced Pos
 	// syncing is true while a goroutine runs fdatasync without mu held.
@@ -145,7 +150,7 @@ func OpenWriter(fs vfs.FS, dir string, id uint64, offset int64, opts WriterOptio
 	if err != nil {
 		return nil, fmt.Errorf("segment: open %s: %w", FileName(id), err)
 	}
-	w.f, w.id, w.off, w.alloc = f, id, offset, offset
+	w.f, w.id, w.off, w.alloc, w.kicked = f, id, offset, offset, offset
 	w.synced = Pos{id, offset}
 	return w, nil
 }
@@ -181,7 +186,7 @@ func (w *Writer) create(id uint64) error {
 			return fail(err)
 		}
 	}
-	w.f, w.id, w.off = f, id, FileHeaderSize
+	w.f, w.id, w.off, w.kicked = f, id, FileHeaderSize, FileHeaderSize
 	w.alloc = alloc
 	if len(w.pending) == 0 {
 		// Everything before the new segment is durable: synced before it
@@ -346,10 +351,32 @@ func (w *Writer) append(kind uint8, rec Record) (Location, error) {
 	}
 	loc := Location{Segment: w.id, Offset: w.off, Size: size}
 	w.off += size
+	w.kickWriteback()
 	if w.opts.OnAppend != nil {
 		w.opts.OnAppend(w.id, w.off)
 	}
 	return loc, nil
+}
+
+// writebackStep is how much is written before the kernel is asked to
+// start writing it back (kickWriteback).
+const writebackStep = 4 << 20
+
+// kickWriteback asks the kernel to start writing back what was appended
+// since the last time, every writebackStep bytes
+// (sync_file_range(SYNC_FILE_RANGE_WRITE): it starts the writes and
+// does not wait for them), so that a large upload's data goes to the
+// disk while the upload goes on, and the fdatasync that acknowledges it
+// finds little left to write. It is only a hint: durability still comes
+// from Sync alone.
+func (w *Writer) kickWriteback() {
+	if w.off-w.kicked < writebackStep {
+		return
+	}
+	if fd := w.f.Fd(); fd != vfs.InvalidFd {
+		_ = unix.SyncFileRange(int(fd), w.kicked, w.off-w.kicked, unix.SYNC_FILE_RANGE_WRITE)
+	}
+	w.kicked = w.off
 }
 
 func (w *Writer) usable() error {
