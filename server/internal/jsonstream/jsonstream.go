@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	simd "github.com/segmentio/asm/base64"
 )
 
 var (
@@ -463,19 +465,33 @@ func (d *decoder) Read(p []byte) (int, error) {
 				d.err = base64.CorruptInputError(d.read)
 				return 0, d.err
 			}
-			m, derr := base64.StdEncoding.Decode(d.outbuf[:], d.in[:q])
+			// Straight into p when it holds the block (the chunker's
+			// buffer, as a rule), else into outbuf for the reads after.
+			dst := d.outbuf[:]
+			if len(p) >= q/4*3 {
+				dst = p
+			}
+			m, derr := simd.StdEncoding.Decode(dst, d.in[:q])
 			if derr != nil {
 				var ce base64.CorruptInputError
 				if errors.As(derr, &ce) {
 					derr = base64.CorruptInputError(d.read + int64(ce))
+				} else {
+					derr = base64.CorruptInputError(d.read)
 				}
 				d.err = derr
 				return 0, d.err
 			}
 			d.padded = d.in[q-1] == '='
 			d.read += int64(q)
-			d.out = d.outbuf[:m]
 			d.nin = copy(d.in[:], d.in[q:d.nin])
+			if len(p) >= q/4*3 {
+				if m > 0 {
+					return m, nil
+				}
+			} else {
+				d.out = d.outbuf[:m]
+			}
 		}
 		switch {
 		case err == io.EOF && d.nin > 0:
