@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,8 +153,9 @@ const flows = {
 // browserJS with a plan, and takes the page's results.
 type page struct {
 	origin  string
-	plan    map[string]any
 	results chan map[string]string
+	mu      sync.Mutex
+	plan    map[string]any // guarded by mu: set by open, read by the server
 }
 
 func newPage(t *testing.T) *page {
@@ -166,7 +168,9 @@ func newPage(t *testing.T) *page {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/page.html":
+			p.mu.Lock()
 			plan, _ := json.Marshal(p.plan)
+			p.mu.Unlock()
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			fmt.Fprintf(w, "<!doctype html><title>cairn from another origin</title><script>const plan = %s;\n%s</script>", plan, browserJS)
 		case "/result":
@@ -187,9 +191,13 @@ func newPage(t *testing.T) *page {
 	return p
 }
 
-// open loads the page in a headless Chromium and returns what it saw.
-func (p *page) open(t *testing.T, chromium string) map[string]string {
+// open loads the page, to run plan, in a headless Chromium and returns
+// what it saw.
+func (p *page) open(t *testing.T, chromium string, plan map[string]any) map[string]string {
 	t.Helper()
+	p.mu.Lock()
+	p.plan = plan
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -294,11 +302,9 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
-	everywhere.plan = plan("everywhere", allFlows...)
-	check("allowed everywhere", everywhere.open(t, chromium), func(step string) string { return works[step] })
+	check("allowed everywhere", everywhere.open(t, chromium, plan("everywhere", allFlows...)), func(step string) string { return works[step] })
 
-	perResource.plan = plan("per-resource", allFlows...)
-	check("allowed by the resources' rules", perResource.open(t, chromium), func(step string) string {
+	check("allowed by the resources' rules", perResource.open(t, chromium, plan("per-resource", allFlows...)), func(step string) string {
 		switch {
 		case step == "cs other bucket": // bucket 300 has no rule
 			return "error: TypeError"
@@ -310,8 +316,7 @@ func TestBrowser(t *testing.T) {
 		return works[step]
 	})
 
-	nowhere.plan = plan("nowhere", allFlows...)
-	check("allowed nowhere", nowhere.open(t, chromium), func(step string) string {
+	check("allowed nowhere", nowhere.open(t, chromium, plan("nowhere", allFlows...)), func(step string) string {
 		if step == "v1 range" || step == "cms range" {
 			return "skipped"
 		}
