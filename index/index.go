@@ -40,7 +40,9 @@ type Options struct {
 // DB is the index.
 type DB struct {
 	View
-	db *pebble.DB
+	st store
+	// pdb is the Pebble database, nil for an index in PostgreSQL.
+	pdb *pebble.DB
 }
 
 // Open opens, or creates, the index in dir of fs.
@@ -65,7 +67,8 @@ func Open(fs vfs.FS, dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", dir, err)
 	}
-	d := &DB{View: View{r: pdb}, db: pdb}
+	st := &pebbleStore{pebbleReader: pebbleReader{r: pdb}, db: pdb}
+	d := &DB{View: View{r: st}, st: st, pdb: pdb}
 	if err := d.checkFormat(); err != nil {
 		pdb.Close()
 		return nil, err
@@ -80,7 +83,7 @@ func (d *DB) checkFormat() error {
 	}
 	if !ok {
 		b := d.NewBatch()
-		b.b.Set(metaKey(metaFormat), encodeBE64(FormatVersion), nil)
+		b.set(metaKey(metaFormat), encodeBE64(FormatVersion))
 		return b.Commit()
 	}
 	f, err := decodeBE64(v)
@@ -94,43 +97,37 @@ func (d *DB) checkFormat() error {
 }
 
 // Close closes the index.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error { return d.st.close() }
 
 // Snapshot returns a consistent view of the index as of now; Close it.
 func (d *DB) Snapshot() *Snapshot {
-	s := d.db.NewSnapshot()
-	return &Snapshot{View: View{r: s}, s: s}
+	r, release := d.st.snapshot()
+	return &Snapshot{View: View{r: r}, release: release}
 }
 
 // Snapshot is a point-in-time View.
 type Snapshot struct {
 	View
-	s *pebble.Snapshot
+	release func() error
 }
 
 // Close releases the snapshot.
-func (s *Snapshot) Close() error { return s.s.Close() }
+func (s *Snapshot) Close() error { return s.release() }
 
-// Metrics returns Pebble's metrics.
-func (d *DB) Metrics() *pebble.Metrics { return d.db.Metrics() }
+// Metrics returns Pebble's metrics; nil for an index in PostgreSQL.
+func (d *DB) Metrics() *pebble.Metrics {
+	if d.pdb == nil {
+		return nil
+	}
+	return d.pdb.Metrics()
+}
 
 // View reads the index: the live database or a snapshot.
 type View struct {
-	r pebble.Reader
+	r reader
 }
 
-func (v View) get(key []byte) ([]byte, bool, error) {
-	val, closer, err := v.r.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("index: get %q: %w", key, err)
-	}
-	out := append([]byte(nil), val...)
-	closer.Close()
-	return out, true, nil
-}
+func (v View) get(key []byte) ([]byte, bool, error) { return v.r.get(key) }
 
 // Chunk returns a chunk's entry.
 func (v View) Chunk(id blob.ID) (Chunk, bool, error) {
@@ -258,43 +255,18 @@ func (b *Batch) SetApplied(seq uint64) { b.set(appliedKey(seq), nil) }
 func (d *DB) ClearApplied() error {
 	start := metaKey("applied/")
 	end := append(bytes.Clone(start), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	b := d.db.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange(start, end, nil); err != nil {
+	b := d.st.newBatch()
+	defer b.close()
+	b.deleteRange(start, end)
+	if err := b.commit(true); err != nil {
 		return fmt.Errorf("index: clear applied: %w", err)
 	}
-	return commit(b, pebble.Sync)
+	return nil
 }
 
 // scan yields the entries whose keys have prefix, from start (if not nil).
 func (v View) scan(prefix, start []byte) iter.Seq2[kv, error] {
-	return func(yield func(kv, error) bool) {
-		it, err := v.r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-		if err != nil {
-			yield(kv{}, fmt.Errorf("index: iterate: %w", err))
-			return
-		}
-		defer it.Close()
-		var ok bool
-		if start != nil {
-			ok = it.SeekGE(start)
-		} else {
-			ok = it.First()
-		}
-		for ; ok; ok = it.Next() {
-			val, err := it.ValueAndErr()
-			if err != nil {
-				yield(kv{}, fmt.Errorf("index: iterate: %w", err))
-				return
-			}
-			if !yield(kv{key: it.Key(), value: val}, nil) {
-				return
-			}
-		}
-		if err := it.Error(); err != nil {
-			yield(kv{}, fmt.Errorf("index: iterate: %w", err))
-		}
-	}
+	return v.r.scan(prefix, prefixEnd(prefix), start)
 }
 
 type kv struct{ key, value []byte }
@@ -531,7 +503,7 @@ func (v View) Totals() (Totals, error) {
 
 // Batch collects updates that Commit makes durable and visible at once.
 type Batch struct {
-	b      *pebble.Batch
+	b      batch
 	totals Totals
 }
 
@@ -540,22 +512,20 @@ type Batch struct {
 // use, so one lost in a crash, or never committed with its chunk, costs
 // only the speed of range reads (and GC deletes those with no chunk).
 func (d *DB) PutOutboards(obs map[blob.ID][]byte) error {
-	b := d.db.NewBatch()
-	defer b.Close()
+	b := d.st.newBatch()
+	defer b.close()
 	for id, ob := range obs {
-		_ = b.Set(OutboardKey(id), ob, nil)
+		b.set(OutboardKey(id), ob)
 	}
-	return commit(b, pebble.NoSync)
+	return b.commit(false)
 }
 
 // NewBatch returns an empty batch.
-func (d *DB) NewBatch() *Batch { return &Batch{b: d.db.NewBatch()} }
+func (d *DB) NewBatch() *Batch { return &Batch{b: d.st.newBatch()} }
 
-func (b *Batch) set(k, v []byte) { _ = b.b.Set(k, v, nil) } // a batch Set fails only on a closed batch
-func (b *Batch) del(k []byte)    { _ = b.b.Delete(k, nil) }
-func (b *Batch) merge(k, v []byte) {
-	_ = b.b.Merge(k, v, nil)
-}
+func (b *Batch) set(k, v []byte)   { b.b.set(k, v) }
+func (b *Batch) del(k []byte)      { b.b.del(k) }
+func (b *Batch) merge(k, v []byte) { b.b.merge(k, v) }
 
 // SetChunk writes a chunk entry.
 func (b *Batch) SetChunk(id blob.ID, c Chunk) { b.set(ChunkKey(id), EncodeChunk(c)) }
@@ -637,38 +607,26 @@ func (b *Batch) SetTotals(t Totals) { b.set(metaKey(metaTotals), sumOperand(t.ve
 // SetMeta writes a free-form meta value.
 func (b *Batch) SetMeta(name string, value []byte) { b.set(metaKey("x."+name), value) }
 
-// Repr returns the batch's updates, its totals included, in Pebble's
-// batch encoding: what Apply replays (a store in object mode logs it).
-// The batch may still be committed after.
+// Repr returns the batch's updates, its totals included, in the store's
+// batch encoding (Pebble's, or postgres.go's): what Apply replays (a
+// store in object mode logs it). The batch may still be committed after.
 func (b *Batch) Repr() []byte {
 	if b.totals != (Totals{}) {
 		b.merge(metaKey(metaTotals), sumOperand(b.totals.vector()...))
 		b.totals = Totals{}
 	}
-	return bytes.Clone(b.b.Repr())
+	return b.b.repr()
 }
 
 // Apply commits, unsynced, the updates of a batch that Repr returned
 // (restore replays a log of them; it syncs once at the end with Flush).
-func (d *DB) Apply(repr []byte) error {
-	b := d.db.NewBatch()
-	defer b.Close()
-	if err := b.SetRepr(bytes.Clone(repr)); err != nil {
-		return fmt.Errorf("index: apply: %w", err)
-	}
-	return commit(b, pebble.NoSync)
-}
+func (d *DB) Apply(repr []byte) error { return d.st.apply(repr) }
 
 // Flush makes everything applied durable.
-func (d *DB) Flush() error {
-	if err := d.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("index: flush: %w", err)
-	}
-	return nil
-}
+func (d *DB) Flush() error { return d.st.flush() }
 
 // Empty reports whether the batch has no updates.
-func (b *Batch) Empty() bool { return b.b.Empty() && b.totals == Totals{} }
+func (b *Batch) Empty() bool { return b.b.empty() && b.totals == Totals{} }
 
 // Commit applies the batch durably: it returns once the batch is in the
 // synced write-ahead log. The batch cannot be reused.
@@ -677,7 +635,7 @@ func (b *Batch) Commit() error {
 		b.merge(metaKey(metaTotals), sumOperand(b.totals.vector()...))
 	}
 	defer b.Close()
-	return commit(b.b, pebble.Sync)
+	return b.b.commit(true)
 }
 
 // commit commits b with opts (pebble.Sync but for outboards). A failed WAL write or sync is
@@ -711,15 +669,8 @@ func (f fatalError) Error() string { return "index: " + f.msg }
 func (f fatalError) Unwrap() error { return ErrFatal }
 
 // Close discards an uncommitted batch; after Commit it does nothing. It
-// may be called more than once: Pebble recycles a closed batch through a
-// pool, so closing its *pebble.Batch twice could release a batch another
-// goroutine has since taken.
-func (b *Batch) Close() {
-	if b.b != nil {
-		b.b.Close()
-		b.b = nil
-	}
-}
+// may be called more than once.
+func (b *Batch) Close() { b.b.close() }
 
 // pebbleLogger sends Pebble's messages to slog.
 type pebbleLogger struct{ l *slog.Logger }
@@ -743,9 +694,4 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 // Checkpoint writes a consistent copy of the index to dir, which must not
 // exist: its tables hard-linked where the file system allows, everything
 // committed before the call in it (unsynced writes too), synced.
-func (d *DB) Checkpoint(dir string) error {
-	if err := d.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
-		return fmt.Errorf("index: checkpoint to %s: %w", dir, err)
-	}
-	return nil
-}
+func (d *DB) Checkpoint(dir string) error { return d.st.checkpoint(dir) }

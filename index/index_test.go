@@ -184,7 +184,7 @@ func TestMergeCounters(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := db.db.Flush(); err != nil {
+	if err := db.pdb.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	b := db.NewBatch()
@@ -211,7 +211,7 @@ func TestFormatVersion(t *testing.T) {
 	fs := vfs.NewMem()
 	db := open(t, fs)
 	b := db.NewBatch()
-	b.b.Set(metaKey(metaFormat), encodeBE64(FormatVersion+1), nil)
+	b.set(metaKey(metaFormat), encodeBE64(FormatVersion+1))
 	b.Commit()
 	db.Close()
 	if _, err := Open(fs, "idx", Options{}); err == nil {
