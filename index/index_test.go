@@ -3,6 +3,8 @@ package index
 import (
 	"bytes"
 	"cmp"
+	"context"
+	"os"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cairnstore/cairn/internal/blob"
+	"github.com/cairnstore/cairn/internal/testtool"
 )
 
 func open(t *testing.T, fs vfs.FS) *DB {
@@ -22,6 +25,39 @@ func open(t *testing.T, fs vfs.FS) *DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testtool.StopSharedPostgres()
+	os.Exit(code)
+}
+
+// stores runs f on each kind of store: Pebble (on a memory file system)
+// and PostgreSQL (a database of its own in the package's cluster). f
+// opens the index with open, as often as it likes: each time the same
+// one.
+func stores(t *testing.T, f func(t *testing.T, open func() (*DB, error))) {
+	t.Run("store=pebble", func(t *testing.T) {
+		fs := vfs.NewMem()
+		f(t, func() (*DB, error) { return Open(fs, "idx", Options{}) })
+	})
+	t.Run("store=postgres", func(t *testing.T) {
+		dsn := testtool.SharedPostgres(t).NewDatabase(t)
+		f(t, func() (*DB, error) { return OpenPostgres(context.Background(), dsn, Options{}) })
+	})
+}
+
+// must is open that ends the test on an error.
+func must(t *testing.T, open func() (*DB, error)) func() *DB {
+	return func() *DB {
+		t.Helper()
+		db, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
 }
 
 func TestRecordKeyOrder(t *testing.T) {
@@ -107,8 +143,11 @@ func TestValueRoundTrip(t *testing.T) {
 }
 
 func TestPersistAndScan(t *testing.T) {
-	fs := vfs.NewMem()
-	db := open(t, fs)
+	stores(t, func(t *testing.T, open func() (*DB, error)) { testPersistAndScan(t, must(t, open)) })
+}
+
+func testPersistAndScan(t *testing.T, reopen func() *DB) {
+	db := reopen()
 	b := db.NewBatch()
 	for _, tenant := range []string{"a", "ab", "b"} {
 		for i := range 5 {
@@ -126,7 +165,7 @@ func TestPersistAndScan(t *testing.T) {
 	}
 	db.Close()
 
-	db = open(t, fs)
+	db = reopen()
 	defer db.Close()
 	var names []string
 	for e, err := range db.Records("ns", "a", "dir/", "dir/2") {
@@ -160,8 +199,11 @@ func TestPersistAndScan(t *testing.T) {
 // TestMergeCounters adds to the same counters from many goroutines, across
 // flushes, and checks the sums and maxima.
 func TestMergeCounters(t *testing.T) {
-	fs := vfs.NewMem()
-	db := open(t, fs)
+	stores(t, func(t *testing.T, open func() (*DB, error)) { testMergeCounters(t, must(t, open)) })
+}
+
+func testMergeCounters(t *testing.T, reopen func() *DB) {
+	db := reopen()
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -184,14 +226,16 @@ func TestMergeCounters(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := db.pdb.Flush(); err != nil {
-		t.Fatal(err)
+	if db.pdb != nil {
+		if err := db.pdb.Flush(); err != nil { // the merges into tables, and on from there
+			t.Fatal(err)
+		}
 	}
 	b := db.NewBatch()
 	b.SetSealed(1, 6000)
 	b.Commit()
 	db.Close()
-	db = open(t, fs)
+	db = reopen()
 	defer db.Close()
 	segs, err := db.Segments()
 	if err != nil {
@@ -208,15 +252,17 @@ func TestMergeCounters(t *testing.T) {
 }
 
 func TestFormatVersion(t *testing.T) {
-	fs := vfs.NewMem()
-	db := open(t, fs)
-	b := db.NewBatch()
-	b.set(metaKey(metaFormat), encodeBE64(FormatVersion+1))
-	b.Commit()
-	db.Close()
-	if _, err := Open(fs, "idx", Options{}); err == nil {
-		t.Fatal("opened an index of a newer format")
-	}
+	stores(t, func(t *testing.T, open func() (*DB, error)) {
+		db := must(t, open)()
+		b := db.NewBatch()
+		b.set(metaKey(metaFormat), encodeBE64(FormatVersion+1))
+		b.Commit()
+		db.Close()
+		if db, err := open(); err == nil {
+			db.Close()
+			t.Fatal("opened an index of a newer format")
+		}
+	})
 }
 
 // TestBatchCloseAfterCommit closes batches after Commit, as callers do
@@ -225,7 +271,11 @@ func TestFormatVersion(t *testing.T) {
 // goroutine is filling: under -race that shows as a data race, and
 // without it as records lost or mixed between batches.
 func TestBatchCloseAfterCommit(t *testing.T) {
-	db := open(t, vfs.NewMem())
+	stores(t, func(t *testing.T, open func() (*DB, error)) { testBatchCloseAfterCommit(t, must(t, open)) })
+}
+
+func testBatchCloseAfterCommit(t *testing.T, reopen func() *DB) {
+	db := reopen()
 	defer db.Close()
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -257,4 +307,106 @@ func TestBatchCloseAfterCommit(t *testing.T) {
 			t.Errorf("tenant %d: %d records, want 50", g, n)
 		}
 	}
+}
+
+// TestStoreSemantics: what the engine relies on of a store, on each:
+// scans over many pages from a start and within a prefix, snapshots that
+// do not see later commits, batches whose repr applied elsewhere makes
+// the same index, and range deletes.
+func TestStoreSemantics(t *testing.T) {
+	stores(t, func(t *testing.T, open func() (*DB, error)) {
+		db := must(t, open)()
+		defer db.Close()
+		b := db.NewBatch()
+		for i := range 1500 { // several of PostgreSQL's pages
+			b.SetRecord(RecordKey{"ns", "t", fmt.Sprintf("%05d", i)}, Record{Size: int64(i), Version: 1})
+		}
+		b.SetRecord(RecordKey{"ns", "u", "00000"}, Record{Version: 1})
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		count := func(v View, start string) (n int, first string) {
+			for r, err := range v.Records("ns", "t", "", start) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					first = r.Key.Name
+				}
+				n++
+			}
+			return n, first
+		}
+		if n, first := count(db.View, "00700"); n != 800 || first != "00700" {
+			t.Fatalf("scan from 00700: %d records from %q, want 800 from 00700", n, first)
+		}
+
+		snap := db.Snapshot()
+		b = db.NewBatch()
+		for i := range 100 {
+			b.DeleteRecord(RecordKey{"ns", "t", fmt.Sprintf("%05d", i)})
+		}
+		b.SetRecord(RecordKey{"ns", "t", "99999"}, Record{Version: 1})
+		b.AddLive(7, 100, 1)
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := count(snap.View, ""); n != 1500 {
+			t.Errorf("the snapshot sees %d records, want the 1500 of before", n)
+		}
+		if _, ok, err := snap.Record(RecordKey{"ns", "t", "99999"}); ok || err != nil {
+			t.Errorf("the snapshot sees a record written after it: %v, %v", ok, err)
+		}
+		if err := snap.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n, first := count(db.View, ""); n != 1401 || first != "00100" {
+			t.Errorf("live: %d records from %q, want 1401 from 00100", n, first)
+		}
+
+		// A batch's repr, applied again, makes the same changes again.
+		b = db.NewBatch()
+		b.SetRecord(RecordKey{"ns", "r", "a"}, Record{Size: 1, Version: 1})
+		b.DeleteRecord(RecordKey{"ns", "r", "a"})
+		b.SetRecord(RecordKey{"ns", "r", "b"}, Record{Size: 2, Version: 1})
+		b.AddLive(7, 5, 1)
+		b.AddLive(7, 5, 1)
+		b.RaiseEnd(7, 900)
+		b.AddTotals(Totals{Records: 3})
+		b.SetApplied(42)
+		repr := b.Repr()
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		segs, err := db.Segments()
+		if err != nil || len(segs) != 1 || segs[0].LiveBytes != 110 || segs[0].LiveChunks != 3 || segs[0].End != 900 {
+			t.Fatalf("Segments = %+v, %v", segs, err)
+		}
+		other := db
+		if err := other.Apply(repr); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		segs, _ = other.Segments()
+		if len(segs) != 1 || segs[0].LiveBytes != 120 || segs[0].End != 900 {
+			t.Errorf("after Apply: Segments = %+v", segs)
+		}
+		if _, ok, _ := other.Record(RecordKey{"ns", "r", "a"}); ok {
+			t.Error("after Apply: a record the batch deleted after setting it is there")
+		}
+		if r, ok, _ := other.Record(RecordKey{"ns", "r", "b"}); !ok || r.Size != 2 {
+			t.Error("after Apply: a record the batch set is not there")
+		}
+		if ok, err := db.Applied(42); !ok || err != nil {
+			t.Fatalf("Applied(42) = %v, %v", ok, err)
+		}
+		if err := db.ClearApplied(); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := db.Applied(42); ok {
+			t.Error("ClearApplied left a mark")
+		}
+	})
 }

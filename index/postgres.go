@@ -1,0 +1,497 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The index in PostgreSQL: one table of ordered bytea keys (bytea sorts
+// bytewise, as Pebble does), each batch one transaction. A merge (the
+// counters of merge.go) reads the row under a lock and writes the merged
+// value in the same transaction; a transaction that deadlocks or fails
+// to serialize is retried whole, which callers never see.
+
+const (
+	pgTable = "cairn_index"
+	// pgPage is how many entries a scan fetches a query.
+	pgPage = 512
+	// pgTimeout bounds each statement, so that a server that stops
+	// answering fails requests instead of holding them.
+	pgTimeout = 30 * time.Second
+	// pgRetries bounds the retries of a transaction that deadlocked or
+	// failed to serialize.
+	pgRetries = 20
+	// pgReprMagic begins a batch repr of this store (Pebble's begin with
+	// a sequence number).
+	pgReprMagic = 0xC1
+)
+
+// OpenPostgres opens, or creates, the index in the PostgreSQL database
+// dsn names (postgres://user:password@host:port/db?…, or the key=value
+// form; pgx's environment variables apply).
+func OpenPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("index: postgres: %w", err)
+	}
+	if cfg.MaxConns < 32 {
+		cfg.MaxConns = 32 // a scan holds a connection while its caller reads others
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("index: postgres: %w", err)
+	}
+	st := &pgStore{pool: pool}
+	st.pgReader = pgReader{live: st}
+	cctx, cancel := context.WithTimeout(ctx, pgTimeout)
+	defer cancel()
+	if _, err := pool.Exec(cctx, "CREATE TABLE IF NOT EXISTS "+pgTable+" (k bytea PRIMARY KEY, v bytea NOT NULL)"); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("index: postgres: create the table: %w", err)
+	}
+	d := &DB{View: View{r: st}, st: st}
+	if err := d.checkFormat(); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+type pgStore struct {
+	pgReader
+	pool *pgxpool.Pool
+}
+
+// pgReader reads the live table (live set) or a snapshot's transaction.
+type pgReader struct {
+	live *pgStore
+	// A snapshot: its transaction, used by one query at a time.
+	mu *sync.Mutex
+	tx pgx.Tx
+}
+
+func pgErr(what string, err error) error { return fmt.Errorf("index: postgres: %s: %w", what, err) }
+
+func (r pgReader) get(key []byte) ([]byte, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	var v []byte
+	var err error
+	const q = "SELECT v FROM " + pgTable + " WHERE k = $1"
+	if r.tx != nil {
+		r.mu.Lock()
+		err = r.tx.QueryRow(ctx, q, key).Scan(&v)
+		r.mu.Unlock()
+	} else {
+		err = r.live.pool.QueryRow(ctx, q, key).Scan(&v)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, pgErr(fmt.Sprintf("get %q", key), err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, true, nil
+}
+
+// page returns up to pgPage entries from (after, or from start), below upper.
+func page(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, from []byte, inclusive bool, upper []byte) ([]kv, error) {
+	cmp := ">"
+	if inclusive {
+		cmp = ">="
+	}
+	sql := "SELECT k, v FROM " + pgTable + " WHERE k " + cmp + " $1"
+	args := []any{from}
+	if upper != nil {
+		sql += " AND k < $2"
+		args = append(args, upper)
+	}
+	sql += fmt.Sprintf(" ORDER BY k LIMIT %d", pgPage)
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []kv
+	for rows.Next() {
+		var e kv
+		if err := rows.Scan(&e.key, &e.value); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	rows.Close()
+	return out, rows.Err()
+}
+
+func (r pgReader) scan(lower, upper, start []byte) iter.Seq2[kv, error] {
+	return func(yield func(kv, error) bool) {
+		from := lower
+		if start != nil && bytes.Compare(start, lower) > 0 {
+			from = start
+		}
+		if from == nil {
+			from = []byte{}
+		}
+		// The live table is read in a transaction of its own, so that
+		// the scan sees one moment, as a Pebble iterator does.
+		tx, mu := r.tx, r.mu
+		if tx == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+			t, err := r.live.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+			cancel()
+			if err != nil {
+				yield(kv{}, pgErr("scan", err))
+				return
+			}
+			defer t.Rollback(context.Background())
+			tx, mu = t, &sync.Mutex{}
+		}
+		inclusive := true
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+			mu.Lock()
+			entries, err := page(ctx, tx, from, inclusive, upper)
+			mu.Unlock()
+			cancel()
+			if err != nil {
+				yield(kv{}, pgErr("scan", err))
+				return
+			}
+			for _, e := range entries {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(entries) < pgPage {
+				return
+			}
+			from, inclusive = entries[len(entries)-1].key, false
+		}
+	}
+}
+
+func (p *pgStore) newBatch() batch { return &pgBatch{st: p} }
+
+func (p *pgStore) snapshot() (reader, func() error) {
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err == nil {
+		// The snapshot is taken by the first statement, not by BEGIN.
+		_, err = tx.Exec(ctx, "SELECT 1")
+	}
+	if err != nil {
+		return failedReader{pgErr("snapshot", err)}, func() error { return nil }
+	}
+	r := pgReader{live: p, mu: &sync.Mutex{}, tx: tx}
+	return r, func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return tx.Rollback(context.Background())
+	}
+}
+
+// failedReader answers every read with the error that kept a snapshot
+// from being taken.
+type failedReader struct{ err error }
+
+func (f failedReader) get([]byte) ([]byte, bool, error) { return nil, false, f.err }
+func (f failedReader) scan(_, _, _ []byte) iter.Seq2[kv, error] {
+	return func(yield func(kv, error) bool) { yield(kv{}, f.err) }
+}
+
+func (p *pgStore) apply(repr []byte) error {
+	b := &pgBatch{st: p}
+	if err := b.decode(repr); err != nil {
+		return fmt.Errorf("index: apply: %w", err)
+	}
+	return b.commit(false)
+}
+
+// flush makes the commits made unsynced durable: a synchronous commit
+// waits for the log up to its own record, and so past theirs.
+func (p *pgStore) flush() error {
+	b := &pgBatch{st: p}
+	b.set(metaKey("x.flush"), nil)
+	return b.commit(true)
+}
+
+func (p *pgStore) checkpoint(string) error {
+	return fmt.Errorf("%w: a checkpoint of an index in PostgreSQL (back it up with pg_dump or pg_basebackup)", ErrUnsupported)
+}
+
+func (p *pgStore) close() error {
+	p.pool.Close()
+	return nil
+}
+
+// The kinds of a pgBatch's updates, as its repr writes them.
+const (
+	pgSet byte = iota + 1
+	pgDel
+	pgMerge
+	pgDelRange
+)
+
+type pgOp struct {
+	kind byte
+	k, v []byte
+}
+
+type pgBatch struct {
+	st  *pgStore
+	ops []pgOp
+}
+
+func (b *pgBatch) set(k, v []byte) {
+	b.ops = append(b.ops, pgOp{pgSet, bytes.Clone(k), bytes.Clone(v)})
+}
+func (b *pgBatch) del(k []byte) { b.ops = append(b.ops, pgOp{pgDel, bytes.Clone(k), nil}) }
+func (b *pgBatch) merge(k, v []byte) {
+	b.ops = append(b.ops, pgOp{pgMerge, bytes.Clone(k), bytes.Clone(v)})
+}
+func (b *pgBatch) deleteRange(start, end []byte) {
+	b.ops = append(b.ops, pgOp{pgDelRange, bytes.Clone(start), bytes.Clone(end)})
+}
+func (b *pgBatch) empty() bool { return len(b.ops) == 0 }
+func (b *pgBatch) close()      { b.ops = nil }
+
+func (b *pgBatch) repr() []byte {
+	out := []byte{pgReprMagic}
+	for _, op := range b.ops {
+		out = append(out, op.kind)
+		out = binary.AppendUvarint(out, uint64(len(op.k)))
+		out = append(out, op.k...)
+		out = binary.AppendUvarint(out, uint64(len(op.v)))
+		out = append(out, op.v...)
+	}
+	return out
+}
+
+func (b *pgBatch) decode(repr []byte) error {
+	if len(repr) == 0 || repr[0] != pgReprMagic {
+		return corruptf("not a batch of an index in PostgreSQL")
+	}
+	rest := repr[1:]
+	field := func() ([]byte, bool) {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n {
+			return nil, false
+		}
+		f := rest[w : w+int(n)]
+		rest = rest[w+int(n):]
+		return bytes.Clone(f), true
+	}
+	for len(rest) > 0 {
+		kind := rest[0]
+		rest = rest[1:]
+		k, ok1 := field()
+		v, ok2 := field()
+		if !ok1 || !ok2 || kind < pgSet || kind > pgDelRange {
+			return corruptf("bad batch repr")
+		}
+		b.ops = append(b.ops, pgOp{kind, k, v})
+	}
+	return nil
+}
+
+// pgFinal is what a batch leaves of one key: deleted, set to a value, or
+// merged with operands whose base the table holds.
+type pgFinal struct {
+	kind byte // pgSet, pgDel or pgMerge
+	v    []byte
+}
+
+// mergeValues merges operand b into a (merge.go's operands).
+func mergeValues(a, b []byte) ([]byte, error) {
+	m := &valueMerger{}
+	if err := m.add(a); err != nil {
+		return nil, err
+	}
+	if err := m.add(b); err != nil {
+		return nil, err
+	}
+	v, _, err := m.Finish(true)
+	return v, err
+}
+
+func (b *pgBatch) commit(sync bool) error {
+	defer b.close()
+	if len(b.ops) == 0 {
+		return nil
+	}
+	var ranges []pgOp
+	final := map[string]*pgFinal{}
+	for _, op := range b.ops {
+		k := string(op.k)
+		f := final[k]
+		switch op.kind {
+		case pgDelRange:
+			// Only ever alone in its batch (ClearApplied): applied first.
+			ranges = append(ranges, op)
+		case pgSet:
+			final[k] = &pgFinal{pgSet, op.v}
+		case pgDel:
+			final[k] = &pgFinal{kind: pgDel}
+		case pgMerge:
+			switch {
+			case f == nil:
+				final[k] = &pgFinal{pgMerge, op.v}
+			case f.kind == pgDel:
+				final[k] = &pgFinal{pgSet, op.v}
+			default:
+				v, err := mergeValues(f.v, op.v)
+				if err != nil {
+					return fmt.Errorf("index: commit: %w", err)
+				}
+				f.v = v
+			}
+		}
+	}
+	var dels, setK, setV, mergeK [][]byte
+	keys := make([]string, 0, len(final))
+	for k := range final {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // one order for every transaction's locks
+	for _, k := range keys {
+		f := final[k]
+		switch f.kind {
+		case pgDel:
+			dels = append(dels, []byte(k))
+		case pgSet:
+			setK, setV = append(setK, []byte(k)), append(setV, nonNil(f.v))
+		case pgMerge:
+			mergeK = append(mergeK, []byte(k))
+		}
+	}
+	var err error
+	for range pgRetries {
+		err = b.run(sync, ranges, dels, setK, setV, mergeK, final)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "40001" && pe.Code != "40P01") {
+			break
+		}
+	}
+	if err != nil {
+		return pgErr("commit", err)
+	}
+	return nil
+}
+
+func nonNil(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return v
+}
+
+// run is one attempt at a batch's transaction.
+func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byte, final map[string]*pgFinal) error {
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	tx, err := b.st.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	if !sync {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
+			return err
+		}
+	}
+	for _, r := range ranges {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+pgTable+" WHERE k >= $1 AND k < $2", r.k, r.v); err != nil {
+			return err
+		}
+	}
+	if len(dels) > 0 {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+pgTable+" WHERE k = ANY($1)", dels); err != nil {
+			return err
+		}
+	}
+	if len(setK) > 0 {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+pgTable+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v", setK, setV); err != nil {
+			return err
+		}
+	}
+	if len(mergeK) > 0 {
+		// A key not there yet takes the operand as its value; the others
+		// are read locked, merged here and written back.
+		ops := make([][]byte, len(mergeK))
+		for i, k := range mergeK {
+			ops[i] = final[string(k)].v
+		}
+		rows, err := tx.Query(ctx, "INSERT INTO "+pgTable+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO NOTHING RETURNING k", mergeK, ops)
+		if err != nil {
+			return err
+		}
+		inserted := map[string]bool{}
+		for rows.Next() {
+			var k []byte
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			inserted[string(k)] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var rest [][]byte
+		for _, k := range mergeK {
+			if !inserted[string(k)] {
+				rest = append(rest, k)
+			}
+		}
+		if len(rest) > 0 {
+			rows, err := tx.Query(ctx, "SELECT k, v FROM "+pgTable+" WHERE k = ANY($1) ORDER BY k FOR UPDATE", rest)
+			if err != nil {
+				return err
+			}
+			var upK, upV [][]byte
+			for rows.Next() {
+				var k, v []byte
+				if err := rows.Scan(&k, &v); err != nil {
+					rows.Close()
+					return err
+				}
+				merged, err := mergeValues(v, final[string(k)].v)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				upK, upV = append(upK, k), append(upV, merged)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(upK) != len(rest) {
+				return &pgconn.PgError{Code: "40001", Message: "a merged row was deleted meanwhile"}
+			}
+			if _, err := tx.Exec(ctx, "UPDATE "+pgTable+" AS t SET v = u.v FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) WHERE t.k = u.k", upK, upV); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit(ctx)
+}
