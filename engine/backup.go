@@ -45,6 +45,9 @@ func (e *Engine) Backup(ctx context.Context, dir string) (BackupReport, error) {
 	if e.opts.Objects != nil {
 		return rep, fmt.Errorf("%w: the segments are in %s: back up the bucket with its own tools", ErrInvalid, e.opts.Objects)
 	}
+	if e.opts.Index != "" {
+		return rep, fmt.Errorf("%w: the index is in PostgreSQL: back it up with PostgreSQL's tools (pg_dump), then the folder", ErrInvalid)
+	}
 	if _, err := e.fs.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		return rep, fmt.Errorf("%w: backup folder %s exists already", ErrInvalid, dir)
 	}

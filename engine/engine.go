@@ -118,6 +118,11 @@ type Options struct {
 	// it the least recently used are removed (reads then fetch what they
 	// need from the object store). Default 1 GiB.
 	CacheSize int64
+	// Index, if set, keeps the index in PostgreSQL (a connection string:
+	// postgres://user:password@host:port/db) instead of Pebble in the
+	// data folder (pgindex.go). A store is made with its index in one
+	// place and stays there.
+	Index string
 	// UploadWait bounds how long an upload waits for one of those slots
 	// before it fails with ErrBusy, so that a waiting client never holds
 	// its connection indefinitely. Default 30 seconds.
@@ -247,6 +252,9 @@ type Engine struct {
 	streams    streams
 	// logSeq numbers the logged transactions (log.go).
 	logSeq atomic.Uint64
+	// lock holds the data folder when the index is in PostgreSQL
+	// (Pebble's lock does otherwise).
+	lock io.Closer
 }
 
 // Open opens the store in dir, creating it if needed, and recovers from a
@@ -262,7 +270,8 @@ func Open(dir string, opts Options) (*Engine, error) {
 		fs = privateFS{fs}
 	}
 	if opts.MustExist {
-		if _, err := fs.Stat(fs.PathJoin(dir, indexDir)); errors.Is(err, os.ErrNotExist) {
+		_, err := fs.Stat(fs.PathJoin(dir, indexDir))
+		if _, perr := fs.Stat(fs.PathJoin(dir, postgresFile)); errors.Is(err, os.ErrNotExist) && errors.Is(perr, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w in %s", ErrNoStore, dir)
 		}
 	}
@@ -305,26 +314,39 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	_, statErr := fs.Stat(fs.PathJoin(dir, indexDir))
-	fresh := errors.Is(statErr, os.ErrNotExist)
-	if err := checkOpenSpace(fs, fs.PathJoin(dir, indexDir)); err != nil {
-		return nil, err
-	}
-	e.idx, err = index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		// The index's lock is held: say by whom.
-		return nil, fmt.Errorf("%w: %s is open in another process%s", ErrInUse, dir, ownerOf(fs, dir))
-	}
-	if err != nil {
-		return nil, err
+	_, pgErr := fs.Stat(fs.PathJoin(dir, postgresFile))
+	fresh := errors.Is(statErr, os.ErrNotExist) && errors.Is(pgErr, os.ErrNotExist)
+	switch {
+	case opts.Index != "":
+		if !errors.Is(statErr, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s keeps its index in the folder, not in PostgreSQL", ErrInvalid, dir)
+		}
+		if e.lock, err = e.openPostgresIndex(fresh); err != nil {
+			return nil, err
+		}
+	case pgErr == nil:
+		return nil, fmt.Errorf("%w: %s keeps its index in PostgreSQL: give it that database (--index)", ErrInvalid, dir)
+	default:
+		if err := checkOpenSpace(fs, fs.PathJoin(dir, indexDir)); err != nil {
+			return nil, err
+		}
+		e.idx, err = index.Open(fs, fs.PathJoin(dir, indexDir), index.Options{Logger: opts.Logger, CacheSize: opts.IndexCacheSize})
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			// The index's lock is held: say by whom.
+			return nil, fmt.Errorf("%w: %s is open in another process%s", ErrInUse, dir, ownerOf(fs, dir))
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	writeOwner(fs, dir)
 	if err := e.checkObjectsFile(fresh); err != nil {
-		e.idx.Close()
+		e.closeIndex()
 		e.comp.Close()
 		return nil, err
 	}
 	if err := e.recover(); err != nil {
-		e.idx.Close()
+		e.closeIndex()
 		e.comp.Close()
 		return nil, err
 	}
@@ -613,9 +635,19 @@ func (e *Engine) Close() error {
 		e.flushObjectDeletes()
 	}
 	errs = append(errs, e.files.closeAll())
-	errs = append(errs, e.idx.Close())
+	errs = append(errs, e.closeIndex())
 	e.comp.Close()
 	return errors.Join(errs...)
+}
+
+// closeIndex closes the index, and releases the folder's lock if the
+// index is in PostgreSQL.
+func (e *Engine) closeIndex() error {
+	err := e.idx.Close()
+	if e.lock != nil {
+		err = errors.Join(err, e.lock.Close())
+	}
+	return err
 }
 
 // fileTable keeps segment files open for reading. Compaction drops a

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -27,11 +26,7 @@ func open(t *testing.T, fs vfs.FS) *DB {
 	return db
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testtool.StopSharedPostgres()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testtool.Main(m) }
 
 // stores runs f on each kind of store: Pebble (on a memory file system)
 // and PostgreSQL (a database of its own in the package's cluster). f

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/cairnstore/cairn/engine"
@@ -29,6 +30,12 @@ import (
 // segments in a bucket of a MinIO server of its own instead, so that the
 // same tests run on both kinds of store (.ci/run runs the API packages'
 // tests so too).
+//
+// With CAIRN_TEST_INDEX=postgres (IndexEnv) such an engine keeps its index
+// in a database of its own in a PostgreSQL cluster the test binary shares
+// (testtool.SharedPostgres), so that the engine's tests run on both
+// kinds of index; OpenDir opens the same folder with the same database
+// again.
 func Open(t testing.TB, opts engine.Options) *engine.Engine {
 	t.Helper()
 	if os.Getenv(StoreEnv) == "s3" && opts.FS == nil && opts.Objects == nil {
@@ -40,12 +47,33 @@ func Open(t testing.TB, opts engine.Options) *engine.Engine {
 		// own temporary folder is open to all).
 		dir = filepath.Join(t.TempDir(), "data")
 	}
+	if os.Getenv(IndexEnv) == "postgres" && opts.FS == nil && opts.Objects == nil && opts.Index == "" {
+		databases.Store(dir, testtool.SharedPostgres(t).NewDatabase(t))
+	}
 	return OpenDir(t, dir, opts)
+}
+
+// IndexEnv names the environment variable that moves the index of the
+// engines Open makes to PostgreSQL: "postgres".
+const IndexEnv = "CAIRN_TEST_INDEX"
+
+// databases are the PostgreSQL databases of the folders Open made, by
+// folder, under IndexEnv.
+var databases sync.Map
+
+// IndexOf returns the options to open dir again with: with its database,
+// under IndexEnv, if Open gave it one.
+func IndexOf(dir string, opts engine.Options) engine.Options {
+	if dsn, ok := databases.Load(dir); ok && opts.Index == "" {
+		opts.Index = dsn.(string)
+	}
+	return opts
 }
 
 // OpenDir is Open on a given directory.
 func OpenDir(t testing.TB, dir string, opts engine.Options) *engine.Engine {
 	t.Helper()
+	opts = IndexOf(dir, opts)
 	if opts.Logger == nil {
 		opts.Logger = Logger(t)
 	}

@@ -143,7 +143,10 @@ func (p *Postgres) Start() {
 	p.cmd = exec.Command(filepath.Join(p.bin, "postgres"), "-D", filepath.Join(p.dir, "data"),
 		"-c", "listen_addresses=127.0.0.1", "-p", port, "-c", "unix_socket_directories="+p.dir,
 		"-c", "max_connections=200", "-c", "log_min_messages=warning")
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: true}
+	// Pdeathsig: a test binary that exits without StopSharedPostgres (a
+	// package without the TestMain that calls it, a test killed) takes
+	// its server with it (SIGQUIT: immediate shutdown).
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	p.cmd.Dir = p.dir
 	var logs strings.Builder
 	p.cmd.Stderr = &logs
@@ -205,4 +208,14 @@ func (p *Postgres) NewDatabase(t testing.TB) string {
 		t.Fatalf("CREATE DATABASE %s: %v", name, err)
 	}
 	return p.DSN(name)
+}
+
+// Main runs a package's tests and then StopSharedPostgres: a package
+// whose tests may share a cluster says
+//
+//	func TestMain(m *testing.M) { testtool.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	StopSharedPostgres()
+	os.Exit(code)
 }
