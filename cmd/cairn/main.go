@@ -85,6 +85,9 @@ type env struct {
 	// those of a store in object mode.
 	s3Endpoint string
 	cacheSize  int64
+	// index is --index: the PostgreSQL database of a store whose index is
+	// in one.
+	index string
 }
 
 // parseInterspersed parses flags wherever they appear among the
@@ -158,6 +161,9 @@ func runEnv(ctx context.Context, args []string, e *env) error {
 	}
 	if f := fs.Lookup("s3-endpoint"); f != nil {
 		e.s3Endpoint = f.Value.String()
+	}
+	if f := fs.Lookup("index"); f != nil {
+		e.index = f.Value.String()
 	}
 	if f := fs.Lookup("cache-size"); f != nil {
 		e.cacheSize = f.Value.(flag.Getter).Get().(int64)

@@ -133,7 +133,7 @@ type shutdown struct{ drain, grace time.Duration }
 // serve runs the server on the store in data; cfg holds the APIs'
 // settings (its Engine, Logger and Registry are filled in here).
 func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen listeners, stop shutdown, m maintenance, eo engine.Options, cfg server.Config) error {
-	eo.Logger, eo.KeyFile, eo.CacheSize = log, e.keyFile, e.cacheSize
+	eo.Logger, eo.KeyFile, eo.CacheSize, eo.Index = log, e.keyFile, e.cacheSize, e.index
 	eng, err := engine.Open(data, eo)
 	if err != nil {
 		return err
@@ -224,6 +224,7 @@ func serve(ctx context.Context, e *env, log *slog.Logger, data string, listen li
 func dataFlag(fs *flag.FlagSet) *string {
 	fs.String("key-file", "", "the store's key, which seals the signing secrets kept in its index (default secret.key in the data folder; keep it elsewhere, and backed up, so that a copy of the folder alone grants nothing)")
 	fs.Int64("cache-size", 1<<30, "for a store whose segments are in an object store: bytes of segment copies and fetched chunks kept in the data folder; the least recently used are removed past it, and reads fetch what they need from the object store")
+	fs.String("index", "", "where the index is: \"\" for the data folder (Pebble), or a PostgreSQL database, postgres://user@host:port/db (its password from PGPASSWORD or ~/.pgpass, so that it is not in the process list); a store stays where it was made")
 	fs.String("s3-endpoint", "", "the object store's endpoint (http(s)://host:port), for a store whose segments are in one (default: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS S3); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the region from AWS_REGION")
 	return fs.String("data", "cairn-data", "the data folder")
 }

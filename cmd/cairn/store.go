@@ -43,7 +43,7 @@ that exists is left as it is.`,
 				if err != nil {
 					return err
 				}
-				eng, err := engine.Open(*data, engine.Options{Logger: log, KeyFile: e.keyFile, Objects: objs})
+				eng, err := engine.Open(*data, engine.Options{Logger: log, KeyFile: e.keyFile, Objects: objs, Index: e.index})
 				if err != nil {
 					return err
 				}
@@ -131,7 +131,7 @@ func withStore(data string, e *env, fn func(*engine.Engine) error) error {
 	if err != nil {
 		return err
 	}
-	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile, MustExist: true, Objects: objs, CacheSize: e.cacheSize})
+	eng, err := engine.Open(data, engine.Options{Logger: log, KeyFile: e.keyFile, MustExist: true, Objects: objs, CacheSize: e.cacheSize, Index: e.index})
 	if errors.Is(err, engine.ErrNoStore) {
 		return fmt.Errorf("%w (cairn init --data %s makes one, as cairn serve does)", err, data)
 	}
