@@ -583,7 +583,10 @@ func (e *Engine) fail(err error) error {
 		return fmt.Errorf("%w: %w", ErrNoSpace, err)
 	}
 	if errors.Is(err, ErrUnavailable) {
-		return err // the object store's failure, not ours: writes go on once it answers
+		// The object store's failure, or the index's database's (which
+		// did not take the commit, or did and did not say): not ours,
+		// nothing here is inconsistent, and writes go on once it answers.
+		return err
 	}
 	if e.failed.CompareAndSwap(nil, &err) {
 		e.log.Error("write failed; refusing writes until restart", "err", err)

@@ -42,6 +42,9 @@ func corrupt(err error) error {
 	if errors.Is(err, ErrCorrupt) {
 		return err
 	}
+	if errors.Is(err, ErrUnavailable) {
+		return err // not bad bytes: a database away
+	}
 	return fmt.Errorf("%w: %w", ErrCorrupt, err)
 }
 

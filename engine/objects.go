@@ -53,7 +53,9 @@ type Objects interface {
 
 // ErrUnavailable: the object store holding the segments did not answer
 // or failed; nothing was stored. Retry later.
-var ErrUnavailable = errors.New("engine: object store unavailable")
+// It is index.ErrUnavailable, which an index in PostgreSQL returns when
+// its database does not answer, so that both are one thing to callers.
+var ErrUnavailable = index.ErrUnavailable
 
 // objectsFile, in the data folder, names the object store of a store in
 // object mode, so that the folder is never opened without it.

@@ -73,3 +73,37 @@ func TestIndexInPostgres(t *testing.T) {
 		t.Fatalf("after reopening: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestIndexOutage: while the index's PostgreSQL is down, writes and reads
+// fail with ErrUnavailable (503 to clients), not as corruption and not
+// for good; once it is back they work again, without reopening, and
+// nothing acknowledged before is lost.
+func TestIndexOutage(t *testing.T) {
+	pg := testtool.StartPostgres(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	e := enginetest.OpenDir(t, dir, engine.Options{Index: pg.NewDatabase(t)})
+	ctx := context.Background()
+	put := func(name string) error {
+		_, err := e.PutRecord(ctx, engine.Key{Namespace: "ns", Tenant: "t", Name: name}, bytes.NewReader(bytes.Repeat([]byte(name), 40_000)), engine.Write{})
+		return err
+	}
+	if err := put("before"); err != nil {
+		t.Fatal(err)
+	}
+	pg.Stop()
+	if err := put("during"); !errors.Is(err, engine.ErrUnavailable) || errors.Is(err, engine.ErrReadOnly) {
+		t.Fatalf("a write while the database is down: %v, want ErrUnavailable", err)
+	}
+	if _, err := e.GetRecord(engine.Key{Namespace: "ns", Tenant: "t", Name: "before"}); !errors.Is(err, engine.ErrUnavailable) || errors.Is(err, engine.ErrCorrupt) {
+		t.Fatalf("a read while the database is down: %v, want ErrUnavailable", err)
+	}
+	pg.Start()
+	if err := put("after"); err != nil {
+		t.Fatalf("a write once the database is back: %v", err)
+	}
+	for _, name := range []string{"before", "after"} {
+		if _, err := e.GetRecord(engine.Key{Namespace: "ns", Tenant: "t", Name: name}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -81,7 +81,16 @@ type pgReader struct {
 	tx pgx.Tx
 }
 
-func pgErr(what string, err error) error { return fmt.Errorf("index: postgres: %s: %w", what, err) }
+// ErrUnavailable: a service the store depends on did not answer, or
+// failed the statement: the index's database here (and, through the
+// engine's ErrUnavailable, which is this one, the object store): nothing
+// is known to be wrong with the store, and the same call may succeed once
+// the service is back.
+var ErrUnavailable = errors.New("unavailable: the index's database or the object store did not answer")
+
+func pgErr(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
+}
 
 func (r pgReader) get(key []byte) ([]byte, bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)

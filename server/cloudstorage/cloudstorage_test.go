@@ -553,7 +553,10 @@ func TestListingLarge(t *testing.T) {
 		t.Fatalf("listed %d of %d", got, n)
 	}
 	t.Logf("a listing of %d paths (%d MiB of JSON): the heap peaked %d KiB above where it was", n, size>>20, grew>>10)
-	if grew > size { // held whole, it takes four times the JSON
+	// Held whole, it takes four times the JSON; streamed, it measured 1 to
+	// 6 MiB here, the upper end when other test binaries load the CPUs
+	// (the collector runs late), so the bound is twice the JSON.
+	if grew > 2*size {
 		t.Errorf("the heap grew by %d KiB while listing %d KiB: the listing is held, not streamed", grew>>10, size>>10)
 	}
 }
