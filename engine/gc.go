@@ -100,7 +100,7 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	if err := e.sweepOutboards(ctx); err != nil {
 		return rep, err
 	}
-	if e.opts.Objects != nil {
+	if e.logged() {
 		// Compaction drops the log records a checkpoint covers.
 		if err := e.checkpoint(ctx); err != nil {
 			return rep, err

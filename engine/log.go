@@ -32,6 +32,12 @@ import (
 // logSeqMeta is the meta key of the last log number committed.
 const logSeqMeta = "logseq"
 
+// logged reports whether transactions are logged in the object store:
+// in object mode with the index in the data folder, where the log is
+// what survives the folder's loss. An index in PostgreSQL survives it by
+// itself.
+func (e *Engine) logged() bool { return e.opts.Objects != nil && e.opts.Index == "" }
+
 // initLogSeq starts log numbers past any used before: past the last one
 // committed and past the clock, in nanoseconds (numbers are given one
 // per transaction, far slower than the clock, so a number used before a

@@ -199,11 +199,13 @@ func (e *Engine) recoverObjects() error {
 	if err := e.loadRanges(); err != nil {
 		return err
 	}
-	if err := e.reconcileLog(ctx, segs); err != nil {
-		return err
-	}
-	if err := e.initLogSeq(); err != nil {
-		return err
+	if e.logged() {
+		if err := e.reconcileLog(ctx, segs); err != nil {
+			return err
+		}
+		if err := e.initLogSeq(); err != nil {
+			return err
+		}
 	}
 	e.w, err = segment.OpenWriter(e.fs, e.segDir, next, 0, e.writerOptions())
 	return err

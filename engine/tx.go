@@ -533,7 +533,7 @@ func (tx *Tx) commit() error {
 	if b.Empty() {
 		return nil
 	}
-	if tx.e.opts.Objects != nil {
+	if tx.e.logged() {
 		if err := tx.e.logCommit(b); err != nil {
 			return err
 		}
