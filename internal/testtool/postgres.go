@@ -219,3 +219,42 @@ func Main(m *testing.M) {
 	StopSharedPostgres()
 	os.Exit(code)
 }
+
+// CPU is the CPU time the server's processes (the postmaster and its
+// children, the backends: each its own session, so found by parent) have
+// used so far, user and system, from /proc: for benchmarks that count the
+// database's share of a request. A backend that has exited no longer
+// counts.
+func (p *Postgres) CPU() time.Duration {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	pid := int64(p.cmd.Process.Pid)
+	entries, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:]) // state ppid pgrp … utime (index 11) stime (12)
+		if len(f) < 13 {
+			continue
+		}
+		var self, parent, ut, st int64
+		fmt.Sscan(e.Name(), &self)
+		fmt.Sscan(f[1], &parent)
+		if self != pid && parent != pid {
+			continue
+		}
+		fmt.Sscan(f[11], &ut)
+		fmt.Sscan(f[12], &st)
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
