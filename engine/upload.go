@@ -290,9 +290,10 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		u.writing += int64(time.Since(start))
 		e.stats.writtenBytes.Add(uint64(len(payload)))
 	}
-	// In object mode the chunks become durable with the log record of the
-	// transaction that commits them, in the same put (log.go).
-	if len(u.ends) > 0 && e.opts.Objects == nil {
+	// In object mode with the index in the folder, the chunks become
+	// durable with the log record of the transaction that commits them,
+	// in the same put (log.go); otherwise they are synced (or put) here.
+	if len(u.ends) > 0 && !e.logged() {
 		start := time.Now()
 		if err := e.w.Sync(last.End()); err != nil {
 			return e.fail(err)

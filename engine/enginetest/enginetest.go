@@ -47,7 +47,7 @@ func Open(t testing.TB, opts engine.Options) *engine.Engine {
 		// own temporary folder is open to all).
 		dir = filepath.Join(t.TempDir(), "data")
 	}
-	if os.Getenv(IndexEnv) == "postgres" && opts.FS == nil && opts.Objects == nil && opts.Index == "" {
+	if os.Getenv(IndexEnv) == "postgres" && opts.FS == nil && opts.Index == "" {
 		databases.Store(dir, testtool.SharedPostgres(t).NewDatabase(t))
 	}
 	return OpenDir(t, dir, opts)
