@@ -17,18 +17,28 @@ import (
 )
 
 // An index in PostgreSQL (Options.Index) instead of Pebble in the data
-// folder. The folder keeps the segments, the key and the file
-// postgresFile, which names the database and holds an ID the index holds
-// too: a folder opened without its database, with another one, or a
-// database opened from another folder, is refused, so that two folders
-// never write one index. The folder is locked (lockFile) as Pebble's
-// lock does for its own index.
+// folder. The folder keeps the segments (or, in object mode, a cache of
+// them), the key and the file postgresFile, which names the database and
+// holds an ID the index holds too: a folder opened without its database,
+// with another one, or a database opened from another folder, is
+// refused, so that two folders never write one index, but for one case:
+// a store whose segments are in a bucket is all in its database and its
+// bucket, so a new, empty folder given both takes it on (the old one
+// lost, or the store moved). The folder is locked (lockFile) as Pebble's
+// lock does for its own index, and the database by an advisory lock
+// (index.LockStore): one process has the store at a time.
 
 const (
 	postgresFile = "postgres"
 	lockFile     = "LOCK"
 	// storeIDMeta is the index meta value holding the store's ID.
 	storeIDMeta = "store-id"
+	// objectsMeta is the index meta value naming the object store of a
+	// store whose segments are in one.
+	objectsMeta = "objects"
+	// keyCheckMeta is a value sealed with the store's key, by which a
+	// new folder is told the key it was given is the store's.
+	keyCheckMeta = "key-check"
 )
 
 type postgresMarker struct {
@@ -88,12 +98,47 @@ func (e *Engine) openPostgresIndex(fresh bool) (io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One process at a time has the store, whatever its folder.
+	if got, err := idx.LockStore(); err != nil || !got {
+		idx.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: another process has the store whose index is in %s open", ErrInUse, redactDSN(e.opts.Index))
+	}
 	id, known, err := idx.Meta(storeIDMeta)
 	if err != nil {
 		idx.Close()
 		return nil, err
 	}
+	bucket := ""
+	if e.opts.Objects != nil {
+		bucket = e.opts.Objects.String()
+	}
+	recorded, _, err := idx.Meta(objectsMeta)
+	if err != nil {
+		idx.Close()
+		return nil, err
+	}
 	switch {
+	case had.ID == "" && known && bucket != "" && string(recorded) == bucket:
+		// A new folder for a store that is all in its database and its
+		// bucket (the old folder lost, or the store moved to another
+		// machine): it takes the store on, given the store's key.
+		check, _, err := idx.Meta(keyCheckMeta)
+		if err == nil {
+			_, _, err = e.Unseal(keyCheckMeta, check)
+		}
+		if err != nil {
+			idx.Close()
+			return nil, fmt.Errorf("%w: the store in %s and %s was made with another key than %s: give it its key (--key-file)", ErrInvalid, redactDSN(e.opts.Index), bucket, e.keyFile)
+		}
+		m := postgresMarker{Database: redactDSN(e.opts.Index), ID: string(id)}
+		if err := e.writeMarker(path, m); err != nil {
+			idx.Close()
+			return nil, err
+		}
+		e.log.Info("a new data folder takes on the store of its index database and bucket", "dir", e.dir, "bucket", bucket)
 	case had.ID == "" && known:
 		idx.Close()
 		return nil, fmt.Errorf("%w: the database %s holds the index of another store", ErrInvalid, redactDSN(e.opts.Index))
@@ -109,6 +154,10 @@ func (e *Engine) openPostgresIndex(fresh bool) (io.Closer, error) {
 		m := postgresMarker{Database: redactDSN(e.opts.Index), ID: hex.EncodeToString(raw[:])}
 		b := idx.NewBatch()
 		b.SetMeta(storeIDMeta, []byte(m.ID))
+		b.SetMeta(keyCheckMeta, e.Seal(keyCheckMeta, []byte("cairn")))
+		if bucket != "" {
+			b.SetMeta(objectsMeta, []byte(bucket))
+		}
 		if err := b.Commit(); err != nil {
 			idx.Close()
 			return nil, err

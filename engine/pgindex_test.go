@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -105,5 +106,72 @@ func TestIndexOutage(t *testing.T) {
 		if _, err := e.GetRecord(engine.Key{Namespace: "ns", Tenant: "t", Name: name}); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestIndexAndBucket: a store with its index in PostgreSQL and its
+// segments in a bucket is all in those two: a new, empty folder given
+// both (and the store's key) takes it on and reads everything, one
+// process at a time has it, and a folder given another key or another
+// bucket is refused.
+func TestIndexAndBucket(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	pg := testtool.SharedPostgres(t)
+	keys := t.TempDir()
+	opts := engine.Options{Index: pg.NewDatabase(t), Objects: bucket(t, m, ""), KeyFile: filepath.Join(keys, "secret.key"), Logger: enginetest.Logger(t)}
+	first := filepath.Join(t.TempDir(), "first")
+	e, err := engine.Open(first, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, small := random(1, 300<<10), random(2, 3000)
+	for name, b := range map[string][]byte{"big": big, "small": small} {
+		if _, err := e.PutRecord(ctx, key(name), bytes.NewReader(b), engine.Write{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealed := e.Seal("test", []byte("a secret"))
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(first) // the node's disk, lost
+
+	// Another key, or another bucket: refused.
+	other := opts
+	other.KeyFile = filepath.Join(keys, "other.key")
+	if e, err := engine.Open(filepath.Join(t.TempDir(), "x"), other); !errors.Is(err, engine.ErrInvalid) {
+		if err == nil {
+			e.Close()
+		}
+		t.Errorf("a new folder with another key: %v, want ErrInvalid", err)
+	}
+	other = opts
+	other.Objects = bucket(t, m, "elsewhere")
+	if e, err := engine.Open(filepath.Join(t.TempDir(), "y"), other); !errors.Is(err, engine.ErrInvalid) {
+		if err == nil {
+			e.Close()
+		}
+		t.Errorf("a new folder with another bucket: %v, want ErrInvalid", err)
+	}
+
+	second := filepath.Join(t.TempDir(), "second")
+	e = enginetest.OpenDir(t, second, opts)
+	for name, want := range map[string][]byte{"big": big, "small": small} {
+		rec, err := e.GetRecord(key(name))
+		if err != nil {
+			t.Fatalf("%s in the new folder: %v", name, err)
+		}
+		if !bytes.Equal(readAll(t, e, rec.Blob), want) {
+			t.Fatalf("%s reads other bytes in the new folder", name)
+		}
+	}
+	if got, ok, err := e.Unseal("test", sealed); err != nil || !ok || string(got) != "a secret" {
+		t.Fatalf("a secret sealed before: %q, %v, %v", got, ok, err)
+	}
+	if e2, err := engine.Open(filepath.Join(t.TempDir(), "third"), opts); !errors.Is(err, engine.ErrInUse) {
+		if err == nil {
+			e2.Close()
+		}
+		t.Errorf("a third folder while the second has the store: %v, want ErrInUse", err)
 	}
 }

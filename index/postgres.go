@@ -71,6 +71,8 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 type pgStore struct {
 	pgReader
 	pool *pgxpool.Pool
+	// lockConn holds the store's advisory lock (LockStore).
+	lockConn *pgxpool.Conn
 }
 
 // pgReader reads the live table (live set) or a snapshot's transaction.
@@ -247,6 +249,12 @@ func (p *pgStore) checkpoint(string) error {
 }
 
 func (p *pgStore) close() error {
+	if p.lockConn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+		p.lockConn.Exec(ctx, "SELECT pg_advisory_unlock($1)", pgLockKey)
+		cancel()
+		p.lockConn.Release()
+	}
 	p.pool.Close()
 	return nil
 }
@@ -503,4 +511,35 @@ func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byt
 		}
 	}
 	return tx.Commit(ctx)
+}
+
+// pgLockKey is the advisory lock of the node that has the store open.
+const pgLockKey = 0x636169726e // "cairn"
+
+// LockStore takes, for as long as the index is open, the lock that says
+// one process has the store open (a PostgreSQL advisory lock, held by a
+// connection of its own): false if another holds it. Only an index in
+// PostgreSQL has one (Pebble's lock is its folder's); for it, true.
+func (d *DB) LockStore() (bool, error) {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return true, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return false, pgErr("lock", err)
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", pgLockKey).Scan(&got); err != nil {
+		conn.Release()
+		return false, pgErr("lock", err)
+	}
+	if !got {
+		conn.Release()
+		return false, nil
+	}
+	p.lockConn = conn
+	return true, nil
 }
