@@ -404,3 +404,82 @@ func TestCrashObjects(t *testing.T) {
 	verify(t, newClient(p.url, token), m, cycles)
 	p.kill()
 }
+
+// TestCrashIndexInPostgres is TestCrashObjects for a node that keeps no
+// state: the segments in MinIO, the index in PostgreSQL. SIGKILLed under
+// load at random moments, then PostgreSQL restarted under it, then its
+// disk lost: a new folder given the database, the bucket and the key
+// takes the store on, with every upload and delete acknowledged.
+func TestCrashIndexInPostgres(t *testing.T) {
+	mio := testtool.StartMinIO(t)
+	for _, kv := range mio.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v) // the cairn processes inherit it
+	}
+	pg := testtool.StartPostgres(t)
+	t.Setenv("CAIRN_INDEX", pg.NewDatabase(t))
+	t.Setenv("CAIRN_CACHE_SIZE", fmt.Sprint(64<<20))
+	cycles := 4
+	if testing.Short() {
+		cycles = 2
+	}
+	data := t.TempDir()
+	store := "s3://" + mio.Bucket + "/crash-pg"
+	mustCairn(t, "init", "--data", data, "--store", store)
+	key := filepath.Join(t.TempDir(), "kept.key")
+	b, err := os.ReadFile(filepath.Join(data, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, token := crashLoopAcks(t, data, cycles, func(p *proc) { p.kill() }, nil, false, "--store", store)
+
+	// PostgreSQL restarted under a serving node: requests fail while it
+	// is down (503), and it serves again once it is back.
+	p := serve(t, data, nil, "--store", store)
+	pg.Stop()
+	pg.Start()
+	c := newClient(p.url, token)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, err := c.put(fmt.Sprintf("after-restart-%d", time.Now().UnixNano()), content(99, 1000))
+		if err == nil && code == 201 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no upload succeeds 30 s after PostgreSQL came back: %d, %v\n%s", code, err, p.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	verify(t, c, m, cycles)
+
+	// Killed under load once more, and the disk lost with it.
+	stop := make(chan struct{})
+	done := make(chan int)
+	m.mu.Lock()
+	acked := len(m.acked)
+	m.mu.Unlock()
+	go func() { done <- load(c, m, 16, cycles, stop) }()
+	for deadline := time.Now().Add(time.Minute); ; {
+		m.mu.Lock()
+		n := len(m.acked)
+		m.mu.Unlock()
+		if n >= acked+20 || time.Now().After(deadline) {
+			break
+		}
+		runtime.Gosched()
+	}
+	p.kill()
+	close(stop)
+	<-done
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	p = serve(t, fresh, nil, "--store", store, "--key-file", key)
+	verify(t, newClient(p.url, token), m, cycles)
+	p.kill()
+	mustCairn(t, "check", "--data", fresh, "--key-file", key)
+}
