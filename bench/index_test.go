@@ -35,21 +35,25 @@ func BenchmarkIndexStore(b *testing.B) {
 			}
 			return pg.CPU()
 		}
-		body := make([]byte, 4<<10)
-		b.Run(fmt.Sprintf("op=PUT-4KiB/index=%s", store), func(b *testing.B) {
-			h := newEnv(b)
-			var n atomic.Uint64
+		// measure runs op from 8 clients and reports both processes' CPU.
+		measure := func(b *testing.B, op func()) {
 			b.SetParallelism(4)
 			start, pgStart := cpuTime(), pgCPU()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					h.do(b, "POST", fmt.Sprintf("/public/1/p%d", n.Add(1)), body, 201)
+					op()
 				}
 			})
 			b.StopTimer()
 			reportCPU(b, start)
 			b.ReportMetric(float64((pgCPU()-pgStart).Microseconds())/float64(b.N), "pg-cpu-µs/op")
+		}
+		body := make([]byte, 4<<10)
+		b.Run(fmt.Sprintf("op=PUT-4KiB/index=%s", store), func(b *testing.B) {
+			h := newEnv(b)
+			var n atomic.Uint64
+			measure(b, func() { h.do(b, "POST", fmt.Sprintf("/public/1/p%d", n.Add(1)), body, 201) })
 		})
 		b.Run(fmt.Sprintf("op=GET-4KiB/index=%s", store), func(b *testing.B) {
 			h := newEnv(b)
@@ -57,34 +61,14 @@ func BenchmarkIndexStore(b *testing.B) {
 				h.do(b, "POST", fmt.Sprintf("/public/1/g%d", i), body, 201)
 			}
 			var n atomic.Uint64
-			b.SetParallelism(4)
-			start, pgStart := cpuTime(), pgCPU()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					h.do(b, "GET", fmt.Sprintf("/public/1/g%d", n.Add(1)%64), nil, 200)
-				}
-			})
-			b.StopTimer()
-			reportCPU(b, start)
-			b.ReportMetric(float64((pgCPU()-pgStart).Microseconds())/float64(b.N), "pg-cpu-µs/op")
+			measure(b, func() { h.do(b, "GET", fmt.Sprintf("/public/1/g%d", n.Add(1)%64), nil, 200) })
 		})
 		b.Run(fmt.Sprintf("op=list-100/index=%s", store), func(b *testing.B) {
 			h := newEnv(b)
 			for i := range 100 {
 				h.do(b, "POST", fmt.Sprintf("/public/1/l%03d", i), body[:16], 201)
 			}
-			b.SetParallelism(4)
-			start, pgStart := cpuTime(), pgCPU()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					h.do(b, "GET", "/public/1?limit=100", nil, 200)
-				}
-			})
-			b.StopTimer()
-			reportCPU(b, start)
-			b.ReportMetric(float64((pgCPU()-pgStart).Microseconds())/float64(b.N), "pg-cpu-µs/op")
+			measure(b, func() { h.do(b, "GET", "/public/1?limit=100", nil, 200) })
 		})
 	}
 }

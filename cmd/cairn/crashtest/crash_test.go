@@ -366,26 +366,7 @@ func TestCrashObjects(t *testing.T) {
 	// bucket alone (and the key file, kept apart) rebuilds the store, with
 	// every upload and delete acknowledged.
 	p := serve(t, data, nil, "--store", store)
-	c := newClient(p.url, token)
-	stop := make(chan struct{})
-	done := make(chan int)
-	m.mu.Lock()
-	acked := len(m.acked)
-	m.mu.Unlock()
-	go func() { done <- load(c, m, 16, cycles, stop) }()
-	for deadline := time.Now().Add(time.Minute); ; {
-		// Killed once the load has had some uploads acknowledged.
-		m.mu.Lock()
-		n := len(m.acked)
-		m.mu.Unlock()
-		if n >= acked+20 || time.Now().After(deadline) {
-			break
-		}
-		runtime.Gosched()
-	}
-	p.kill()
-	close(stop)
-	<-done
+	killUnderLoad(p, newClient(p.url, token), m, cycles)
 	key := filepath.Join(t.TempDir(), "kept.key")
 	b, err := os.ReadFile(filepath.Join(data, "secret.key"))
 	if err != nil {
@@ -456,12 +437,26 @@ func TestCrashIndexInPostgres(t *testing.T) {
 	verify(t, c, m, cycles)
 
 	// Killed under load once more, and the disk lost with it.
+	killUnderLoad(p, c, m, cycles)
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	p = serve(t, fresh, nil, "--store", store, "--key-file", key)
+	verify(t, newClient(p.url, token), m, cycles)
+	p.kill()
+	mustCairn(t, "check", "--data", fresh, "--key-file", key)
+}
+
+// killUnderLoad SIGKILLs p under 16 uploaders once they have had some
+// uploads acknowledged (or after a minute), and waits for them to stop.
+func killUnderLoad(p *proc, c *client, m *model, cycle int) {
 	stop := make(chan struct{})
 	done := make(chan int)
 	m.mu.Lock()
 	acked := len(m.acked)
 	m.mu.Unlock()
-	go func() { done <- load(c, m, 16, cycles, stop) }()
+	go func() { done <- load(c, m, 16, cycle, stop) }()
 	for deadline := time.Now().Add(time.Minute); ; {
 		m.mu.Lock()
 		n := len(m.acked)
@@ -474,12 +469,4 @@ func TestCrashIndexInPostgres(t *testing.T) {
 	p.kill()
 	close(stop)
 	<-done
-	if err := os.RemoveAll(data); err != nil {
-		t.Fatal(err)
-	}
-	fresh := filepath.Join(t.TempDir(), "fresh")
-	p = serve(t, fresh, nil, "--store", store, "--key-file", key)
-	verify(t, newClient(p.url, token), m, cycles)
-	p.kill()
-	mustCairn(t, "check", "--data", fresh, "--key-file", key)
 }
