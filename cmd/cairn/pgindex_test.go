@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/internal/testtool"
 )
 
@@ -41,8 +43,8 @@ func TestServeIndexInPostgres(t *testing.T) {
 	}
 	// Without the database the folder is refused.
 	var out strings.Builder
-	if err := run(context.Background(), []string{"check", "--data", data}, noEnv, &out, io.Discard); err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
-		t.Fatalf("check without --index: %v, want a refusal naming PostgreSQL", err)
+	if err := run(context.Background(), []string{"check", "--data", data}, noEnv, &out, io.Discard); !errors.Is(err, engine.ErrInvalid) {
+		t.Fatalf("check without --index: %v, want engine.ErrInvalid (the folder's index is in PostgreSQL)", err)
 	}
 
 	content := bytes.Repeat([]byte("an index in postgres\n"), 100_000)
