@@ -347,11 +347,7 @@ func TestCrash(t *testing.T) {
 // them; every acknowledged upload is there after, byte for byte, and
 // check and scrub pass, reading from the bucket what the folder lacks.
 func TestCrashObjects(t *testing.T) {
-	mio := testtool.StartMinIO(t)
-	for _, kv := range mio.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v) // the cairn processes inherit it
-	}
+	mio := minioEnv(t)
 	cycles := 8
 	if testing.Short() {
 		cycles = 3
@@ -392,11 +388,7 @@ func TestCrashObjects(t *testing.T) {
 // disk lost: a new folder given the database, the bucket and the key
 // takes the store on, with every upload and delete acknowledged.
 func TestCrashIndexInPostgres(t *testing.T) {
-	mio := testtool.StartMinIO(t)
-	for _, kv := range mio.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v) // the cairn processes inherit it
-	}
+	mio := minioEnv(t)
 	pg := testtool.StartPostgres(t)
 	t.Setenv("CAIRN_INDEX", pg.NewDatabase(t))
 	t.Setenv("CAIRN_CACHE_SIZE", fmt.Sprint(64<<20))
@@ -469,4 +461,15 @@ func killUnderLoad(p *proc, c *client, m *model, cycle int) {
 	p.kill()
 	close(stop)
 	<-done
+}
+
+// minioEnv starts a MinIO server for t and puts its endpoint and
+// credentials in the environment the cairn processes inherit.
+func minioEnv(t *testing.T) *testtool.MinIO {
+	mio := testtool.StartMinIO(t)
+	for _, kv := range mio.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return mio
 }
