@@ -175,3 +175,27 @@ func TestIndexAndBucket(t *testing.T) {
 		t.Errorf("a third folder while the second has the store: %v, want ErrInUse", err)
 	}
 }
+
+// TestIndexLockAfterRestart: a PostgreSQL restart ends the session that
+// held the store's lock; the next commit takes it again, so that a
+// second process is still refused.
+func TestIndexLockAfterRestart(t *testing.T) {
+	m := testtool.StartMinIO(t)
+	pg := testtool.StartPostgres(t)
+	opts := engine.Options{Index: pg.NewDatabase(t), Objects: bucket(t, m, ""), KeyFile: filepath.Join(t.TempDir(), "secret.key"), Logger: enginetest.Logger(t)}
+	e := enginetest.OpenDir(t, filepath.Join(t.TempDir(), "first"), opts)
+	if _, err := e.PutRecord(ctx, key("before"), bytes.NewReader(random(1, 1000)), engine.Write{}); err != nil {
+		t.Fatal(err)
+	}
+	pg.Stop()
+	pg.Start()
+	if _, err := e.PutRecord(ctx, key("after"), bytes.NewReader(random(2, 1000)), engine.Write{}); err != nil {
+		t.Fatalf("the first write after the restart: %v", err)
+	}
+	if e2, err := engine.Open(filepath.Join(t.TempDir(), "second"), opts); !errors.Is(err, engine.ErrInUse) {
+		if err == nil {
+			e2.Close()
+		}
+		t.Fatalf("a second process after the restart: %v, want ErrInUse", err)
+	}
+}

@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,8 +74,11 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 type pgStore struct {
 	pgReader
 	pool *pgxpool.Pool
-	// lockConn holds the store's advisory lock (LockStore).
+	// lockMu guards lockConn and lockPID: the connection holding the
+	// store's advisory lock (LockStore) and its server process.
+	lockMu   sync.Mutex
 	lockConn *pgxpool.Conn
+	lockPID  int32
 }
 
 // pgReader reads the live table (live set) or a snapshot's transaction.
@@ -90,6 +96,18 @@ type pgReader struct {
 // the service is back.
 var ErrUnavailable = errors.New("unavailable: the index's database or the object store did not answer")
 
+// connErr reports whether err is a connection's failure, not the
+// statement's: a connection PostgreSQL ended (a restart: class 57P), one
+// broken (class 08), or closed under the pool. A statement that failed
+// so before its transaction committed may be sent again on another.
+func connErr(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "08")
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
 func pgErr(what string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
 }
@@ -105,7 +123,13 @@ func (r pgReader) get(key []byte) ([]byte, bool, error) {
 		err = r.tx.QueryRow(ctx, q, key).Scan(&v)
 		r.mu.Unlock()
 	} else {
-		err = r.live.pool.QueryRow(ctx, q, key).Scan(&v)
+		// A connection a restart of PostgreSQL ended fails once, then
+		// leaves the pool: one more try takes another.
+		for range 3 {
+			if err = r.live.pool.QueryRow(ctx, q, key).Scan(&v); !connErr(err) {
+				break
+			}
+		}
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
@@ -165,7 +189,20 @@ func (r pgReader) scan(lower, upper, start []byte) iter.Seq2[kv, error] {
 		tx, mu := r.tx, r.mu
 		if tx == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
-			t, err := r.live.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+			var t pgx.Tx
+			var err error
+			for range 3 {
+				if t, err = r.live.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}); err == nil {
+					// BEGIN may not reach the server before the first
+					// statement: see that the connection is alive.
+					if _, err = t.Exec(ctx, "SELECT 1"); err != nil {
+						t.Rollback(context.Background())
+					}
+				}
+				if !connErr(err) {
+					break
+				}
+			}
 			cancel()
 			if err != nil {
 				yield(kv{}, pgErr("scan", err))
@@ -249,6 +286,8 @@ func (p *pgStore) checkpoint(string) error {
 }
 
 func (p *pgStore) close() error {
+	p.lockMu.Lock()
+	defer p.lockMu.Unlock()
 	if p.lockConn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 		p.lockConn.Exec(ctx, "SELECT pg_advisory_unlock($1)", pgLockKey)
@@ -401,11 +440,26 @@ func (b *pgBatch) commit(sync bool) error {
 	}
 	var err error
 	for range pgRetries {
-		err = b.run(sync, ranges, dels, setK, setV, mergeK, final)
+		var committing bool
+		committing, err = b.run(sync, ranges, dels, setK, setV, mergeK, final)
+		if err != nil && !committing && connErr(err) {
+			continue // nothing was committed: on another connection
+		}
+		if errors.Is(err, errNoLock) {
+			// PostgreSQL restarted since the lock was taken: take it
+			// again, unless another process has meanwhile.
+			if err = b.st.relock(); err != nil {
+				break
+			}
+			continue
+		}
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) || (pe.Code != "40001" && pe.Code != "40P01") {
 			break
 		}
+	}
+	if errors.Is(err, ErrLockLost) {
+		return err
 	}
 	if err != nil {
 		return pgErr("commit", err)
@@ -421,32 +475,37 @@ func nonNil(v []byte) []byte {
 }
 
 // run is one attempt at a batch's transaction.
-func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byte, final map[string]*pgFinal) error {
+// run is one attempt; committing says whether COMMIT was sent (after
+// which a failure leaves the outcome unknown).
+func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byte, final map[string]*pgFinal) (committing bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 	defer cancel()
 	tx, err := b.st.pool.Begin(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tx.Rollback(context.Background())
+	if err := b.st.checkLock(ctx, tx); err != nil {
+		return false, err
+	}
 	if !sync {
 		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for _, r := range ranges {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+pgTable+" WHERE k >= $1 AND k < $2", r.k, r.v); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if len(dels) > 0 {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+pgTable+" WHERE k = ANY($1)", dels); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if len(setK) > 0 {
 		if _, err := tx.Exec(ctx, "INSERT INTO "+pgTable+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v", setK, setV); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if len(mergeK) > 0 {
@@ -458,20 +517,20 @@ func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byt
 		}
 		rows, err := tx.Query(ctx, "INSERT INTO "+pgTable+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO NOTHING RETURNING k", mergeK, ops)
 		if err != nil {
-			return err
+			return false, err
 		}
 		inserted := map[string]bool{}
 		for rows.Next() {
 			var k []byte
 			if err := rows.Scan(&k); err != nil {
 				rows.Close()
-				return err
+				return false, err
 			}
 			inserted[string(k)] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return err
+			return false, err
 		}
 		var rest [][]byte
 		for _, k := range mergeK {
@@ -482,35 +541,35 @@ func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byt
 		if len(rest) > 0 {
 			rows, err := tx.Query(ctx, "SELECT k, v FROM "+pgTable+" WHERE k = ANY($1) ORDER BY k FOR UPDATE", rest)
 			if err != nil {
-				return err
+				return false, err
 			}
 			var upK, upV [][]byte
 			for rows.Next() {
 				var k, v []byte
 				if err := rows.Scan(&k, &v); err != nil {
 					rows.Close()
-					return err
+					return false, err
 				}
 				merged, err := mergeValues(v, final[string(k)].v)
 				if err != nil {
 					rows.Close()
-					return err
+					return false, err
 				}
 				upK, upV = append(upK, k), append(upV, merged)
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
-				return err
+				return false, err
 			}
 			if len(upK) != len(rest) {
-				return &pgconn.PgError{Code: "40001", Message: "a merged row was deleted meanwhile"}
+				return false, &pgconn.PgError{Code: "40001", Message: "a merged row was deleted meanwhile"}
 			}
 			if _, err := tx.Exec(ctx, "UPDATE "+pgTable+" AS t SET v = u.v FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) WHERE t.k = u.k", upK, upV); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	return tx.Commit(ctx)
+	return true, tx.Commit(ctx)
 }
 
 // pgLockKey is the advisory lock of the node that has the store open.
@@ -520,26 +579,100 @@ const pgLockKey = 0x636169726e // "cairn"
 // one process has the store open (a PostgreSQL advisory lock, held by a
 // connection of its own): false if another holds it. Only an index in
 // PostgreSQL has one (Pebble's lock is its folder's); for it, true.
+//
+// Every commit then checks, in its transaction, that the lock is still
+// this process's: a restart of PostgreSQL ends the session that held it,
+// and another process could take it meanwhile. A commit that finds it
+// gone takes it again, or fails with ErrLockLost if another process has.
 func (d *DB) LockStore() (bool, error) {
 	p, ok := d.st.(*pgStore)
 	if !ok {
 		return true, nil
 	}
+	p.lockMu.Lock()
+	defer p.lockMu.Unlock()
+	return p.takeLock()
+}
+
+// ErrLockLost: the store's lock, lost when PostgreSQL restarted, was
+// taken by another process: this one must stop writing.
+var ErrLockLost = errors.New("index: another process took the store's lock")
+
+// takeLock takes the advisory lock on a connection of its own. Called
+// with lockMu.
+func (p *pgStore) takeLock() (bool, error) {
+	if p.lockConn != nil {
+		p.lockConn.Release()
+		p.lockConn, p.lockPID = nil, 0
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 	defer cancel()
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return false, pgErr("lock", err)
-	}
+	var conn *pgxpool.Conn
 	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", pgLockKey).Scan(&got); err != nil {
+	var pid int32
+	var err error
+	for range 3 { // past connections a restart of PostgreSQL ended
+		if conn, err = p.pool.Acquire(ctx); err != nil {
+			return false, pgErr("lock", err)
+		}
+		err = conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1), pg_backend_pid()", pgLockKey).Scan(&got, &pid)
+		if err == nil {
+			break
+		}
 		conn.Release()
+		if !connErr(err) {
+			break
+		}
+	}
+	if err != nil {
 		return false, pgErr("lock", err)
 	}
 	if !got {
 		conn.Release()
 		return false, nil
 	}
-	p.lockConn = conn
+	p.lockConn, p.lockPID = conn, pid
 	return true, nil
+}
+
+// lockHeld is the statement by which a commit's transaction checks that
+// the session with pid holds the store's lock (an advisory lock on a
+// bigint: classid its high 32 bits, objid its low, objsubid 1).
+const lockHeld = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND pid = $3 AND granted)"
+
+// errNoLock is an attempt's finding that this process no longer holds
+// the store's lock.
+var errNoLock = errors.New("index: the store's lock is not held")
+
+// checkLock, in a commit's transaction, fails with errNoLock unless this
+// process holds the store's lock (if it ever took one).
+func (p *pgStore) checkLock(ctx context.Context, tx pgx.Tx) error {
+	p.lockMu.Lock()
+	pid := p.lockPID
+	p.lockMu.Unlock()
+	if pid == 0 {
+		return nil
+	}
+	var held bool
+	if err := tx.QueryRow(ctx, lockHeld, uint32(pgLockKey>>32), uint32(pgLockKey&0xffffffff), pid).Scan(&held); err != nil {
+		return err
+	}
+	if !held {
+		return errNoLock
+	}
+	return nil
+}
+
+// relock takes the lock again after a commit found it gone.
+func (p *pgStore) relock() error {
+	p.lockMu.Lock()
+	defer p.lockMu.Unlock()
+	got, err := p.takeLock()
+	if err != nil {
+		return err
+	}
+	if !got {
+		return ErrLockLost
+	}
+	return nil
 }
