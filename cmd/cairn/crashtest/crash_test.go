@@ -363,14 +363,7 @@ func TestCrashObjects(t *testing.T) {
 	// every upload and delete acknowledged.
 	p := serve(t, data, nil, "--store", store)
 	killUnderLoad(p, newClient(p.url, token), m, cycles)
-	key := filepath.Join(t.TempDir(), "kept.key")
-	b, err := os.ReadFile(filepath.Join(data, "secret.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := keepKey(t, data)
 	if err := os.RemoveAll(data); err != nil {
 		t.Fatal(err)
 	}
@@ -399,14 +392,7 @@ func TestCrashIndexInPostgres(t *testing.T) {
 	data := t.TempDir()
 	store := "s3://" + mio.Bucket + "/crash-pg"
 	mustCairn(t, "init", "--data", data, "--store", store)
-	key := filepath.Join(t.TempDir(), "kept.key")
-	b, err := os.ReadFile(filepath.Join(data, "secret.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := keepKey(t, data)
 	m, token := crashLoopAcks(t, data, cycles, func(p *proc) { p.kill() }, nil, false, "--store", store)
 
 	// PostgreSQL restarted under a serving node: requests fail while it
@@ -472,4 +458,18 @@ func minioEnv(t *testing.T) *testtool.MinIO {
 		t.Setenv(k, v)
 	}
 	return mio
+}
+
+// keepKey copies the store's key out of its data folder, as an operator
+// keeps it apart, and returns the copy's path.
+func keepKey(t *testing.T, data string) string {
+	key := filepath.Join(t.TempDir(), "kept.key")
+	b, err := os.ReadFile(filepath.Join(data, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
