@@ -24,6 +24,7 @@
 package engine
 
 import (
+	"cmp"
 	"crypto/cipher"
 	"errors"
 	"fmt"
@@ -123,6 +124,10 @@ type Options struct {
 	// data folder (pgindex.go). A store is made with its index in one
 	// place and stays there.
 	Index string
+	// Node names this process to the other nodes of a store whose index
+	// is in PostgreSQL and segments in a bucket (nodes.go); by default
+	// host/pid/random.
+	Node string
 	// UploadWait bounds how long an upload waits for one of those slots
 	// before it fails with ErrBusy, so that a waiting client never holds
 	// its connection indefinitely. Default 30 seconds.
@@ -255,6 +260,13 @@ type Engine struct {
 	// lock holds the data folder when the index is in PostgreSQL
 	// (Pebble's lock does otherwise).
 	lock io.Closer
+
+	// shared: the index is in PostgreSQL and the segments in a bucket, so
+	// other nodes may have the store open at once (nodes.go). node names
+	// this one (its leases' holder).
+	shared bool
+	node   string
+	ids    idBlock
 }
 
 // Open opens the store in dir, creating it if needed, and recovers from a
@@ -321,6 +333,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		if !errors.Is(statErr, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s keeps its index in the folder, not in PostgreSQL", ErrInvalid, dir)
 		}
+		e.shared, e.node = opts.Objects != nil, cmp.Or(opts.Node, nodeName())
 		if e.lock, err = e.openPostgresIndex(fresh); err != nil {
 			return nil, err
 		}
@@ -530,6 +543,7 @@ func (e *Engine) writerOptions() segment.WriterOptions {
 		SegmentSize: e.opts.SegmentSize,
 		OnSeal:      e.onSeal,
 		OnSync:      e.stats.observeSync,
+		NextID:      e.nextSegmentID,
 	}
 	if e.opts.Objects != nil {
 		o.Persist = e.persist
@@ -550,6 +564,9 @@ func (e *Engine) onSeal(id uint64, size int64) error {
 	b := e.idx.NewBatch()
 	b.SetSealed(id, size)
 	b.RaiseEnd(id, size)
+	if e.shared {
+		b.SetSealedAt(id, e.opts.Now().UnixNano())
+	}
 	return b.Commit()
 }
 
@@ -581,6 +598,11 @@ func (e *Engine) writable() error {
 func (e *Engine) fail(err error) error {
 	if errors.Is(err, segment.ErrNoSpace) {
 		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	if errors.Is(err, index.ErrConflict) {
+		// Another node changed what the transaction read: Update reads
+		// again and redoes it.
+		return err
 	}
 	if errors.Is(err, ErrUnavailable) {
 		// The object store's failure, or the index's database's (which

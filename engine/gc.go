@@ -58,6 +58,9 @@ type GCReport struct {
 	// AbortedUploads: in object mode, multipart uploads of segments over
 	// a day old that never completed (a process died putting one).
 	AbortedUploads int
+	// Elsewhere: another node of the store holds the GC lease, so this
+	// one did nothing (nodes.go).
+	Elsewhere bool
 }
 
 // GC runs one pass: releases zero-reference entries past the grace
@@ -71,6 +74,24 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	defer e.end()
 	e.gcMu.Lock()
 	defer e.gcMu.Unlock()
+	if e.shared && !dryRun {
+		// One node at a time (nodes.go).
+		var rep GCReport
+		held, err := e.WithLease(ctx, LeaseGC, func(ctx context.Context) error {
+			var err error
+			rep, err = e.gc(ctx, false)
+			return err
+		})
+		if err == nil && !held {
+			rep.Elsewhere = true
+		}
+		return rep, err
+	}
+	return e.gc(ctx, dryRun)
+}
+
+// gc is a GC pass, with gcMu and (several nodes) the lease held.
+func (e *Engine) gc(ctx context.Context, dryRun bool) (GCReport, error) {
 	var rep GCReport
 	cands, err := e.compactionCandidates()
 	if err != nil {
@@ -99,6 +120,11 @@ func (e *Engine) GC(ctx context.Context, dryRun bool) (GCReport, error) {
 	}
 	if err := e.sweepOutboards(ctx); err != nil {
 		return rep, err
+	}
+	if e.shared {
+		if err := e.deleteRetired(ctx); err != nil {
+			return rep, err
+		}
 	}
 	if e.logged() {
 		// Compaction drops the log records a checkpoint covers.
@@ -292,9 +318,16 @@ func (e *Engine) compactionCandidates() ([]candidate, error) {
 	}
 	active := e.w.End().Segment
 	oldest := e.oldestUploadSegment()
+	// Several nodes: a segment sealed less than a grace period ago may
+	// hold chunks its node's uploads have yet to commit (nodes.go); the
+	// others' segments may have higher IDs than this one's active.
+	cutoff := e.opts.Now().Add(-e.opts.GCGrace).UnixNano()
 	var out, small []candidate
 	for _, s := range segs {
-		if s.Sealed == 0 || s.ID >= active || (oldest != 0 && s.ID >= oldest) {
+		if s.Sealed == 0 || (oldest != 0 && s.ID >= oldest) {
+			continue
+		}
+		if e.shared && (s.ID == active || s.SealedAt > cutoff) || !e.shared && s.ID >= active {
 			continue
 		}
 		data := s.Sealed - segment.FileHeaderSize
@@ -483,10 +516,21 @@ func (e *Engine) removeSegment(seg index.Segment, rep *GCReport) error {
 			return nil
 		}
 	}
-	b := e.idx.NewBatch()
-	b.DeleteSegment(seg.ID)
-	if err := b.Commit(); err != nil {
-		return e.fail(err)
+	if e.shared {
+		for _, s := range segs {
+			if s.ID == seg.ID {
+				seg = s
+			}
+		}
+		if ok, err := e.retireSegment(seg); err != nil || !ok {
+			return err
+		}
+	} else {
+		b := e.idx.NewBatch()
+		b.DeleteSegment(seg.ID)
+		if err := b.Commit(); err != nil {
+			return e.fail(err)
+		}
 	}
 	e.files.drop(seg.ID)
 	rep.Reclaimed += seg.Sealed
@@ -500,7 +544,9 @@ func (e *Engine) removeSegment(seg index.Segment, rep *GCReport) error {
 	}
 	if e.opts.Objects != nil {
 		e.cache.forget(wholeSegment(seg.ID))
-		e.deleteObject(seg.ID)
+		if !e.shared {
+			e.deleteObject(seg.ID) // else deleteRetired, later
+		}
 	}
 	e.stats.compacted.Add(1)
 	return nil

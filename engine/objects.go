@@ -158,7 +158,9 @@ func (e *Engine) recoverObjects() error {
 			continue
 		}
 		next = max(next, id+1)
-		if s := known[id]; s.Sealed == 0 {
+		if s := known[id]; s.Sealed == 0 && e.shared {
+			continue // maybe another node's, just put: GC's (deleteRetired)
+		} else if s.Sealed == 0 {
 			e.log.Warn("deleting a segment object the index never recorded (its writer died first)", "object", o.Name)
 			if err := e.opts.Objects.Delete(ctx, o.Name); err != nil {
 				return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -206,6 +208,9 @@ func (e *Engine) recoverObjects() error {
 		if err := e.initLogSeq(); err != nil {
 			return err
 		}
+	}
+	if next, err = e.nextSegmentID(next - 1); err != nil {
+		return err
 	}
 	e.w, err = segment.OpenWriter(e.fs, e.segDir, next, 0, e.writerOptions())
 	return err

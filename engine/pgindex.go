@@ -98,8 +98,11 @@ func (e *Engine) openPostgresIndex(fresh bool) (io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One process at a time has the store, whatever its folder.
-	if got, err := idx.LockStore(); err != nil || !got {
+	// One process at a time has the store, whatever its folder, unless
+	// its segments are in a bucket too (nodes.go).
+	if e.shared {
+		// Any number of nodes.
+	} else if got, err := idx.LockStore(); err != nil || !got {
 		idx.Close()
 		if err != nil {
 			return nil, err

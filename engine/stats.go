@@ -38,6 +38,7 @@ type counters struct {
 	objectGets, objectGetBytes atomic.Uint64
 	cacheEvictions             atomic.Uint64
 	objectStreamed             atomic.Uint64
+	conflicts                  atomic.Uint64 // transactions another node committed over
 }
 
 func (c *counters) observeSync(d time.Duration) {
@@ -110,6 +111,9 @@ type Stats struct {
 	// ObjectStreamed counts the segment objects put in parts while they
 	// were written (a large upload's), not in one put once sealed.
 	ObjectStreamed uint64
+	// Conflicts counts the transactions redone because another node
+	// committed over what they read (several nodes on one index).
+	Conflicts uint64
 
 	// ReadOnly is set after a write failure, with the reason.
 	ReadOnly       bool
@@ -184,6 +188,7 @@ func (e *Engine) Stats() (Stats, error) {
 	s.ObjectGets, s.ObjectGetBytes = e.stats.objectGets.Load(), e.stats.objectGetBytes.Load()
 	s.CacheEvictions = e.stats.cacheEvictions.Load()
 	s.ObjectStreamed = e.stats.objectStreamed.Load()
+	s.Conflicts = e.stats.conflicts.Load()
 	e.cache.mu.Lock()
 	s.CacheBytes = e.cache.total
 	e.cache.mu.Unlock()

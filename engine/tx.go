@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 	"unicode/utf8"
 
@@ -134,6 +135,7 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		return err
 	}
 	var need []int
+	conflicts := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -156,9 +158,33 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		if err == nil {
 			err = tx.commit()
 		}
+		if errors.Is(err, index.ErrConflict) && conflicts < maxConflicts {
+			// Another node committed over what fn read: read again.
+			need = tx.locks.list()
+			tx.locks.unlockAll()
+			conflicts++
+			e.stats.conflicts.Add(1)
+			backoff(conflicts)
+			attempt = 0
+			continue
+		}
 		tx.locks.unlockAll()
+		if errors.Is(err, index.ErrConflict) {
+			err = fmt.Errorf("%w: other nodes kept changing what this transaction read: %w", ErrUnavailable, err)
+		}
 		return err
 	}
+}
+
+// maxConflicts bounds how often Update redoes a transaction another node
+// committed over; past it, the client sees 503 and may try again.
+const maxConflicts = 50
+
+// backoff sleeps a little, more after each conflict, at random, so that
+// nodes conflicting on one entry do not meet again in step.
+func backoff(n int) {
+	d := time.Duration(min(n, 10)) * time.Millisecond
+	time.Sleep(d/2 + rand.N(d))
 }
 
 func (tx *Tx) lock(i int) error {
@@ -345,6 +371,12 @@ func (tx *Tx) addUpload(up *Upload) error {
 		}
 		if !cs.exists {
 			loc, ok := up.fresh[c.ID]
+			if !ok && tx.e.shared {
+				// Another node's GC cannot see this one's pins: it keeps
+				// a chunk a grace period after its last reference went,
+				// and this upload outlasted that.
+				return fmt.Errorf("%w: chunk %s, stored when the upload began, was collected since (an upload longer than the GC grace period): upload again", ErrUnavailable, c.ID)
+			}
 			if !ok {
 				// The upload found it stored and pinned it: it cannot be gone.
 				return corruptf("chunk %s, pinned by an upload, is missing from the index", c.ID)
@@ -387,7 +419,9 @@ func (tx *Tx) dropBlob(id blob.ID) error {
 	}
 	bs.cur.Refs--
 	bs.changed = true
-	if bs.cur.Refs > 0 || tx.e.locks.s[bs.stripe].pinned(pinKey{index.ZeroBlob, id}) {
+	if bs.cur.Refs > 0 || tx.e.shared || tx.e.locks.s[bs.stripe].pinned(pinKey{index.ZeroBlob, id}) {
+		// Pinned, here or maybe on another node (whose pins this one
+		// cannot see): GC releases it after the grace period.
 		return nil
 	}
 	for _, c := range bs.cur.Chunks {
@@ -501,7 +535,7 @@ func (tx *Tx) commit() error {
 			}
 		case !cs.existed:
 			// Created and released in one transaction: never written.
-		case tx.e.locks.s[cs.stripe].pinned(pinKey{index.ZeroChunk, id}):
+		case tx.e.locks.s[cs.stripe].pinned(pinKey{index.ZeroChunk, id}) || tx.e.shared && !cs.release:
 			// An upload will reference it: keep it, for GC to reclaim if
 			// that upload never commits.
 			b.SetChunk(id, cs.cur)
@@ -533,6 +567,16 @@ func (tx *Tx) commit() error {
 	if b.Empty() {
 		return nil
 	}
+	if tx.e.shared {
+		for seg := range tx.ends {
+			if retired, err := tx.e.idx.IsRetired(seg); err != nil {
+				return err
+			} else if retired {
+				return fmt.Errorf("%w: segment %s, which this upload wrote into, was compacted away before it committed (an upload longer than the GC grace period): upload again", ErrUnavailable, segment.FileName(seg))
+			}
+		}
+		tx.expectations(b)
+	}
 	if tx.e.logged() {
 		if err := tx.e.logCommit(b); err != nil {
 			return err
@@ -542,4 +586,23 @@ func (tx *Tx) commit() error {
 		return tx.e.fail(err)
 	}
 	return nil
+}
+
+// expectations makes b conditional on every entry the transaction read
+// being as it read it, and on the segments its new chunks are in not
+// having been compacted away: other nodes commit to the same index, and
+// this node's stripe locks do not hold them off (see index.ErrConflict).
+func (tx *Tx) expectations(b *index.Batch) {
+	for id, cs := range tx.chunks {
+		b.ExpectChunk(id, cs.orig, cs.existed)
+	}
+	for id, bs := range tx.blobs {
+		b.ExpectBlob(id, bs.orig, bs.existed)
+	}
+	for k, rs := range tx.records {
+		b.ExpectRecord(k, rs.orig, rs.existed)
+	}
+	for seg := range tx.ends {
+		b.ExpectNotRetired(seg)
+	}
 }

@@ -332,6 +332,11 @@ func (e *Engine) pinIfStored(id blob.ID) (index.Location, bool, error) {
 	k := pinKey{index.ZeroChunk, id}
 	e.locks.withStripe(e.locks.ofID(k.kind, id), func(st *stripe) {
 		c, stored, err = e.idx.Chunk(id)
+		if stored && c.Refs == 0 && e.shared {
+			// Another node's GC may release it any moment: store the
+			// bytes again (the commit keeps whichever copy is indexed).
+			stored = false
+		}
 		if stored && err == nil {
 			st.pin(k)
 		}

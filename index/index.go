@@ -431,6 +431,9 @@ type Segment struct {
 	End int64
 	// Sealed is the segment's final size, or 0 while it is active.
 	Sealed int64
+	// SealedAt is when it was sealed (Unix nanoseconds), in an index
+	// several nodes share; else 0.
+	SealedAt int64
 	// LiveBytes and LiveChunks count the records that chunk entries point
 	// to (header and payload).
 	LiveBytes, LiveChunks int64
@@ -470,6 +473,12 @@ func (v View) Segments() ([]Segment, error) {
 				return nil, fmt.Errorf("index: segment %d sealed: %w", id, err)
 			}
 			s.Sealed = int64(size)
+		case segFieldSealedAt:
+			at, err := decodeBE64(e.value)
+			if err != nil {
+				return nil, fmt.Errorf("index: segment %d sealed at: %w", id, err)
+			}
+			s.SealedAt = int64(at)
 		default:
 			return nil, corruptf("segment %d field %q", id, field)
 		}
@@ -585,7 +594,7 @@ func (b *Batch) SetSealed(segment uint64, size int64) {
 
 // DeleteSegment removes everything the index knows of a segment.
 func (b *Batch) DeleteSegment(segment uint64) {
-	for _, f := range []byte{segFieldEnd, segFieldLive, segFieldSealed} {
+	for _, f := range []byte{segFieldEnd, segFieldLive, segFieldSealed, segFieldSealedAt} {
 		b.del(segmentKey(segment, f))
 	}
 }

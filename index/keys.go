@@ -41,6 +41,8 @@ const (
 	segFieldEnd    byte = 'e' // merge max: synced end committed with chunk locations
 	segFieldLive   byte = 'l' // merge sum: live bytes, live chunks
 	segFieldSealed byte = 'z' // set: sealed size
+	// set: when sealed, in Unix nanoseconds (an index several nodes share)
+	segFieldSealedAt byte = 't'
 )
 
 // ZeroKind says what a zero-reference entry is about.

@@ -63,6 +63,15 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("index: postgres: create the table: %w", err)
 	}
+	for _, q := range []string{
+		"CREATE TABLE IF NOT EXISTS cairn_leases (name text PRIMARY KEY, holder text NOT NULL, until timestamptz NOT NULL)",
+		"CREATE TABLE IF NOT EXISTS cairn_counters (name text PRIMARY KEY, v bigint NOT NULL)",
+	} {
+		if _, err := pool.Exec(cctx, q); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("index: postgres: create the tables: %w", err)
+		}
+	}
 	d := &DB{View: View{r: st}, st: st}
 	if err := d.checkFormat(); err != nil {
 		pool.Close()
@@ -312,9 +321,12 @@ type pgOp struct {
 }
 
 type pgBatch struct {
-	st  *pgStore
-	ops []pgOp
+	st      *pgStore
+	ops     []pgOp
+	expects []expectation
 }
+
+func (b *pgBatch) expect(x expectation) { b.expects = append(b.expects, x) }
 
 func (b *pgBatch) set(k, v []byte) {
 	b.ops = append(b.ops, pgOp{pgSet, bytes.Clone(k), bytes.Clone(v)})
@@ -327,7 +339,7 @@ func (b *pgBatch) deleteRange(start, end []byte) {
 	b.ops = append(b.ops, pgOp{pgDelRange, bytes.Clone(start), bytes.Clone(end)})
 }
 func (b *pgBatch) empty() bool { return len(b.ops) == 0 }
-func (b *pgBatch) close()      { b.ops = nil }
+func (b *pgBatch) close()      { b.ops, b.expects = nil, nil }
 
 func (b *pgBatch) repr() []byte {
 	out := []byte{pgReprMagic}
@@ -390,7 +402,7 @@ func mergeValues(a, b []byte) ([]byte, error) {
 
 func (b *pgBatch) commit(sync bool) error {
 	defer b.close()
-	if len(b.ops) == 0 {
+	if len(b.ops) == 0 && len(b.expects) == 0 {
 		return nil
 	}
 	var ranges []pgOp
@@ -445,6 +457,9 @@ func (b *pgBatch) commit(sync bool) error {
 		if err != nil && !committing && connErr(err) {
 			continue // nothing was committed: on another connection
 		}
+		if errors.Is(err, ErrConflict) {
+			return err
+		}
 		if errors.Is(err, errNoLock) {
 			// PostgreSQL restarted since the lock was taken: take it
 			// again, unless another process has meanwhile.
@@ -485,7 +500,15 @@ func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byt
 		return false, err
 	}
 	defer tx.Rollback(context.Background())
+	// Commits take turns, so that each checks its expectations against
+	// every earlier one (shared.go).
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgCommitLockKey); err != nil {
+		return false, err
+	}
 	if err := b.st.checkLock(ctx, tx); err != nil {
+		return false, err
+	}
+	if err := b.check(ctx, tx); err != nil {
 		return false, err
 	}
 	if !sync {
@@ -570,6 +593,45 @@ func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byt
 		}
 	}
 	return true, tx.Commit(ctx)
+}
+
+// pgCommitLockKey is the transaction-level advisory lock by which
+// commits take turns.
+const pgCommitLockKey = 0x636169726e01
+
+// check fails with ErrConflict unless every expectation holds.
+func (b *pgBatch) check(ctx context.Context, tx pgx.Tx) error {
+	if len(b.expects) == 0 {
+		return nil
+	}
+	keys := make([][]byte, len(b.expects))
+	for i, x := range b.expects {
+		keys[i] = x.key
+	}
+	rows, err := tx.Query(ctx, "SELECT k, v FROM "+pgTable+" WHERE k = ANY($1)", keys)
+	if err != nil {
+		return err
+	}
+	found := make(map[string][]byte, len(keys))
+	for rows.Next() {
+		var k, v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		found[string(k)] = nonNil(v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, x := range b.expects {
+		v, ok := found[string(x.key)]
+		if !x.holds(v, ok) {
+			return fmt.Errorf("%w: %q", ErrConflict, x.key)
+		}
+	}
+	return nil
 }
 
 // pgLockKey is the advisory lock of the node that has the store open.

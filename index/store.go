@@ -48,6 +48,9 @@ type batch interface {
 	merge(k, v []byte)
 	// deleteRange deletes the keys start ≤ key < end.
 	deleteRange(start, end []byte)
+	// expect makes the commit conditional (shared.go); a store one
+	// process has need not check.
+	expect(x expectation)
 	// repr encodes the updates for apply.
 	repr() []byte
 	empty() bool
@@ -152,8 +155,9 @@ func (b *pebbleBatch) merge(k, v []byte) { _ = b.b.Merge(k, v, nil) }
 func (b *pebbleBatch) deleteRange(start, end []byte) {
 	_ = b.b.DeleteRange(start, end, nil)
 }
-func (b *pebbleBatch) repr() []byte { return bytes.Clone(b.b.Repr()) }
-func (b *pebbleBatch) empty() bool  { return b.b.Empty() }
+func (b *pebbleBatch) expect(expectation) {}
+func (b *pebbleBatch) repr() []byte       { return bytes.Clone(b.b.Repr()) }
+func (b *pebbleBatch) empty() bool        { return b.b.Empty() }
 
 func (b *pebbleBatch) commit(sync bool) error {
 	opts := pebble.NoSync

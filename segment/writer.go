@@ -50,6 +50,10 @@ type WriterOptions struct {
 	// everything before end is written to the file. Persist mode uses it
 	// to start putting a growing segment before it is sealed.
 	OnAppend func(id uint64, end int64)
+	// NextID, if set, gives the ID of the segment to create after the
+	// sealed one, after (which it must exceed); by default after+1.
+	// Several writers sharing one store's IDs take them from elsewhere.
+	NextID func(after uint64) (uint64, error)
 }
 
 func (o WriterOptions) withDefaults() WriterOptions {
@@ -461,7 +465,9 @@ func (w *Writer) syncPersist(pos Pos) error {
 			// Seal the active segment: appends go on into the next while
 			// this one is persisted. On a full disk the next is created
 			// by a later Append.
-			if err := w.sealPending(); err != nil && !errors.Is(err, ErrNoSpace) {
+			if err := w.sealPending(); err != nil && w.err != nil {
+				// Not a full disk, or NextID failing, after which a
+				// later Append creates the next.
 				return err
 			}
 		}
@@ -506,7 +512,21 @@ func releaseTail(f vfs.File, end int64) {
 // createNext creates the segment after the sealed one. On a full disk the
 // writer stays usable with no active file, and the next Append retries.
 func (w *Writer) createNext() error {
-	if err := w.create(w.id + 1); err != nil {
+	next := w.id + 1
+	if w.opts.NextID != nil {
+		id, err := w.opts.NextID(w.id)
+		if err != nil {
+			// Not the writer's fault, and nothing written: the next
+			// Append tries again, as after a full disk.
+			return err
+		}
+		if id <= w.id {
+			w.err = fmt.Errorf("segment: NextID(%d) gave %d", w.id, id)
+			return w.err
+		}
+		next = id
+	}
+	if err := w.create(next); err != nil {
 		if !errors.Is(err, ErrNoSpace) {
 			w.err = err
 		}

@@ -39,6 +39,11 @@ works on a stopped store and, through the admin socket, on a running one.`,
 					if *dry {
 						return nil
 					}
+					if rep.Elsewhere {
+						holder, _, _ := eng.LeaseHolder(engine.LeaseGC)
+						fmt.Fprintf(e.stdout, "not run: another node (%s) is running a pass\n", holder)
+						return nil
+					}
 					fmt.Fprintf(e.stdout, "released: %d blobs, %d chunks\ncompacted: %d segments, %d chunks (%d bytes) copied, %d bytes reclaimed\n",
 						rep.ReleasedBlobs, rep.ReleasedChunks, rep.Compacted, rep.CopiedChunks, rep.CopiedBytes, rep.Reclaimed)
 					for _, s := range rep.Skipped {
@@ -139,11 +144,16 @@ func (m maintenance) run(ctx context.Context, eng *engine.Engine, log *slog.Logg
 			}
 		}()
 	}
+	// With several nodes, each of these runs on one at a time: the one
+	// holding its lease (engine/nodes.go); GC takes its own.
 	every(m.expire, "expiry", func() error {
-		n, err := eng.Expire(ctx)
-		if n > 0 {
-			log.Info("expired records deleted", "count", n)
-		}
+		_, err := eng.WithLease(ctx, engine.LeaseExpiry, func(ctx context.Context) error {
+			n, err := eng.Expire(ctx)
+			if n > 0 {
+				log.Info("expired records deleted", "count", n)
+			}
+			return err
+		})
 		return err
 	})
 	every(m.gc, "gc", func() error {
@@ -154,13 +164,16 @@ func (m maintenance) run(ctx context.Context, eng *engine.Engine, log *slog.Logg
 		return err
 	})
 	every(m.scrub, "scrub", func() error {
-		rep, err := eng.Scrub(ctx, m.scrubSample)
-		for _, k := range rep.Damaged {
-			log.Error("scrub found a damaged record", "namespace", k.Namespace, "tenant", k.Tenant, "name", k.Name)
-		}
-		for _, b := range rep.BadSegments {
-			log.Error("scrub found a segment that does not read whole", "segment", b)
-		}
+		_, err := eng.WithLease(ctx, engine.LeaseScrub, func(ctx context.Context) error {
+			rep, err := eng.Scrub(ctx, m.scrubSample)
+			for _, k := range rep.Damaged {
+				log.Error("scrub found a damaged record", "namespace", k.Namespace, "tenant", k.Tenant, "name", k.Name)
+			}
+			for _, b := range rep.BadSegments {
+				log.Error("scrub found a segment that does not read whole", "segment", b)
+			}
+			return err
+		})
 		return err
 	})
 }
