@@ -55,6 +55,8 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.Int64Var(&eo.MinFreeBytes, "min-free-bytes", 64<<20, "refuse uploads (507) while the file system has less free space than this (-1: never)")
 			hideDedup := fs.Bool("hide-dedup-timing", true, "an upload of bytes someone already stored waits about as long as writing them would have taken, so that no client can time its uploads to learn what others stored; false: duplicates upload faster (for a store whose clients trust each other)")
 			fs.Int64Var(&eo.ReadCache, "read-cache", 256<<20, "bytes of verified chunks kept in memory for downloads (each tenant's own), counting the ones being read; the least recently used are dropped past it")
+			fs.DurationVar(&eo.GCGrace, "gc-grace", time.Hour, "how long content nothing refers to is kept before GC releases it; with several nodes also how long an upload may take, and how long after a segment is sealed before it is compacted")
+			fs.StringVar(&eo.Node, "node-name", "", "the name this node goes by to the others sharing its store, in their logs and leases (default: host/pid/random)")
 			fs.IntVar(&eo.MaxUploads, "max-uploads", 64, "uploads that stream at once (each holds an 8 MiB chunking buffer); more wait for a slot")
 			var body server.Config // the flags' share of it
 			corsOrigins := fs.String("cors-origins", "", "origins (https://app.example, comma-separated; * for any) whose browser apps may call every API (default: none; per bucket, tenant or organization: cairn cors)")

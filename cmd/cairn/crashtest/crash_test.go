@@ -71,11 +71,13 @@ func (m *model) liveBytes() int64 {
 }
 
 // load runs uploaders until stop closes: sizes 1 KiB to 8 MiB, 20% of
-// uploads a content already used, 5% of operations a delete.
-func load(c *client, m *model, workers int, cycle int, stop <-chan struct{}) (ops int) {
+// uploads a content already used, 5% of operations a delete. Worker w
+// talks to cs[w%len(cs)] (several nodes).
+func load(cs []*client, m *model, workers int, cycle int, stop <-chan struct{}) (ops int) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for w := range workers {
+		c := cs[w%len(cs)]
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(cycle), uint64(w)))
 			for i := 0; ; i++ {
@@ -278,7 +280,7 @@ func crashLoopAcks(t *testing.T, data string, cycles int, crash func(p *proc), r
 		c := newClient(p.url, token)
 		stop := make(chan struct{})
 		done := make(chan int)
-		go func() { done <- load(c, m, 16, cycle, stop) }()
+		go func() { done <- load([]*client{c}, m, 16, cycle, stop) }()
 		// Crash at a random moment of the load.
 		select {
 		case <-time.After(time.Duration(200+r.IntN(1000)) * time.Millisecond):
@@ -434,7 +436,7 @@ func killUnderLoad(p *proc, c *client, m *model, cycle int) {
 	m.mu.Lock()
 	acked := len(m.acked)
 	m.mu.Unlock()
-	go func() { done <- load(c, m, 16, cycle, stop) }()
+	go func() { done <- load([]*client{c}, m, 16, cycle, stop) }()
 	for deadline := time.Now().Add(time.Minute); ; {
 		m.mu.Lock()
 		n := len(m.acked)
