@@ -125,6 +125,12 @@ func (e *Engine) gc(ctx context.Context, dryRun bool) (GCReport, error) {
 		if err := e.deleteRetired(ctx); err != nil {
 			return rep, err
 		}
+		// Shared rate limits: buckets a day idle are full again; marks
+		// (addresses that signed in) last a month.
+		now := e.opts.Now()
+		if err := e.idx.SweepRates(now.Add(-24*time.Hour), now.Add(-31*24*time.Hour)); err != nil {
+			return rep, err
+		}
 	}
 	if e.logged() {
 		// Compaction drops the log records a checkpoint covers.

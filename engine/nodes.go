@@ -176,7 +176,7 @@ func (e *Engine) retireSegment(seg index.Segment) (bool, error) {
 
 // deleteRetired deletes the objects of segments retired over a grace
 // period ago, and the objects of segments the index does not know (a
-// node died between putting one and recording it) put as long ago.
+// node died between putting one and recording it) put over a day ago.
 func (e *Engine) deleteRetired(ctx context.Context) error {
 	before := e.opts.Now().Add(-e.opts.GCGrace)
 	retired := map[uint64]bool{}
@@ -212,9 +212,12 @@ func (e *Engine) deleteRetired(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	// An object put and not yet recorded may be a node's in flight: one
+	// is taken for a dead node's after a day at least, whatever GCGrace.
+	orphan := e.opts.Now().Add(-max(e.opts.GCGrace, 24*time.Hour))
 	for _, o := range objs {
 		id, ok := segment.ParseFileName(strings.TrimPrefix(o.Name, "segments/"))
-		if !ok || known[id] || retired[id] || o.Modified.After(before) {
+		if !ok || known[id] || retired[id] || o.Modified.After(orphan) {
 			continue
 		}
 		// Looked up again: it may have been recorded since the list.
@@ -241,4 +244,43 @@ func (e *Engine) sealedSegment(id uint64) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// RateOp is what Rate does with a token bucket: index.RatePeek,
+// RateAllow or RateTake.
+type RateOp = index.RateOp
+
+// The RateOps.
+const (
+	RatePeek  = index.RatePeek
+	RateAllow = index.RateAllow
+	RateTake  = index.RateTake
+)
+
+// Rate applies op to the token bucket key, kept where every node of a
+// shared store sees it (index.DB.Rate): the rate limits that must hold
+// for the deployment, not each node (failed sign-ins). ErrInvalid for a
+// store one process has (it keeps its buckets in memory).
+func (e *Engine) Rate(key string, perSecond, burst float64, now time.Time, op RateOp) (bool, time.Duration, error) {
+	if !e.shared {
+		return false, 0, fmt.Errorf("%w: shared rate limits need a shared store", ErrInvalid)
+	}
+	return e.idx.Rate(key, perSecond, burst, now, op)
+}
+
+// Mark records, where every node sees it, that key happened at now;
+// Marked returns when it last did.
+func (e *Engine) Mark(key string, now time.Time) error {
+	if !e.shared {
+		return fmt.Errorf("%w: shared marks need a shared store", ErrInvalid)
+	}
+	return e.idx.Mark(key, now)
+}
+
+// Marked returns when key was last marked (Mark).
+func (e *Engine) Marked(key string) (time.Time, bool, error) {
+	if !e.shared {
+		return time.Time{}, false, fmt.Errorf("%w: shared marks need a shared store", ErrInvalid)
+	}
+	return e.idx.Marked(key)
 }

@@ -98,7 +98,8 @@ func TestNodesCounter(t *testing.T) {
 // nodes. Every record acknowledged and not deleted then reads back
 // byte-exact on every node, and the store checks clean.
 func TestNodesShareContent(t *testing.T) {
-	ns := nodes(t, 3, engine.Options{GCGrace: -1, SegmentSize: 1 << 20, InlineMax: -1})
+	const grace = 300 * time.Millisecond
+	ns := nodes(t, 3, engine.Options{GCGrace: grace, SegmentSize: 1 << 20, InlineMax: -1})
 	contents := make([][]byte, 6)
 	for i := range contents {
 		contents[i] = random(uint64(100+i), 200<<10+i*1000)
@@ -110,7 +111,7 @@ func TestNodesShareContent(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[engine.Key]put{}
 	stop := make(chan struct{})
-	var gcs, elsewhere atomic.Int64
+	var gcs, elsewhere, refused atomic.Int64
 	var bg sync.WaitGroup
 	for _, e := range ns {
 		bg.Add(1)
@@ -159,7 +160,15 @@ func TestNodesShareContent(t *testing.T) {
 					data = random(uint64(w*1000+i), 100<<10) // one of its own
 					c = -1
 				}
-				if _, err := e.PutRecord(ctx, k, bytes.NewReader(data), engine.Write{}); err != nil {
+				_, err := e.PutRecord(ctx, k, bytes.NewReader(data), engine.Write{})
+				if errors.Is(err, engine.ErrUnavailable) {
+					// Slower than the grace period (its segment compacted
+					// away, or a chunk it found released): refused, not
+					// stored; the client would upload again.
+					refused.Add(1)
+					continue
+				}
+				if err != nil {
 					t.Errorf("put %s on %s: %v", k, e.Node(), err)
 					return
 				}
@@ -183,7 +192,14 @@ func TestNodesShareContent(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	t.Logf("%d GC calls, %d found another node's pass running", gcs.Load(), elsewhere.Load())
+	var compacted, conflicts uint64
+	for _, e := range ns {
+		st, _ := e.Stats()
+		compacted += st.Compacted
+		conflicts += st.Conflicts
+	}
+	t.Logf("%d GC calls, %d found another node's pass running; %d segments compacted; %d transactions redone after another node's commit; %d uploads refused as slower than the grace period",
+		gcs.Load(), elsewhere.Load(), compacted, conflicts, refused.Load())
 	for _, e := range ns {
 		for k, p := range acked {
 			rec, err := e.GetRecord(k)
@@ -211,6 +227,7 @@ func TestNodesShareContent(t *testing.T) {
 		}
 	}
 	for range 3 {
+		time.Sleep(grace)
 		if _, err := ns[1].GC(ctx, false); err != nil {
 			t.Fatal(err)
 		}

@@ -59,15 +59,16 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	st.pgReader = pgReader{live: st}
 	cctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
-	if _, err := pool.Exec(cctx, "CREATE TABLE IF NOT EXISTS "+pgTable+" (k bytea PRIMARY KEY, v bytea NOT NULL)"); err != nil {
+	if err := createTable(cctx, pool, "CREATE TABLE IF NOT EXISTS "+pgTable+" (k bytea PRIMARY KEY, v bytea NOT NULL)"); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("index: postgres: create the table: %w", err)
 	}
 	for _, q := range []string{
 		"CREATE TABLE IF NOT EXISTS cairn_leases (name text PRIMARY KEY, holder text NOT NULL, until timestamptz NOT NULL)",
 		"CREATE TABLE IF NOT EXISTS cairn_counters (name text PRIMARY KEY, v bigint NOT NULL)",
+		"CREATE TABLE IF NOT EXISTS cairn_rates (k bytea PRIMARY KEY, tokens float8 NOT NULL, at float8 NOT NULL)",
 	} {
-		if _, err := pool.Exec(cctx, q); err != nil {
+		if err := createTable(cctx, pool, q); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("index: postgres: create the tables: %w", err)
 		}
@@ -737,4 +738,16 @@ func (p *pgStore) relock() error {
 		return ErrLockLost
 	}
 	return nil
+}
+
+// createTable runs a CREATE TABLE IF NOT EXISTS, once more if it lost a
+// race with another node's (two at once can both find no table, and one
+// then fails on the catalog's unique index).
+func createTable(ctx context.Context, pool *pgxpool.Pool, q string) error {
+	_, err := pool.Exec(ctx, q)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07") {
+		_, err = pool.Exec(ctx, q)
+	}
+	return err
 }

@@ -296,3 +296,109 @@ RETURNING v`
 	}
 	return 0, pgErr("sequence "+name, err)
 }
+
+// RateOp is what Rate does with a token bucket.
+type RateOp int
+
+const (
+	// RatePeek reports whether a token is left, taking none.
+	RatePeek RateOp = iota
+	// RateAllow takes a token if one is left.
+	RateAllow
+	// RateTake takes a token, left or not (the bucket may go below zero,
+	// as golang.org/x/time/rate's reservations do).
+	RateTake
+)
+
+// Rate applies op to the token bucket key (perSecond tokens a second, at
+// most burst) at now, in a table every node of the store shares: ok, or
+// how long until a token is there. Buckets are timed by the callers'
+// clocks, which the nodes keep in step (NTP). Only an index several
+// processes share has them (ErrUnsupported otherwise).
+func (d *DB) Rate(key string, perSecond, burst float64, now time.Time, op RateOp) (bool, time.Duration, error) {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return false, 0, ErrUnsupported
+	}
+	t := float64(now.UnixNano()) / 1e9
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	var allowed bool
+	var wait time.Duration
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "INSERT INTO cairn_rates (k, tokens, at) VALUES ($1, $2, $3) ON CONFLICT (k) DO NOTHING", []byte(key), burst, t); err != nil {
+			return err
+		}
+		var tokens, at float64
+		if err := tx.QueryRow(ctx, "SELECT tokens, at FROM cairn_rates WHERE k = $1 FOR UPDATE", []byte(key)).Scan(&tokens, &at); err != nil {
+			return err
+		}
+		tokens = min(burst, tokens+max(0, t-at)*perSecond)
+		allowed, wait = tokens >= 1, 0
+		if !allowed {
+			wait = time.Duration((1 - tokens) / perSecond * float64(time.Second))
+		}
+		if op == RatePeek || op == RateAllow && !allowed {
+			return nil
+		}
+		_, err := tx.Exec(ctx, "UPDATE cairn_rates SET tokens = $2, at = $3 WHERE k = $1", []byte(key), tokens-1, max(t, at))
+		return err
+	})
+	if err != nil {
+		return false, 0, pgErr("rate "+key, err)
+	}
+	return allowed, wait, nil
+}
+
+// Mark records that key happened at now (a client address that signed
+// in as an identity), where every node sees it; Marked says when.
+func (d *DB) Mark(key string, now time.Time) error {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return ErrUnsupported
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	if _, err := p.pool.Exec(ctx, "INSERT INTO cairn_rates (k, tokens, at) VALUES ($1, 0, $2) ON CONFLICT (k) DO UPDATE SET at = GREATEST(cairn_rates.at, EXCLUDED.at)", []byte(markPrefix+key), float64(now.UnixNano())/1e9); err != nil {
+		return pgErr("mark", err)
+	}
+	return nil
+}
+
+// Marked returns when key was last marked.
+func (d *DB) Marked(key string) (time.Time, bool, error) {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return time.Time{}, false, ErrUnsupported
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	var at float64
+	err := p.pool.QueryRow(ctx, "SELECT at FROM cairn_rates WHERE k = $1", []byte(markPrefix+key)).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, pgErr("marked", err)
+	}
+	return time.Unix(0, int64(at*1e9)), true, nil
+}
+
+// markPrefix keeps marks apart from token buckets in their table.
+const markPrefix = "mark:"
+
+// SweepRates deletes the token buckets untouched since buckets, and the
+// marks made before marks.
+func (d *DB) SweepRates(buckets, marks time.Time) error {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	if _, err := p.pool.Exec(ctx, "DELETE FROM cairn_rates WHERE at < $1 AND substring(k for $4) <> $3 OR at < $2 AND substring(k for $4) = $3",
+		float64(buckets.UnixNano())/1e9, float64(marks.UnixNano())/1e9, []byte(markPrefix), len(markPrefix)); err != nil {
+		return pgErr("sweep rates", err)
+	}
+	return nil
+}

@@ -160,7 +160,7 @@ func New(cfg Config) *Server {
 	limits := web.Limits{
 		Uploads:   web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxUploadsPerClient, PerAddress: cfg.MaxUploadsPerAddress, Anonymous: cfg.MaxAnonymousUploads, Wait: cfg.SlotWait}),
 		Downloads: web.NewSlots(web.SlotsConfig{PerClient: cfg.MaxDownloadsPerAddress, Wait: cfg.SlotWait}),
-		Logins:    web.NewLogins(web.LoginsConfig{PerAddress: cfg.LoginFailuresPerAddress, PerIdentity: cfg.LoginFailuresPerIdentity}),
+		Logins:    web.NewLogins(web.LoginsConfig{PerAddress: cfg.LoginFailuresPerAddress, PerIdentity: cfg.LoginFailuresPerIdentity, Engine: cfg.Engine}),
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New(), limits: limits, corsRules: NewCORSRules(cfg.Engine)}
 	s.metrics = newHTTPMetrics(cfg.Registry)

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/internal/testtool"
@@ -38,7 +39,8 @@ import (
 // again.
 func Open(t testing.TB, opts engine.Options) *engine.Engine {
 	t.Helper()
-	if os.Getenv(StoreEnv) == "s3" && opts.FS == nil && opts.Objects == nil {
+	nodes := os.Getenv(NodesEnv) == "2" && opts.FS == nil
+	if (nodes || os.Getenv(StoreEnv) == "s3") && opts.FS == nil && opts.Objects == nil {
 		opts.Objects = Bucket(t)
 	}
 	dir := "data"
@@ -47,10 +49,39 @@ func Open(t testing.TB, opts engine.Options) *engine.Engine {
 		// own temporary folder is open to all).
 		dir = filepath.Join(t.TempDir(), "data")
 	}
-	if os.Getenv(IndexEnv) == "postgres" && opts.FS == nil && opts.Index == "" {
+	if (nodes || os.Getenv(IndexEnv) == "postgres") && opts.FS == nil && opts.Index == "" {
 		databases.Store(dir, testtool.SharedPostgres(t).NewDatabase(t))
 	}
-	return OpenDir(t, dir, opts)
+	e := OpenDir(t, dir, opts)
+	if opts.KeyFile == "" {
+		opts.KeyFile = filepath.Join(dir, engine.KeyFileName)
+	}
+	opened.Store(e, IndexOf(dir, opts))
+	return e
+}
+
+// NodesEnv names the environment variable that makes the engines Open
+// makes stores several nodes may share (as StoreEnv=s3 and
+// IndexEnv=postgres together), and has SecondNode open a second node of
+// each: "2". The API packages' tests then serve each store from two
+// nodes, requests alternating between them (.ci/run runs them so).
+const NodesEnv = "CAIRN_TEST_NODES"
+
+// opened are the options of the engines Open made, by engine.
+var opened sync.Map
+
+// SecondNode returns, under NodesEnv=2, a second node of the store of e
+// (which Open made): an engine with a folder of its own on the same
+// database, bucket and key, closed when t ends. Otherwise nil.
+func SecondNode(t testing.TB, e *engine.Engine) *engine.Engine {
+	t.Helper()
+	o, ok := opened.Load(e)
+	if !ok || os.Getenv(NodesEnv) != "2" || !e.Shared() {
+		return nil
+	}
+	opts := o.(engine.Options)
+	opts.Node = "second"
+	return OpenDir(t, filepath.Join(t.TempDir(), "second"), opts)
 }
 
 // IndexEnv names the environment variable that moves the index of the
@@ -118,4 +149,26 @@ func Bucket(t testing.TB) *objstore.Bucket {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Collect gives back, on a store several nodes share, the space of what
+// lost its last reference: there GC releases blobs and chunks only once
+// they have been unreferenced for the grace period (engine/nodes.go), so
+// Collect moves the test's clock past it with advance (nil for a store
+// whose grace period is none) and runs the passes that release the blobs,
+// then their chunks. On other stores, where that happens at once, it does
+// nothing.
+func Collect(t testing.TB, e *engine.Engine, advance func(time.Duration)) {
+	t.Helper()
+	if !e.Shared() {
+		return
+	}
+	for range 2 {
+		if advance != nil {
+			advance(2 * time.Hour)
+		}
+		if _, err := e.GC(context.Background(), false); err != nil {
+			t.Fatalf("GC: %v", err)
+		}
+	}
 }

@@ -9,8 +9,10 @@
 package testtool
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"testing"
 )
 
@@ -45,4 +47,13 @@ func Root(t testing.TB, why string) {
 		t.Fatalf("this test needs root (%s) and %s is set", why, RequireEnv)
 	}
 	t.Skipf("needs root: %s", why)
+}
+
+// Alternate serves each request with the next of hs in turn: several
+// nodes of one store behind a round-robin load balancer.
+func Alternate(hs ...http.Handler) http.Handler {
+	var n atomic.Uint64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hs[(n.Add(1)-1)%uint64(len(hs))].ServeHTTP(w, r)
+	})
 }

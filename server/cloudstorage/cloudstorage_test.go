@@ -48,7 +48,13 @@ func newEnv(t *testing.T, cfg server.Config) *env {
 		cfg.Engine = enginetest.Open(t, engine.Options{})
 	}
 	cfg.Logger = enginetest.Logger(t)
-	ts := httptest.NewServer(server.New(cfg))
+	h := http.Handler(server.New(cfg))
+	if e2 := enginetest.SecondNode(t, cfg.Engine); e2 != nil {
+		cfg2 := cfg
+		cfg2.Engine, cfg2.Registry = e2, nil // metrics are each node's
+		h = testtool.Alternate(h, server.New(cfg2))
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	v := &env{t: t, e: cfg.Engine, url: ts.URL, secrets: map[string]string{}}
 	v.client = openapitest.New(t, ts.URL, "/openapi/cloudstorage.json", "path").Client()

@@ -50,10 +50,16 @@ func newEnv(t *testing.T, maxFile int64) *env {
 	v.now.Store(t0.UnixNano())
 	clock := func() time.Time { return time.Unix(0, v.now.Load()) }
 	v.e = enginetest.Open(t, engine.Options{Now: clock})
-	ts := httptest.NewServer(server.New(server.Config{
+	cfg := server.Config{
 		Engine: v.e, Logger: enginetest.Logger(t), Now: clock,
 		MediaService: mediaservice.Config{MaxFile: maxFile},
-	}))
+	}
+	h := http.Handler(server.New(cfg))
+	if e2 := enginetest.SecondNode(t, v.e); e2 != nil {
+		cfg.Engine = e2
+		h = testtool.Alternate(h, server.New(cfg))
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	v.url = ts.URL
 	v.client = openapitest.New(t, ts.URL, "/openapi/mediaservice.json").Client()

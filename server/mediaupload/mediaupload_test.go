@@ -52,10 +52,15 @@ func newEnv(t *testing.T, maxContent int64) *env {
 	v.now.Store(t0.UnixNano())
 	clock := func() time.Time { return time.Unix(0, v.now.Load()) }
 	v.e = enginetest.Open(t, engine.Options{Now: clock})
-	srv := server.New(server.Config{
+	cfg := server.Config{
 		Engine: v.e, Logger: enginetest.Logger(t), Now: clock,
 		MediaUpload: mediaupload.Config{MaxContent: maxContent},
-	})
+	}
+	srv := http.Handler(server.New(cfg))
+	if e2 := enginetest.SecondNode(t, v.e); e2 != nil {
+		cfg.Engine = e2
+		srv = testtool.Alternate(srv, server.New(cfg))
+	}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v.serving.Add(1)
 		defer v.serving.Done()
@@ -339,6 +344,7 @@ func TestExpiry(t *testing.T) {
 	if err != nil || n != 4 { // the file, its duplicate entry, its request ID, its public link
 		t.Fatalf("Expire = %d, %v; want 4", n, err)
 	}
+	enginetest.Collect(t, v.e, func(d time.Duration) { v.now.Add(int64(d)) })
 	st, _ := v.e.Stats()
 	if st.Records != 2 || st.Blobs != 0 {
 		t.Fatalf("after the sweep: %d records, %d blobs; the space was not given back", st.Records, st.Blobs)

@@ -23,6 +23,7 @@ import (
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
 	"github.com/cairnstore/cairn/internal/mail"
+	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/internal/openapitest"
 	"github.com/cairnstore/cairn/server/internal/web"
@@ -50,10 +51,16 @@ func newEnv(t *testing.T) *env {
 	clock := func() time.Time { return time.Unix(0, v.now.Load()) }
 	v.e = enginetest.Open(t, engine.Options{Now: clock, GCGrace: -1})
 	smtpAddr := fakeSMTP(t, v.mails)
-	ts := httptest.NewServer(server.New(server.Config{
+	cfg := server.Config{
 		Engine: v.e, Logger: enginetest.Logger(t), Now: clock,
 		OceanMedia: oceanmedia.Config{Notify: mail.Sender{Addr: smtpAddr, From: "cairn@test"}.Send},
-	}))
+	}
+	h := http.Handler(server.New(cfg))
+	if e2 := enginetest.SecondNode(t, v.e); e2 != nil {
+		cfg.Engine = e2
+		h = testtool.Alternate(h, server.New(cfg))
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	v.url = ts.URL
 	v.client = openapitest.New(t, ts.URL, "/openapi/oceanmedia.json").Client()
@@ -253,6 +260,7 @@ func TestCRUD(t *testing.T) {
 	if res, _ := http.Get(u.Links["url"].Href); res.StatusCode != 404 {
 		t.Fatalf("url after delete: %d", res.StatusCode)
 	}
+	enginetest.Collect(t, v.e, nil)
 	st, _ := v.e.Stats()
 	if st.Blobs != 0 {
 		t.Fatalf("%d blobs left after delete", st.Blobs)
@@ -419,6 +427,7 @@ func TestAutodelete(t *testing.T) {
 	if err != nil || n < 1 {
 		t.Fatalf("Expire = %d, %v", n, err)
 	}
+	enginetest.Collect(t, v.e, nil)
 	st, _ := v.e.Stats()
 	if st.Blobs != 0 {
 		t.Fatalf("%d blobs after autodelete", st.Blobs)

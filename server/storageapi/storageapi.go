@@ -76,7 +76,7 @@ func New(cfg Config) *API {
 	return &API{
 		Deps: cfg.Deps, cfg: cfg, iam: NewIAM(cfg.Engine),
 		passwords: auth.NewPasswords(time.Minute, cfg.Now),
-		limit:     web.NewRate(cfg.PublicRate, max(1, int(cfg.PublicRate))),
+		limit:     web.NewRate(cfg.PublicRate, max(1, int(cfg.PublicRate))).SharedBy("storageapi.public", cfg.Engine),
 	}
 }
 

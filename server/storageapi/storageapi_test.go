@@ -21,6 +21,7 @@ import (
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
 	"github.com/cairnstore/cairn/internal/blob"
+	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/internal/openapitest"
 	"github.com/cairnstore/cairn/server/storageapi"
@@ -49,7 +50,13 @@ func newEnv(t *testing.T, cfg storageapi.Config) *env {
 	clock := func() time.Time { return time.Unix(0, v.now.Load()) }
 	v.e = enginetest.Open(t, engine.Options{Now: clock})
 	v.iam = storageapi.NewIAM(v.e)
-	ts := httptest.NewServer(server.New(server.Config{Engine: v.e, Logger: enginetest.Logger(t), Now: clock, StorageAPI: cfg}))
+	scfg := server.Config{Engine: v.e, Logger: enginetest.Logger(t), Now: clock, StorageAPI: cfg}
+	h := http.Handler(server.New(scfg))
+	if e2 := enginetest.SecondNode(t, v.e); e2 != nil {
+		scfg.Engine = e2
+		h = testtool.Alternate(h, server.New(scfg))
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	v.url = ts.URL
 
@@ -562,6 +569,7 @@ func TestDeleteOwners(t *testing.T) {
 	if code, _ := fetch(t, u.URL); code != 404 {
 		t.Fatalf("a purged file's public URL: %d", code)
 	}
+	enginetest.Collect(t, v.e, v.advance)
 	if _, err := v.e.Stat(blob.Sum(content)); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("a purged file's blob is still referenced: %v", err)
 	}

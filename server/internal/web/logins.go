@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/cairnstore/cairn/engine"
 )
 
 // LoginsConfig sets how many failed sign-ins Logins lets through; zero
@@ -25,6 +28,10 @@ type LoginsConfig struct {
 	// Known is how long an address that signed in as an identity stays
 	// exempt from that identity's limit; default 30 days.
 	Known time.Duration
+	// Engine, if its store is shared by several nodes, keeps the counts
+	// and the addresses known, so that the limits hold for the whole
+	// deployment, not each node.
+	Engine *engine.Engine
 }
 
 // Logins slows down password guessing: a client address that keeps
@@ -62,8 +69,8 @@ func NewLogins(cfg LoginsConfig) *Logins {
 	}
 	return &Logins{
 		cfg:   cfg,
-		addr:  NewRate(cfg.PerAddress, int(max(1, cfg.PerAddress))),
-		ident: NewRate(cfg.PerIdentity, int(max(1, 6*cfg.PerIdentity))),
+		addr:  NewRate(cfg.PerAddress, int(max(1, cfg.PerAddress))).SharedBy("logins.address", cfg.Engine),
+		ident: NewRate(cfg.PerIdentity, int(max(1, 6*cfg.PerIdentity))).SharedBy("logins.identity", cfg.Engine),
 		known: map[string]time.Time{},
 	}
 }
@@ -94,6 +101,12 @@ func (l *Logins) Failed(addr, identity string, now time.Time) {
 
 // Succeeded records a sign-in: addr is known for identity from now on.
 func (l *Logins) Succeeded(addr, identity string, now time.Time) {
+	if e := l.cfg.Engine; e != nil && e.Shared() {
+		if err := e.Mark("known:"+identity+"\x00"+addr, now); err != nil {
+			slog.Warn("recording a sign-in's address", "err", err)
+		}
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.swept) > time.Hour || len(l.known) >= maxKnown {
@@ -111,6 +124,10 @@ func (l *Logins) Succeeded(addr, identity string, now time.Time) {
 }
 
 func (l *Logins) isKnown(addr, identity string, now time.Time) bool {
+	if e := l.cfg.Engine; e != nil && e.Shared() {
+		at, ok, err := e.Marked("known:" + identity + "\x00" + addr)
+		return err == nil && ok && now.Sub(at) <= l.cfg.Known
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	at, ok := l.known[identity+"\x00"+addr]
@@ -122,6 +139,11 @@ func (l *Logins) isKnown(addr, identity string, now time.Time) bool {
 // bounded by the keys active in the last few minutes. Safe for
 // concurrent use.
 type Rate struct {
+	// shared, if set, keeps the buckets (named name:key) where every
+	// node of the store sees them (SharedBy).
+	shared *engine.Engine
+	name   string
+
 	mu      sync.Mutex
 	every   rate.Limit
 	burst   int
@@ -139,9 +161,33 @@ func NewRate(perMinute float64, burst int) *Rate {
 	return &Rate{every: rate.Limit(perMinute / 60), burst: burst, buckets: map[string]*bucket{}}
 }
 
+// SharedBy makes the limit hold for every node of e's store together,
+// if several share it: the buckets, named name:key, are kept in its
+// index's database (engine.Engine.Rate). Otherwise it does nothing.
+func (l *Rate) SharedBy(name string, e *engine.Engine) *Rate {
+	if e != nil && e.Shared() {
+		l.shared, l.name = e, name
+	}
+	return l
+}
+
+// sharedOp is Allow, Peek or Take on the shared bucket. A database that
+// does not answer fails closed: a second's wait (the request itself
+// would need the database too).
+func (l *Rate) sharedOp(key string, now time.Time, op engine.RateOp) (bool, time.Duration) {
+	ok, wait, err := l.shared.Rate(l.name+":"+key, float64(l.every), float64(l.burst), now, op)
+	if err != nil {
+		return false, time.Second
+	}
+	return ok, wait
+}
+
 // Allow takes one event for key at now; when none is left it returns
 // false and how long until one is.
 func (l *Rate) Allow(key string, now time.Time) (bool, time.Duration) {
+	if l.shared != nil {
+		return l.sharedOp(key, now, engine.RateAllow)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.bucket(key, now)
@@ -159,6 +205,9 @@ func (l *Rate) Allow(key string, now time.Time) (bool, time.Duration) {
 // Peek reports whether key has an event left at now, without taking it;
 // if not, how long until it has.
 func (l *Rate) Peek(key string, now time.Time) (bool, time.Duration) {
+	if l.shared != nil {
+		return l.sharedOp(key, now, engine.RatePeek)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
@@ -173,6 +222,10 @@ func (l *Rate) Peek(key string, now time.Time) (bool, time.Duration) {
 
 // Take takes an event for key at now, whether or not one is left.
 func (l *Rate) Take(key string, now time.Time) {
+	if l.shared != nil {
+		l.sharedOp(key, now, engine.RateTake)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.bucket(key, now).l.ReserveN(now, 1)
