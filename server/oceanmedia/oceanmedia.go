@@ -65,6 +65,9 @@ func New(cfg Config) *API {
 	a := &API{Deps: cfg.Deps, cfg: cfg, users: NewUsers(cfg.Engine), passwords: auth.NewPasswords(time.Minute, cfg.Now)}
 	if cfg.Notify != nil {
 		a.mail = newNotifier(cfg.Notify, cfg.Logger, cfg.Now)
+		// Several nodes: a recipient's limit holds for them all (the
+		// limit in all protects each node's relay, and is each node's).
+		a.mail.to.SharedBy("oceanmedia.mail-recipient", cfg.Engine)
 	}
 	cfg.Engine.OnExpire(namespace, a.autodeleted)
 	return a
