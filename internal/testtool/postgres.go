@@ -231,30 +231,42 @@ func (p *Postgres) CPU() time.Duration {
 	}
 	pid := int64(p.cmd.Process.Pid)
 	entries, _ := os.ReadDir("/proc")
-	var ticks int64
+	var cpu time.Duration
 	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:]) // state ppid pgrp … utime (index 11) stime (12)
-		if len(f) < 13 {
-			continue
-		}
-		var self, parent, ut, st int64
+		var self int64
 		fmt.Sscan(e.Name(), &self)
-		fmt.Sscan(f[1], &parent)
-		if self != pid && parent != pid {
-			continue
+		if parent, used, ok := procStat(self); ok && (self == pid || parent == pid) {
+			cpu += used
 		}
-		fmt.Sscan(f[11], &ut)
-		fmt.Sscan(f[12], &st)
-		ticks += ut + st
 	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+	return cpu
+}
+
+// ProcessCPU is the CPU time process pid has used so far, user and
+// system, all its threads, from /proc (0 if it is gone).
+func ProcessCPU(pid int) time.Duration {
+	_, used, _ := procStat(int64(pid))
+	return used
+}
+
+// procStat reads a process's parent and CPU time from /proc/pid/stat.
+func procStat(pid int64) (parent int64, used time.Duration, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(s[i+1:]) // state ppid pgrp … utime (index 11) stime (12)
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	var ut, st int64
+	fmt.Sscan(f[1], &parent)
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return parent, time.Duration(ut+st) * time.Second / 100, true // USER_HZ
 }
