@@ -627,6 +627,9 @@ func (e *Engine) Writable() error {
 	if err := e.checkObjects(); err != nil {
 		return err
 	}
+	if err := e.idx.Ping(); err != nil {
+		return err
+	}
 	return e.checkSpace()
 }
 

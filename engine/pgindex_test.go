@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/engine/enginetest"
@@ -98,9 +99,17 @@ func TestIndexOutage(t *testing.T) {
 	if _, err := e.GetRecord(engine.Key{Namespace: "ns", Tenant: "t", Name: "before"}); !errors.Is(err, engine.ErrUnavailable) || errors.Is(err, engine.ErrCorrupt) {
 		t.Fatalf("a read while the database is down: %v, want ErrUnavailable", err)
 	}
+	time.Sleep(2100 * time.Millisecond) // past the last answer Writable keeps
+	if err := e.Writable(); !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Writable (readiness) while the database is down: %v, want ErrUnavailable", err)
+	}
 	pg.Start()
 	if err := put("after"); err != nil {
 		t.Fatalf("a write once the database is back: %v", err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if err := e.Writable(); err != nil {
+		t.Fatalf("Writable once the database is back: %v", err)
 	}
 	for _, name := range []string{"before", "after"} {
 		if _, err := e.GetRecord(engine.Key{Namespace: "ns", Tenant: "t", Name: name}); err != nil {

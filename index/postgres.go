@@ -89,6 +89,10 @@ type pgStore struct {
 	lockMu   sync.Mutex
 	lockConn *pgxpool.Conn
 	lockPID  int32
+	// pingMu guards the last Ping's answer and when it came.
+	pingMu  sync.Mutex
+	pingErr error
+	pingAt  time.Time
 }
 
 // pgReader reads the live table (live set) or a snapshot's transaction.

@@ -402,3 +402,25 @@ func (d *DB) SweepRates(buckets, marks time.Time) error {
 	}
 	return nil
 }
+
+// Ping reports whether the index's database answers (nil for Pebble),
+// asking again when the last answer is over two seconds old: a node
+// whose database does not answer is not ready.
+func (d *DB) Ping() error {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return nil
+	}
+	p.pingMu.Lock()
+	defer p.pingMu.Unlock()
+	if time.Since(p.pingAt) > 2*time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		p.pingErr = p.pool.Ping(ctx)
+		cancel()
+		if p.pingErr != nil {
+			p.pingErr = pgErr("ping", p.pingErr)
+		}
+		p.pingAt = time.Now()
+	}
+	return p.pingErr
+}

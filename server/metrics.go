@@ -58,6 +58,7 @@ type engineCollector struct {
 	lastGC, lastScrub, free, total                                   *prometheus.Desc
 	objectPuts, objectPutBytes, objectGets, objectGetBytes           *prometheus.Desc
 	localCache, localEvictions                                       *prometheus.Desc
+	conflicts                                                        *prometheus.Desc
 }
 
 func newEngineCollector(e *engine.Engine) *engineCollector {
@@ -107,6 +108,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		objectGetBytes: d("object_get_bytes_total", "Bytes fetched by those GETs, since start."),
 		localCache:     d("object_cache_bytes", "Bytes of local copies of segment objects (at most --cache-size)."),
 		localEvictions: d("object_cache_evictions_total", "Local copies of segment objects removed past --cache-size, since start."),
+		conflicts:      d("index_conflicts_total", "Transactions read again and redone because another node committed over what they read (several nodes on one store), since start."),
 	}
 }
 
@@ -114,7 +116,7 @@ func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
 		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt, c.chunkReads,
 		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.partReads, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt, c.lastGC, c.lastScrub, c.free, c.total,
-		c.objectPuts, c.objectPutBytes, c.objectGets, c.objectGetBytes, c.localCache, c.localEvictions} {
+		c.objectPuts, c.objectPutBytes, c.objectGets, c.objectGetBytes, c.localCache, c.localEvictions, c.conflicts} {
 		ch <- d
 	}
 }
@@ -173,6 +175,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.objectGetBytes, s.ObjectGetBytes)
 	g(c.localCache, float64(s.CacheBytes))
 	k(c.localEvictions, s.CacheEvictions)
+	k(c.conflicts, s.Conflicts)
 	buckets := make(map[float64]uint64, len(engine.SyncBuckets))
 	for i, ub := range engine.SyncBuckets {
 		buckets[ub] = s.SyncBuckets[i]
