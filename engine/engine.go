@@ -264,9 +264,11 @@ type Engine struct {
 	// shared: the index is in PostgreSQL and the segments in a bucket, so
 	// other nodes may have the store open at once (nodes.go). node names
 	// this one (its leases' holder).
-	shared bool
-	node   string
-	ids    idBlock
+	shared   bool
+	node     string
+	ids      idBlock
+	inflight inflight
+	beat     beat
 }
 
 // Open opens the store in dir, creating it if needed, and recovers from a
@@ -362,6 +364,14 @@ func Open(dir string, opts Options) (*Engine, error) {
 		e.closeIndex()
 		e.comp.Close()
 		return nil, err
+	}
+	if e.shared {
+		if err := e.startHeartbeat(); err != nil {
+			e.w.Close()
+			e.closeIndex()
+			e.comp.Close()
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -654,6 +664,7 @@ func (e *Engine) Close() error {
 		return ErrClosed
 	}
 	e.ops.Wait()
+	e.stopHeartbeat()
 	var errs []error
 	if err := e.w.Close(); err != nil && e.failed.Load() == nil {
 		errs = append(errs, err)

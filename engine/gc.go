@@ -236,7 +236,10 @@ func (e *Engine) sweepOutboards(ctx context.Context) error {
 // releaseZeros releases zero-reference blobs, then chunks, older than the
 // grace period and not pinned.
 func (e *Engine) releaseZeros(ctx context.Context, rep *GCReport) error {
-	before := e.opts.Now().Add(-e.opts.GCGrace).UnixNano()
+	before, err := e.gcLimit()
+	if err != nil {
+		return err
+	}
 	for _, kind := range []index.ZeroKind{index.ZeroBlob, index.ZeroChunk} {
 		var ids []blob.ID
 		for z, err := range e.idx.Zeros(kind) {
@@ -327,7 +330,10 @@ func (e *Engine) compactionCandidates() ([]candidate, error) {
 	// Several nodes: a segment sealed less than a grace period ago may
 	// hold chunks its node's uploads have yet to commit (nodes.go); the
 	// others' segments may have higher IDs than this one's active.
-	cutoff := e.opts.Now().Add(-e.opts.GCGrace).UnixNano()
+	cutoff, err := e.gcLimit()
+	if err != nil {
+		return nil, err
+	}
 	var out, small []candidate
 	for _, s := range segs {
 		if s.Sealed == 0 || (oldest != 0 && s.ID >= oldest) {

@@ -25,18 +25,17 @@ import (
 //     node committed over it, and Update redoes it (tx.expectations).
 //   - Segment IDs come from a sequence in the database, a block at a
 //     time, so each node's are its own and grow.
-//   - Pins are in each node's memory, so no node releases a blob or
-//     chunk the moment its last reference goes: it gets a zero-reference
-//     entry, and GC releases it once it has been so for GCGrace. An
-//     upload that found a chunk stored relies on it for that long (one
-//     that takes longer is refused, 503, rather than losing bytes); one
-//     that finds it unreferenced stores the bytes again. A reader of a
-//     blob deleted meanwhile reads on for as long.
-//   - Compaction takes a segment only once it was sealed GCGrace ago,
-//     so its writer has committed what it appended (an upload slower
-//     than that is refused at commit: the segment is retired). A
-//     segment compacted away is retired, not deleted: its object goes a
-//     grace period later, as readers elsewhere may still be reading it.
+//   - Pins: each node pins in memory, as one process does, and publishes
+//     in the database its horizon, the start of its oldest upload or
+//     reader in flight (see below). No node releases a blob or chunk the
+//     moment its last reference goes: it gets a zero-reference entry,
+//     and GC releases it once it has been so since before every node's
+//     horizon and the grace period. An upload that finds a chunk
+//     unreferenced stores the bytes again instead of relying on it.
+//   - Compaction takes a segment only once it was sealed before every
+//     horizon (its writer has committed what it appended) and the grace
+//     period. A segment compacted away is retired, not deleted: its
+//     object goes once it was retired before every horizon too.
 //   - GC, the expiry sweeper and the scheduled scrub run on one node at a
 //     time, under leases in the database that move to another node when
 //     their holder stops renewing them.
@@ -178,7 +177,11 @@ func (e *Engine) retireSegment(seg index.Segment) (bool, error) {
 // period ago, and the objects of segments the index does not know (a
 // node died between putting one and recording it) put over a day ago.
 func (e *Engine) deleteRetired(ctx context.Context) error {
-	before := e.opts.Now().Add(-e.opts.GCGrace)
+	limit, err := e.gcLimit()
+	if err != nil {
+		return err
+	}
+	before := time.Unix(0, limit)
 	retired := map[uint64]bool{}
 	var due []uint64
 	for r, err := range e.idx.Retired() {
@@ -283,4 +286,132 @@ func (e *Engine) Marked(key string) (time.Time, bool, error) {
 		return time.Time{}, false, fmt.Errorf("%w: shared marks need a shared store", ErrInvalid)
 	}
 	return e.idx.Marked(key)
+}
+
+// Pins across nodes. Each node publishes in the database, every
+// heartbeatEvery, its horizon: a time no upload or reader of its own in
+// flight began before, and none will begin before later (the oldest
+// in-flight one's start, or now). GC takes the earliest horizon of the
+// live nodes as the limit of what it may take:
+//
+//   - a blob or chunk unreferenced since before it: an upload that found
+//     it stored found it referenced, so after the upload began, and a
+//     reader opened it earlier still;
+//   - a segment sealed before it: every upload that wrote into it has
+//     committed or failed;
+//   - a retired segment's object, retired before it: no reader that might
+//     hold a location in it is left.
+//
+// So an upload or a download on one node, however long, never loses
+// what it relies on to another node's GC. A node whose heartbeat stops
+// (dead, or cut off from the database) stops counting after nodeTTL; if
+// it was only cut off, its commits check what they rely on anyway
+// (expectations, ExpectNotRetired) and are refused rather than
+// corrupting anything.
+
+const (
+	heartbeatEvery = 2 * time.Second
+	nodeTTL        = 30 * time.Second
+)
+
+// inflight is when this node's uploads and open readers began.
+type inflight struct {
+	mu  sync.Mutex
+	ops map[any]int64
+}
+
+func (f *inflight) add(op any, at int64) {
+	f.mu.Lock()
+	if f.ops == nil {
+		f.ops = map[any]int64{}
+	}
+	f.ops[op] = at
+	f.mu.Unlock()
+}
+
+func (f *inflight) done(op any) {
+	f.mu.Lock()
+	delete(f.ops, op)
+	f.mu.Unlock()
+}
+
+// oldest is when the oldest operation in flight began, or now.
+func (f *inflight) oldest(now int64) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, at := range f.ops {
+		now = min(now, at)
+	}
+	return now
+}
+
+// beat runs the heartbeat (startHeartbeat).
+type beat struct {
+	stop, done chan struct{}
+}
+
+// Heartbeat publishes this node's horizon now (a node does so by itself
+// every two seconds; tests that move the clock call it).
+func (e *Engine) Heartbeat() error {
+	if !e.shared {
+		return nil
+	}
+	return e.idx.Heartbeat(e.node, e.inflight.oldest(e.opts.Now().UnixNano()), nodeTTL)
+}
+
+// startHeartbeat publishes the horizon, then keeps doing so until Close.
+func (e *Engine) startHeartbeat() error {
+	if err := e.Heartbeat(); err != nil {
+		return err
+	}
+	e.beat = beat{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(e.beat.done)
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.beat.stop:
+				return
+			case <-t.C:
+			}
+			if err := e.Heartbeat(); err != nil {
+				e.log.Warn("publishing this node's horizon", "err", err)
+			}
+		}
+	}()
+	return nil
+}
+
+// stopHeartbeat stops publishing and withdraws the horizon.
+func (e *Engine) stopHeartbeat() {
+	if e.beat.stop == nil {
+		return
+	}
+	close(e.beat.stop)
+	<-e.beat.done
+	if err := e.idx.Leave(e.node); err != nil {
+		e.log.Warn("withdrawing this node's horizon", "err", err)
+	}
+}
+
+// gcLimit is what GC may take on a shared store: what has been so since
+// before the grace period and before every live node's horizon (this
+// node's published first, so that its own is current).
+func (e *Engine) gcLimit() (int64, error) {
+	limit := e.opts.Now().Add(-e.opts.GCGrace).UnixNano()
+	if !e.shared {
+		return limit, nil
+	}
+	if err := e.Heartbeat(); err != nil {
+		return 0, err
+	}
+	h, ok, err := e.idx.Horizon()
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		limit = min(limit, h-1)
+	}
+	return limit, nil
 }

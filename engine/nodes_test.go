@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -228,6 +229,11 @@ func TestNodesShareContent(t *testing.T) {
 	}
 	for range 3 {
 		time.Sleep(grace)
+		for _, e := range ns {
+			if err := e.Heartbeat(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if _, err := ns[1].GC(ctx, false); err != nil {
 			t.Fatal(err)
 		}
@@ -272,5 +278,87 @@ func TestNodesLease(t *testing.T) {
 	held, err = ns[1].WithLease(ctx, engine.LeaseScrub, func(context.Context) error { ran = true; return nil })
 	if err != nil || !held || !ran {
 		t.Fatalf("the second node once the first let go: held %v, ran %v, %v", held, ran, err)
+	}
+}
+
+// TestNodesLongOperations: an upload on one node that relies on chunks
+// it found stored, and a download on it, both lasting well past the GC
+// grace period, while another node deletes the content's record and runs
+// GC pass after pass: neither loses anything, because GC takes nothing
+// unreferenced since after the first node's horizon (the start of its
+// oldest operation in flight). Once they are done, the space comes back.
+func TestNodesLongOperations(t *testing.T) {
+	const grace = 100 * time.Millisecond
+	ns := nodes(t, 2, engine.Options{GCGrace: grace, InlineMax: -1})
+	a, b := ns[0], ns[1]
+	content := random(7, 12<<20) // past the chunker's 8 MiB buffer: the first chunks are looked up while the rest is still coming
+	k1 := engine.Key{Namespace: "test", Tenant: "t", Name: "one"}
+	k2 := engine.Key{Namespace: "test", Tenant: "t", Name: "two"}
+	if _, err := a.PutRecord(ctx, k1, bytes.NewReader(content), engine.Write{}); err != nil {
+		t.Fatal(err)
+	}
+	collect := func() {
+		t.Helper()
+		for range 3 {
+			time.Sleep(2 * grace)
+			if err := b.Heartbeat(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.GC(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// The same bytes uploaded on b, slowly: its first chunks are found
+	// stored (and relied on) before k1 goes.
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.PutRecord(ctx, k2, pr, engine.Write{})
+		done <- err
+	}()
+	if _, err := pw.Write(content[:10<<20]); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteRecord(ctx, k1); err != nil {
+		t.Fatal(err)
+	}
+	collect()
+	if _, err := pw.Write(content[10<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("the upload that outlasted the grace period: %v", err)
+	}
+
+	// A download on b, half read when a deletes the record and collects.
+	rec, err := b.GetRecord(k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.OpenRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(content))
+	if _, err := io.ReadFull(r, got[:6<<20]); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteRecord(ctx, k2); err != nil {
+		t.Fatal(err)
+	}
+	collect()
+	if _, err := io.ReadFull(r, got[6<<20:]); err != nil {
+		t.Fatalf("the download that outlasted the grace period: %v", err)
+	}
+	r.Close()
+	if !bytes.Equal(got, content) {
+		t.Fatal("the download read other bytes")
+	}
+	collect()
+	if st, _ := a.Stats(); st.Blobs != 0 || st.Chunks != 0 {
+		t.Fatalf("once both are done: %d blobs, %d chunks left", st.Blobs, st.Chunks)
 	}
 }

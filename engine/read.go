@@ -81,6 +81,7 @@ func (e *Engine) open(id blob.ID, scope string) (*Reader, error) {
 		err error
 	)
 	k := pinKey{index.ZeroBlob, id}
+	began := e.opts.Now().UnixNano()
 	e.locks.withStripe(e.locks.ofID(k.kind, id), func(st *stripe) {
 		b, ok, err = e.idx.Blob(id)
 		if ok && err == nil {
@@ -94,6 +95,9 @@ func (e *Engine) open(id blob.ID, scope string) (*Reader, error) {
 		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, id)
 	}
 	r := &Reader{e: e, id: id, scope: scope, size: b.Size, chunks: b.Chunks}
+	if e.shared {
+		e.inflight.add(r, began)
+	}
 	r.partOf.Store(-1)
 	r.starts = make([]int64, len(b.Chunks)+1)
 	for i, c := range b.Chunks {
@@ -118,6 +122,9 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
+	if r.e.shared {
+		r.e.inflight.done(r)
+	}
 	k := pinKey{index.ZeroBlob, r.id}
 	r.e.locks.withStripe(r.e.locks.ofID(k.kind, r.id), func(st *stripe) { st.unpin(k) })
 	return nil

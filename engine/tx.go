@@ -372,10 +372,11 @@ func (tx *Tx) addUpload(up *Upload) error {
 		if !cs.exists {
 			loc, ok := up.fresh[c.ID]
 			if !ok && tx.e.shared {
-				// Another node's GC cannot see this one's pins: it keeps
-				// a chunk a grace period after its last reference went,
-				// and this upload outlasted that.
-				return fmt.Errorf("%w: chunk %s, stored when the upload began, was collected since (an upload longer than the GC grace period): upload again", ErrUnavailable, c.ID)
+				// Another node's GC took it, not seeing this node's
+				// horizon (nodes.go): this node's heartbeat stopped for
+				// over nodeTTL (cut off from the database), or the nodes'
+				// clocks are far apart. Refused, not lost.
+				return fmt.Errorf("%w: chunk %s, stored when the upload began, was collected since by another node (was this node cut off from the database?): upload again", ErrUnavailable, c.ID)
 			}
 			if !ok {
 				// The upload found it stored and pinned it: it cannot be gone.
@@ -572,7 +573,7 @@ func (tx *Tx) commit() error {
 			if retired, err := tx.e.idx.IsRetired(seg); err != nil {
 				return err
 			} else if retired {
-				return fmt.Errorf("%w: segment %s, which this upload wrote into, was compacted away before it committed (an upload longer than the GC grace period): upload again", ErrUnavailable, segment.FileName(seg))
+				return fmt.Errorf("%w: segment %s, which this upload wrote into, was compacted away by another node before it committed (was this node cut off from the database?): upload again", ErrUnavailable, segment.FileName(seg))
 			}
 		}
 		tx.expectations(b)

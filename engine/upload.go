@@ -71,6 +71,9 @@ func (u *Upload) Close() {
 	u.e.uploadsMu.Lock()
 	delete(u.e.uploads, u)
 	u.e.uploadsMu.Unlock()
+	if u.e.shared {
+		u.e.inflight.done(u)
+	}
 }
 
 // Upload streams r into the store: content-defined chunks, each hashed
@@ -120,6 +123,9 @@ func (e *Engine) upload(ctx context.Context, r io.Reader) (*Upload, error) {
 		return nil, err
 	}
 	u := &Upload{e: e, fresh: map[blob.ID]index.Location{}, ends: map[uint64]int64{}}
+	if e.shared {
+		e.inflight.add(u, e.opts.Now().UnixNano())
+	}
 	e.uploadsMu.Lock()
 	e.uploads[u] = e.w.End().Segment
 	e.uploadsMu.Unlock()

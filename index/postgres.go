@@ -66,6 +66,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	for _, q := range []string{
 		"CREATE TABLE IF NOT EXISTS cairn_leases (name text PRIMARY KEY, holder text NOT NULL, until timestamptz NOT NULL)",
 		"CREATE TABLE IF NOT EXISTS cairn_counters (name text PRIMARY KEY, v bigint NOT NULL)",
+		"CREATE TABLE IF NOT EXISTS cairn_nodes (node text PRIMARY KEY, horizon bigint NOT NULL, until timestamptz NOT NULL)",
 		"CREATE TABLE IF NOT EXISTS cairn_rates (k bytea PRIMARY KEY, tokens float8 NOT NULL, at float8 NOT NULL)",
 	} {
 		if err := createTable(cctx, pool, q); err != nil {

@@ -424,3 +424,61 @@ func (d *DB) Ping() error {
 	}
 	return p.pingErr
 }
+
+// Heartbeat publishes node's horizon (Unix nanoseconds: no upload or
+// reader of the node's in flight began before it, nor will any begin
+// before it later) for ttl, by the database's clock.
+func (d *DB) Heartbeat(node string, horizon int64, ttl time.Duration) error {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	const q = `INSERT INTO cairn_nodes AS n (node, horizon, until) VALUES ($1, $2, now() + make_interval(secs => $3))
+ON CONFLICT (node) DO UPDATE SET horizon = EXCLUDED.horizon, until = EXCLUDED.until`
+	var err error
+	for range 3 {
+		if _, err = p.pool.Exec(ctx, q, node, horizon, ttl.Seconds()); !connErr(err) {
+			break
+		}
+	}
+	if err != nil {
+		return pgErr("heartbeat", err)
+	}
+	return nil
+}
+
+// Leave withdraws node's horizon (it has nothing in flight any more).
+func (d *DB) Leave(node string) error {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	if _, err := p.pool.Exec(ctx, "DELETE FROM cairn_nodes WHERE node = $1", node); err != nil {
+		return pgErr("leave", err)
+	}
+	return nil
+}
+
+// Horizon is the earliest horizon of the nodes whose heartbeat is live:
+// no operation of theirs in flight began before it. ok is false if no
+// node has one.
+func (d *DB) Horizon() (int64, bool, error) {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return 0, false, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	var h *int64
+	if err := p.pool.QueryRow(ctx, "SELECT min(horizon) FROM cairn_nodes WHERE until > now()").Scan(&h); err != nil {
+		return 0, false, pgErr("horizon", err)
+	}
+	if h == nil {
+		return 0, false, nil
+	}
+	return *h, true, nil
+}
