@@ -158,10 +158,11 @@ func Bucket(t testing.TB) *objstore.Bucket {
 
 // Collect gives back, on a store several nodes share, the space of what
 // lost its last reference: there GC releases blobs and chunks only once
-// they have been unreferenced for the grace period (engine/nodes.go), so
-// Collect moves the test's clock past it with advance (nil for a store
-// whose grace period is none) and runs the passes that release the blobs,
-// then their chunks. On other stores, where that happens at once, it does
+// they have been unreferenced for the grace period and since before
+// every node's horizon (engine/nodes.go), so Collect moves the test's
+// clock on with advance (asked for 2 h; a store with no grace period
+// needs only a moment) and runs the passes that release the blobs, then
+// their chunks. On other stores, where that happens at once, it does
 // nothing.
 func Collect(t testing.TB, e *engine.Engine, advance func(time.Duration)) {
 	t.Helper()
