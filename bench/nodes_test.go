@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -31,7 +30,7 @@ import (
 // cannot add cores, so read the figures as what a node costs per
 // request, and whether that grows with the nodes beside it.
 func BenchmarkNodes(b *testing.B) {
-	bin := cairnBinary(b)
+	bin := testtool.Cairn(b)
 	m := testtool.StartMinIO(b)
 	pg := testtool.SharedPostgres(b)
 	for _, n := range []int{1, 2, 3} {
@@ -190,29 +189,4 @@ func startNode(b *testing.B, bin string, env []string, args ...string) *benchNod
 	n.url = strings.TrimSuffix(strings.Fields(strings.TrimPrefix(line, prefix))[0], "/")
 	go io.Copy(io.Discard, out)
 	return n
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// cairnBinary builds cmd/cairn once.
-func cairnBinary(b *testing.B) string {
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cairn-bench-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "cairn")
-		if out, err := exec.Command("go", "build", "-o", binPath, "github.com/cairnstore/cairn/cmd/cairn").CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		b.Fatal(binErr)
-	}
-	return binPath
 }

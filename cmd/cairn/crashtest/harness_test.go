@@ -29,34 +29,12 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
-)
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	"github.com/cairnstore/cairn/internal/testtool"
 )
 
 // binary builds cmd/cairn once and returns its path.
-func binary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cairn-crashtest-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "cairn")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/cairnstore/cairn/cmd/cairn").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func binary(t *testing.T) string { return testtool.Cairn(t) }
 
 // cairn runs a cairn subcommand to completion.
 func cairn(t *testing.T, args ...string) (string, error) {
