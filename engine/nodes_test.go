@@ -155,8 +155,10 @@ func TestNodesShareContent(t *testing.T) {
 					t.Errorf("delete %s on %s: %v", k, e.Node(), err)
 					return
 				}
-				c := (w + i) % len(contents)
+				c := (w + i) % 6 // the shared ones
+				mu.Lock()
 				data := contents[c]
+				mu.Unlock()
 				if i%3 == 0 {
 					data = random(uint64(w*1000+i), 100<<10) // one of its own
 					c = -1

@@ -67,54 +67,9 @@ func TestBehindNginx(t *testing.T) {
 	base, stop := startServe(t, []string{"--data", data, "--trusted-proxies", "127.0.0.2", "--storage-public-rate", "1", "--storage-public-max-bytes", fmt.Sprint(80 << 20)}, noEnv)
 	defer stop()
 
-	dir := t.TempDir()
-	user := ""
-	if os.Getuid() == 0 {
-		user = "user root;" // its workers read the test's private folders
-	}
-	front := freeAddr(t)
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, user, dir, front, strings.TrimPrefix(base, "http://")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(nginx, "-c", conf, "-p", dir, "-e", filepath.Join(dir, "error.log"))
-	// Its own process group, so that its workers go with it; output to a
-	// file (a pipe would keep Wait waiting for the workers).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := os.Create(filepath.Join(dir, "out.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		// SIGTERM: the master stops its workers and waits for them.
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}()
-	ready := time.NewTicker(20 * time.Millisecond)
-	defer ready.Stop()
-	for deadline := time.Now().Add(10 * time.Second); ; <-ready.C {
-		if c, err := net.Dial("tcp", front); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			stdout, _ := os.ReadFile(out.Name())
-			t.Fatalf("nginx is not listening on %s after 10 s:\n%s\n%s", front, stdout, logs)
-		}
-	}
+	front := startNginx(t, nginx, func(dir, user, front string) string {
+		return fmt.Sprintf(nginxConf, user, dir, front, strings.TrimPrefix(base, "http://"))
+	})
 
 	upload := func(url, claim string, body []byte) *http.Response {
 		t.Helper()
@@ -175,5 +130,60 @@ func TestBehindNginx(t *testing.T) {
 	}
 	if got := get("bytes=40000000-40999999"); !bytes.Equal(got, big[40000000:41000000]) {
 		t.Fatalf("a range through nginx differs (%d bytes)", len(got))
+	}
+}
+
+// startNginx runs nginx on a free address with the configuration conf
+// makes (given nginx's folder, its user line and its address), stopped
+// when the test ends, and returns the address once it listens.
+func startNginx(t *testing.T, nginx string, conf func(dir, user, front string) string) string {
+	t.Helper()
+	dir := t.TempDir()
+	user := ""
+	if os.Getuid() == 0 {
+		user = "user root;" // its workers read the test's private folders
+	}
+	front := freeAddr(t)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf(dir, user, front)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-c", path, "-p", dir, "-e", filepath.Join(dir, "error.log"))
+	// Its own process group, so that its workers go with it; output to a
+	// file (a pipe would keep Wait waiting for the workers).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := os.Create(filepath.Join(dir, "out.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// SIGTERM: the master stops its workers and waits for them.
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	ready := time.NewTicker(20 * time.Millisecond)
+	defer ready.Stop()
+	for deadline := time.Now().Add(10 * time.Second); ; <-ready.C {
+		if c, err := net.Dial("tcp", front); err == nil {
+			c.Close()
+			return front
+		}
+		if time.Now().After(deadline) {
+			logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			stdout, _ := os.ReadFile(out.Name())
+			t.Fatalf("nginx is not listening on %s after 10 s:\n%s\n%s", front, stdout, logs)
+		}
 	}
 }
