@@ -1,0 +1,467 @@
+// Package resumable keeps tus uploads (the protocol of tus.io, served by
+// github.com/tus/tusd/v2's handler) in the engine, so that a large upload
+// survives dropped connections and restarts, and finishes as exactly what
+// a plain upload makes.
+//
+// An upload is records in a namespace of its own, its ID as the tenant:
+// "info" holds its state (tusd's FileInfo, and the offset), and each PATCH
+// adds a record "part/<offset>" holding the bytes it brought, streamed
+// into the engine as they arrive (content-defined chunks appended to
+// segments, deduplicated) and committed, with the new offset, in one
+// transaction: the offset a client reads after a crash is what was
+// synced. A PATCH cut off midway keeps what arrived (tusd ends the body
+// at the cut), so the client resumes from there. Every record expires
+// with the upload (Store.TTL), so the sweeper deletes an abandoned one
+// and GC reclaims its bytes (tusd's own stores never do: tus/tusd#435).
+//
+// Finishing streams the parts again, in order, into one upload: chunks
+// are cut as for a plain upload and found stored but at the parts'
+// edges, so the whole content's BLAKE3, chunk list and deduplication are
+// those of a plain upload; Store.Finish writes the API's record with it,
+// in the transaction that deletes the parts and marks the upload done.
+// An upload whose last part committed but whose finish did not (a crash
+// between the two) is finished by the next request that reads it, so a
+// client that finds its offset complete on resuming always finds the
+// file made.
+package resumable
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/cairnstore/cairn/engine"
+)
+
+// Store is a tusd data store (handler.DataStore, with termination,
+// concatenation and deferred length) in the engine.
+type Store struct {
+	Engine *engine.Engine
+	// Namespace holds the uploads' records (one per API).
+	Namespace string
+	// TTL is how long an upload lives from its creation; past it, done
+	// or not, it is deleted and its bytes are GC's.
+	TTL time.Duration
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+	// Finish writes, in the transaction that completes an upload, the
+	// record a plain upload of up would make, and returns what the client
+	// is to learn of it (kept with the upload: Result).
+	Finish func(ctx context.Context, tx *engine.Tx, info handler.FileInfo, up *engine.Upload) ([]byte, error)
+}
+
+// state is an upload's "info" record.
+type state struct {
+	Size           int64            `json:"size"`
+	SizeIsDeferred bool             `json:"sizeDeferred,omitempty"`
+	Offset         int64            `json:"offset"`
+	MetaData       handler.MetaData `json:"meta,omitempty"`
+	IsPartial      bool             `json:"partial,omitempty"`
+	IsFinal        bool             `json:"final,omitempty"`
+	PartialUploads []string         `json:"partials,omitempty"`
+	// Storage is the API's own (who may write the upload, and where it
+	// goes), set at creation.
+	Storage map[string]string `json:"storage,omitempty"`
+	// Done: finished; Result is what Finish returned.
+	Done   bool   `json:"done,omitempty"`
+	Result []byte `json:"result,omitempty"`
+}
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Store) infoKey(id string) engine.Key {
+	return engine.Key{Namespace: s.Namespace, Tenant: id, Name: "info"}
+}
+
+func (s *Store) partKey(id string, offset int64) engine.Key {
+	return engine.Key{Namespace: s.Namespace, Tenant: id, Name: fmt.Sprintf("part/%020d", offset)}
+}
+
+// validID: the IDs NewUpload makes (32 hex digits).
+func validID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}
+
+// UseIn composes the store into a tusd handler's store composer.
+func (s *Store) UseIn(c *handler.StoreComposer) {
+	c.UseCore(s)
+	c.UseTerminater(s)
+	c.UseConcater(s)
+	c.UseLengthDeferrer(s)
+}
+
+// NewUpload creates an upload; its ID is the store's (any ID in info is
+// ignored).
+func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.Upload, error) {
+	var raw [16]byte
+	rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	st := state{
+		Size: info.Size, SizeIsDeferred: info.SizeIsDeferred, MetaData: info.MetaData,
+		IsPartial: info.IsPartial, IsFinal: info.IsFinal, PartialUploads: info.PartialUploads, Storage: info.Storage,
+	}
+	meta, _ := json.Marshal(st)
+	err := s.Engine.Update(ctx, func(tx *engine.Tx) error {
+		_, err := tx.Put(s.infoKey(id), engine.Record{Meta: meta, Expires: s.now().Add(s.TTL)}, nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &upload{s: s, id: id}, nil
+}
+
+// GetUpload returns the upload id, finishing it first if its bytes are
+// all there but its finish never committed.
+func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error) {
+	if !validID(id) {
+		return nil, handler.ErrNotFound
+	}
+	u := &upload{s: s, id: id}
+	st, _, err := u.state()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Done && !st.IsPartial && !st.SizeIsDeferred && st.Offset == st.Size && (st.Size > 0 || st.IsFinal) {
+		if err := u.finish(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+func (s *Store) AsTerminatableUpload(u handler.Upload) handler.TerminatableUpload {
+	return u.(*upload)
+}
+
+func (s *Store) AsConcatableUpload(u handler.Upload) handler.ConcatableUpload {
+	return u.(*upload)
+}
+
+func (s *Store) AsLengthDeclarableUpload(u handler.Upload) handler.LengthDeclarableUpload {
+	return u.(*upload)
+}
+
+type upload struct {
+	s  *Store
+	id string
+}
+
+// state reads the upload's state and its record.
+func (u *upload) state() (state, engine.Record, error) {
+	rec, err := u.s.Engine.GetRecord(u.s.infoKey(u.id))
+	if errors.Is(err, engine.ErrNotFound) {
+		return state{}, rec, handler.ErrNotFound
+	}
+	if err != nil {
+		return state{}, rec, err
+	}
+	var st state
+	if err := json.Unmarshal(rec.Meta, &st); err != nil {
+		return state{}, rec, fmt.Errorf("resumable: upload %s: %w", u.id, err)
+	}
+	return st, rec, nil
+}
+
+// txState is state inside a transaction.
+func (u *upload) txState(tx *engine.Tx) (state, engine.Record, error) {
+	rec, err := tx.Get(u.s.infoKey(u.id))
+	if errors.Is(err, engine.ErrNotFound) {
+		return state{}, rec, handler.ErrNotFound
+	}
+	if err != nil {
+		return state{}, rec, err
+	}
+	var st state
+	if err := json.Unmarshal(rec.Meta, &st); err != nil {
+		return state{}, rec, fmt.Errorf("resumable: upload %s: %w", u.id, err)
+	}
+	return st, rec, nil
+}
+
+// putState writes the state back, with the record's expiry.
+func (u *upload) putState(tx *engine.Tx, st state, rec engine.Record) error {
+	meta, _ := json.Marshal(st)
+	_, err := tx.Put(u.s.infoKey(u.id), engine.Record{Meta: meta, Expires: rec.Expires}, nil)
+	return err
+}
+
+func (u *upload) GetInfo(ctx context.Context) (handler.FileInfo, error) {
+	st, _, err := u.state()
+	if err != nil {
+		return handler.FileInfo{}, err
+	}
+	return handler.FileInfo{
+		ID: u.id, Size: st.Size, SizeIsDeferred: st.SizeIsDeferred, Offset: st.Offset, MetaData: st.MetaData,
+		IsPartial: st.IsPartial, IsFinal: st.IsFinal, PartialUploads: st.PartialUploads, Storage: st.Storage,
+	}, nil
+}
+
+// Result is what Finish returned for a finished upload (ok false if it
+// is not finished).
+func (s *Store) Result(id string) ([]byte, bool, error) {
+	if !validID(id) {
+		return nil, false, handler.ErrNotFound
+	}
+	st, _, err := (&upload{s: s, id: id}).state()
+	if err != nil {
+		return nil, false, err
+	}
+	return st.Result, st.Done, nil
+}
+
+// errStale is a PATCH at an offset that is no longer the upload's (a
+// racing request moved it): tusd answers 409.
+var errStale = handler.ErrMismatchOffset
+
+// WriteChunk streams src into the engine as a part at offset. What
+// arrived before a cut connection is kept (tusd ends src there).
+func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
+	st, _, err := u.state()
+	if err != nil {
+		return 0, err
+	}
+	if st.IsFinal {
+		return 0, handler.ErrModifyFinal
+	}
+	if st.Done {
+		return 0, handler.ErrSizeExceeded
+	}
+	if offset != st.Offset {
+		return 0, errStale
+	}
+	up, err := u.s.Engine.Upload(ctx, src)
+	if err != nil {
+		return 0, err
+	}
+	defer up.Close()
+	if up.Size() == 0 {
+		return 0, nil
+	}
+	err = u.s.Engine.Update(ctx, func(tx *engine.Tx) error {
+		st, rec, err := u.txState(tx)
+		if err != nil {
+			return err
+		}
+		if st.Offset != offset || st.Done {
+			return errStale
+		}
+		if !st.SizeIsDeferred && offset+up.Size() > st.Size {
+			return handler.ErrSizeExceeded
+		}
+		if _, err := tx.Put(u.s.partKey(u.id, offset), engine.Record{Expires: rec.Expires}, up); err != nil {
+			return err
+		}
+		st.Offset += up.Size()
+		return u.putState(tx, st, rec)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return up.Size(), nil
+}
+
+// parts lists the upload's parts in order.
+func (u *upload) parts() ([]engine.Record, error) {
+	var out []engine.Record
+	for r, err := range u.s.Engine.Records(u.s.Namespace, u.id, "part/", "") {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// GetReader reads the bytes received so far, in order.
+func (u *upload) GetReader(ctx context.Context) (io.ReadCloser, error) {
+	parts, err := u.parts()
+	if err != nil {
+		return nil, err
+	}
+	return u.s.reader(parts)
+}
+
+// multiReader reads records one after the other, opening each in turn.
+type multiReader struct {
+	e     *engine.Engine
+	parts []engine.Record
+	cur   *engine.Reader
+}
+
+func (s *Store) reader(parts []engine.Record) (io.ReadCloser, error) {
+	return &multiReader{e: s.Engine, parts: parts}, nil
+}
+
+func (m *multiReader) Read(p []byte) (int, error) {
+	for {
+		if m.cur == nil {
+			if len(m.parts) == 0 {
+				return 0, io.EOF
+			}
+			r, err := m.e.OpenRecord(m.parts[0])
+			if err != nil {
+				return 0, err
+			}
+			m.cur, m.parts = r, m.parts[1:]
+		}
+		n, err := m.cur.Read(p)
+		if errors.Is(err, io.EOF) {
+			m.cur.Close()
+			m.cur = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (m *multiReader) Close() error {
+	if m.cur != nil {
+		return m.cur.Close()
+	}
+	return nil
+}
+
+// FinishUpload finishes a complete upload (see the package doc).
+func (u *upload) FinishUpload(ctx context.Context) error {
+	st, _, err := u.state()
+	if err != nil {
+		return err
+	}
+	if st.Done || st.IsPartial {
+		return nil
+	}
+	return u.finish(ctx)
+}
+
+// finish streams the parts into one upload and, in one transaction,
+// has Finish make the API's record, deletes the parts and marks the
+// upload done.
+func (u *upload) finish(ctx context.Context) error {
+	parts, err := u.parts()
+	if err != nil {
+		return err
+	}
+	r, _ := u.s.reader(parts)
+	up, err := u.s.Engine.Upload(ctx, r)
+	r.Close()
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	return u.s.Engine.Update(ctx, func(tx *engine.Tx) error {
+		st, rec, err := u.txState(tx)
+		if err != nil {
+			return err
+		}
+		if st.Done {
+			return nil // finished meanwhile, by another request
+		}
+		if st.Offset != up.Size() {
+			return errStale
+		}
+		for _, p := range parts {
+			if err := tx.Delete(p.Key); err != nil {
+				return fmt.Errorf("resumable: upload %s: a part went missing: %w", u.id, err)
+			}
+		}
+		info := handler.FileInfo{
+			ID: u.id, Size: st.Size, Offset: st.Offset, MetaData: st.MetaData,
+			IsFinal: st.IsFinal, PartialUploads: st.PartialUploads, Storage: st.Storage,
+		}
+		if st.Result, err = u.s.Finish(ctx, tx, info, up); err != nil {
+			return err
+		}
+		st.Done = true
+		return u.putState(tx, st, rec)
+	})
+}
+
+// Terminate deletes the upload and its parts (their bytes are GC's).
+func (u *upload) Terminate(ctx context.Context) error {
+	parts, err := u.parts()
+	if err != nil {
+		return err
+	}
+	return u.s.Engine.Update(ctx, func(tx *engine.Tx) error {
+		for _, p := range parts {
+			if err := tx.Delete(p.Key); err != nil && !errors.Is(err, engine.ErrNotFound) {
+				return err
+			}
+		}
+		if err := tx.Delete(u.s.infoKey(u.id)); errors.Is(err, engine.ErrNotFound) {
+			return handler.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+// DeclareLength sets the length of an upload created without one.
+func (u *upload) DeclareLength(ctx context.Context, length int64) error {
+	return u.s.Engine.Update(ctx, func(tx *engine.Tx) error {
+		st, rec, err := u.txState(tx)
+		if err != nil {
+			return err
+		}
+		if !st.SizeIsDeferred || length < st.Offset {
+			return handler.ErrInvalidUploadLength
+		}
+		st.Size, st.SizeIsDeferred = length, false
+		return u.putState(tx, st, rec)
+	})
+}
+
+// ConcatUploads makes this (final) upload the concatenation of partial
+// ones: their parts become its parts (references to the same bytes,
+// nothing copied), and it is then finished as any other.
+func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) error {
+	var all []engine.Record
+	for _, p := range partials {
+		parts, err := p.(*upload).parts()
+		if err != nil {
+			return err
+		}
+		all = append(all, parts...)
+	}
+	err := u.s.Engine.Update(ctx, func(tx *engine.Tx) error {
+		st, rec, err := u.txState(tx)
+		if err != nil {
+			return err
+		}
+		var off int64
+		for _, p := range all {
+			if _, err := tx.Put(u.s.partKey(u.id, off), engine.Record{Blob: p.Blob, Expires: rec.Expires}, nil); err != nil {
+				return err
+			}
+			off += p.Size
+		}
+		st.Offset, st.Size = off, off
+		return u.putState(tx, st, rec)
+	})
+	if err != nil {
+		return err
+	}
+	return u.finish(ctx)
+}
