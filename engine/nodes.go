@@ -415,3 +415,17 @@ func (e *Engine) gcLimit() (int64, error) {
 	}
 	return limit, nil
 }
+
+// NodeInfo and LeaseInfo describe the nodes of a shared store and the
+// leases they hold (cairn nodes).
+type (
+	NodeInfo  = index.NodeInfo
+	LeaseInfo = index.LeaseInfo
+)
+
+// Nodes lists the nodes of a shared store whose heartbeat is live (this
+// one among them); nil for a store one process has.
+func (e *Engine) Nodes() ([]NodeInfo, error) { return e.idx.Nodes() }
+
+// Leases lists the leases held now.
+func (e *Engine) Leases() ([]LeaseInfo, error) { return e.idx.Leases() }

@@ -482,3 +482,64 @@ func (d *DB) Horizon() (int64, bool, error) {
 	}
 	return *h, true, nil
 }
+
+// NodeInfo is a node whose heartbeat is live.
+type NodeInfo struct {
+	Name string
+	// Horizon: see Heartbeat. Until: when the heartbeat lapses unless
+	// renewed (the database's clock).
+	Horizon int64
+	Until   time.Time
+}
+
+// Nodes lists the nodes whose heartbeat is live, by name.
+func (d *DB) Nodes() ([]NodeInfo, error) {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	rows, err := p.pool.Query(ctx, "SELECT node, horizon, until FROM cairn_nodes WHERE until > now() ORDER BY node")
+	if err != nil {
+		return nil, pgErr("nodes", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (NodeInfo, error) {
+		var n NodeInfo
+		err := r.Scan(&n.Name, &n.Horizon, &n.Until)
+		return n, err
+	})
+	if err != nil {
+		return nil, pgErr("nodes", err)
+	}
+	return out, nil
+}
+
+// LeaseInfo is a lease held.
+type LeaseInfo struct {
+	Name, Holder string
+	Until        time.Time
+}
+
+// Leases lists the leases held now, by name.
+func (d *DB) Leases() ([]LeaseInfo, error) {
+	p, ok := d.st.(*pgStore)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
+	defer cancel()
+	rows, err := p.pool.Query(ctx, "SELECT name, holder, until FROM cairn_leases WHERE until >= now() ORDER BY name")
+	if err != nil {
+		return nil, pgErr("leases", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LeaseInfo, error) {
+		var l LeaseInfo
+		err := r.Scan(&l.Name, &l.Holder, &l.Until)
+		return l, err
+	})
+	if err != nil {
+		return nil, pgErr("leases", err)
+	}
+	return out, nil
+}

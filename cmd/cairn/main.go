@@ -108,7 +108,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func commands() []command {
-	return []command{serveCommand(), versionCommand(), initCommand(), userCommand(), accountCommand(), apiUserCommand(), clientCommand(), iamCommand(), signingKeyCommand(), corsCommand(), gcCommand(), statsCommand(), scrubCommand(), checkCommand(), reindexCommand(), backupCommand(), restoreCommand()}
+	return []command{serveCommand(), versionCommand(), initCommand(), userCommand(), accountCommand(), apiUserCommand(), clientCommand(), iamCommand(), signingKeyCommand(), corsCommand(), gcCommand(), statsCommand(), nodesCommand(), scrubCommand(), checkCommand(), reindexCommand(), backupCommand(), restoreCommand()}
 }
 
 // run is the whole program, with its inputs passed in so tests can call it.

@@ -94,10 +94,11 @@ func TestNodesBehindNginx(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var bases []string
+	var bases, nodeDirs []string
 	var stops []func() error
 	for i := range 2 {
-		base, stop := startServe(t, []string{"--data", filepath.Join(t.TempDir(), fmt.Sprint("node", i)), "--store", store,
+		nodeDirs = append(nodeDirs, filepath.Join(t.TempDir(), fmt.Sprint("node", i)))
+		base, stop := startServe(t, []string{"--data", nodeDirs[i], "--store", store,
 			"--key-file", key, "--node-name", fmt.Sprint("node", i), "--trusted-proxies", "127.0.0.2"}, getenv)
 		bases, stops = append(bases, base), append(stops, stop)
 	}
@@ -142,6 +143,18 @@ func TestNodesBehindNginx(t *testing.T) {
 			if code, got := do("GET", base+"/protected/277/"+name, nil); code != 200 || !bytes.Equal(got, want) {
 				t.Fatalf("%s from %s: %d, %d bytes", name, base, code, len(got))
 			}
+		}
+	}
+
+	// cairn nodes, asked of a node's folder, lists both (through that
+	// node's admin socket).
+	var out strings.Builder
+	if err := run(context.Background(), []string{"nodes", "--data", nodeDirs[0]}, getenv, &out, io.Discard); err != nil {
+		t.Fatalf("cairn nodes: %v", err)
+	}
+	for _, want := range []string{"node node0: idle (this command's", "node node1: idle", "no lease held"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("cairn nodes printed %q, want %q in it", out.String(), want)
 		}
 	}
 
