@@ -140,10 +140,27 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, ar area) error {
 		return err
 	}
 	defer up.Close()
-	name := up.Name
-	id, err := uuid.NewV7()
+	var out File
+	err = a.Engine.Update(r.Context(), func(tx *engine.Tx) error {
+		var err error
+		out, err = a.storeFile(tx, r, ar, up.Name, up.ContentType, up.Upload)
+		return err
+	})
 	if err != nil {
 		return err
+	}
+	w.Header().Set("Location", a.BaseURL(r)+"/storage/"+string(ar.scope)+"/files/"+out.FileID)
+	web.JSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// storeFile writes, in tx, the file an upload of up named name makes in
+// ar, and returns its answer (with a public file's delete token, shown
+// this once): a plain upload's, and a resumable one's once finished.
+func (a *API) storeFile(tx *engine.Tx, r *http.Request, ar area, name, ctype string, up *engine.Upload) (File, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return File{}, err
 	}
 	f := stored{Name: name, UploadedBy: ar.userID}
 	var deleteToken string
@@ -153,29 +170,22 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request, ar area) error {
 		f.PublicLink = publink.NewID()
 	}
 	k := fileKey(ar, id.String())
-	var rec engine.Record
-	err = a.Engine.Update(r.Context(), func(tx *engine.Tx) error {
-		if err := a.stillThere(tx, ar); err != nil {
-			return err
-		}
-		meta, _ := json.Marshal(f)
-		var err error
-		if rec, err = tx.Put(k, engine.Record{ContentType: up.ContentType, Meta: meta}, up.Upload); err != nil {
-			return err
-		}
-		if f.PublicLink != "" {
-			return publink.Put(tx, f.PublicLink, k, time.Time{})
-		}
-		return nil
-	})
+	if err := a.stillThere(tx, ar); err != nil {
+		return File{}, err
+	}
+	meta, _ := json.Marshal(f)
+	rec, err := tx.Put(k, engine.Record{ContentType: ctype, Meta: meta}, up)
 	if err != nil {
-		return err
+		return File{}, err
+	}
+	if f.PublicLink != "" {
+		if err := publink.Put(tx, f.PublicLink, k, time.Time{}); err != nil {
+			return File{}, err
+		}
 	}
 	out := a.render(r, ar, rec, f)
 	out.DeleteToken = deleteToken
-	w.Header().Set("Location", a.BaseURL(r)+"/storage/"+string(ar.scope)+"/files/"+out.FileID)
-	web.JSON(w, http.StatusCreated, out)
-	return nil
+	return out, nil
 }
 
 // stillThere checks, inside the upload's transaction, that the user (and

@@ -21,7 +21,10 @@ import (
 	_ "embed"
 	"time"
 
+	"github.com/tus/tusd/v2/pkg/handler"
+
 	"github.com/cairnstore/cairn/server/internal/auth"
+	"github.com/cairnstore/cairn/server/internal/resumable"
 	"github.com/cairnstore/cairn/server/internal/web"
 )
 
@@ -47,6 +50,10 @@ type Config struct {
 	PublicRate float64
 	// TokenTTL is a token's lifetime; default one hour.
 	TokenTTL time.Duration
+	// UploadTTL is how long a resumable upload lives from its creation;
+	// unfinished by then, it is deleted and its bytes reclaimed. Default
+	// 24 hours.
+	UploadTTL time.Duration
 }
 
 // API is the Storage API over one engine.
@@ -56,6 +63,9 @@ type API struct {
 	iam       *IAM
 	passwords *auth.Passwords
 	limit     *web.Rate
+	// uploads and tus: resumable uploads (uploads.go).
+	uploads *resumable.Store
+	tus     map[scope]*handler.UnroutedHandler
 }
 
 // New returns the API.
@@ -73,11 +83,16 @@ func New(cfg Config) *API {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = time.Hour
 	}
-	return &API{
+	if cfg.UploadTTL <= 0 {
+		cfg.UploadTTL = uploadTTL
+	}
+	a := &API{
 		Deps: cfg.Deps, cfg: cfg, iam: NewIAM(cfg.Engine),
 		passwords: auth.NewPasswords(time.Minute, cfg.Now),
 		limit:     web.NewRate(cfg.PublicRate, max(1, int(cfg.PublicRate))).SharedBy("storageapi.public", cfg.Engine),
 	}
+	a.newUploads()
+	return a
 }
 
 // Routes are the API's endpoints.
@@ -96,6 +111,15 @@ func (a *API) Routes() []web.Route {
 			web.APIRoute{Method: "GET", Path: base + "/:id/info", Handle: a.with(s, a.info)},
 			web.APIRoute{Method: "GET", Path: base + "/:id/url", Handle: a.with(s, a.getURL)},
 			web.APIRoute{Method: "DELETE", Path: base + "/:id", Handle: a.with(s, a.delete)},
+		)
+		ub := "/storage/" + string(s) + "/uploads"
+		h := a.tus[s]
+		rs = append(rs,
+			web.APIRoute{Method: "POST", Path: ub, Handle: a.tusRoute(s, false, h.PostFile), MaxBody: maxBody + 1<<20},
+			web.APIRoute{Method: "HEAD", Path: ub + "/:id", Handle: a.tusRoute(s, true, h.HeadFile)},
+			web.APIRoute{Method: "PATCH", Path: ub + "/:id", Handle: a.tusRoute(s, true, h.PatchFile), MaxBody: maxBody + 1<<20},
+			web.APIRoute{Method: "DELETE", Path: ub + "/:id", Handle: a.tusRoute(s, true, h.DelFile)},
+			web.APIRoute{Method: "GET", Path: ub + "/:id", Handle: a.with(s, a.uploadResult)},
 		)
 		if s != public {
 			rs = append(rs,

@@ -54,8 +54,27 @@ type Store struct {
 	Now func() time.Time
 	// Finish writes, in the transaction that completes an upload, the
 	// record a plain upload of up would make, and returns what the client
-	// is to learn of it (kept with the upload: Result).
-	Finish func(ctx context.Context, tx *engine.Tx, info handler.FileInfo, up *engine.Upload) ([]byte, error)
+	// is to learn of it (kept with the upload: Result). head is the
+	// content's first HeadSize bytes (or all of a shorter one), to detect
+	// its type from.
+	Finish func(ctx context.Context, tx *engine.Tx, info handler.FileInfo, up *engine.Upload, head []byte) ([]byte, error)
+}
+
+// HeadSize is how much of the content Finish is shown.
+const HeadSize = 3072
+
+// headReader keeps the first HeadSize bytes read through it.
+type headReader struct {
+	r    io.Reader
+	head []byte
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if k := min(n, HeadSize-len(h.head)); k > 0 {
+		h.head = append(h.head, p[:k]...)
+	}
+	return n, err
 }
 
 // state is an upload's "info" record.
@@ -214,6 +233,16 @@ func (u *upload) GetInfo(ctx context.Context) (handler.FileInfo, error) {
 	}, nil
 }
 
+// Storage is the API's record of whose an upload is (FileInfo.Storage,
+// set at creation); handler.ErrNotFound if there is no such upload.
+func (s *Store) Storage(id string) (map[string]string, error) {
+	if !validID(id) {
+		return nil, handler.ErrNotFound
+	}
+	st, _, err := (&upload{s: s, id: id}).state()
+	return st.Storage, err
+}
+
 // Result is what Finish returned for a finished upload (ok false if it
 // is not finished).
 func (s *Store) Result(id string) ([]byte, bool, error) {
@@ -363,7 +392,8 @@ func (u *upload) finish(ctx context.Context) error {
 		return err
 	}
 	r, _ := u.s.reader(parts)
-	up, err := u.s.Engine.Upload(ctx, r)
+	hr := &headReader{r: r}
+	up, err := u.s.Engine.Upload(ctx, hr)
 	r.Close()
 	if err != nil {
 		return err
@@ -389,7 +419,7 @@ func (u *upload) finish(ctx context.Context) error {
 			ID: u.id, Size: st.Size, Offset: st.Offset, MetaData: st.MetaData,
 			IsFinal: st.IsFinal, PartialUploads: st.PartialUploads, Storage: st.Storage,
 		}
-		if st.Result, err = u.s.Finish(ctx, tx, info, up); err != nil {
+		if st.Result, err = u.s.Finish(ctx, tx, info, up, hr.head); err != nil {
 			return err
 		}
 		st.Done = true

@@ -53,7 +53,7 @@ func (v *env) open() {
 	v.e = enginetest.OpenDir(t, v.dir, engine.Options{Now: v.clock, GCGrace: -1})
 	v.store = &resumable.Store{
 		Engine: v.e, Namespace: "test.tus", TTL: 24 * time.Hour, Now: v.clock,
-		Finish: func(ctx context.Context, tx *engine.Tx, info handler.FileInfo, up *engine.Upload) ([]byte, error) {
+		Finish: func(ctx context.Context, tx *engine.Tx, info handler.FileInfo, up *engine.Upload, head []byte) ([]byte, error) {
 			if v.failOn.Load() > 0 {
 				v.failOn.Add(-1)
 				return nil, errors.New("crash before the finish committed")

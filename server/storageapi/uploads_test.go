@@ -1,0 +1,136 @@
+package storageapi_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cairnstore/cairn/server/storageapi"
+)
+
+// tusMeta is an Upload-Metadata header: filename and filetype.
+func tusMeta(name, ctype string) string {
+	m := "filename " + base64.StdEncoding.EncodeToString([]byte(name))
+	if ctype != "" {
+		m += ",filetype " + base64.StdEncoding.EncodeToString([]byte(ctype))
+	}
+	return m
+}
+
+// tusCreate creates an upload and returns its path.
+func (v *env) tusCreate(scope, token string, size int, meta string) string {
+	v.t.Helper()
+	r := v.do(req{method: "POST", path: "/storage/" + scope + "/uploads", token: token,
+		hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(size), "Upload-Metadata", meta}})
+	v.want(r, 201)
+	loc := r.h.Get("Location")
+	if !strings.HasPrefix(loc, v.url+"/storage/"+scope+"/uploads/") {
+		v.t.Fatalf("Location %q", loc)
+	}
+	return strings.TrimPrefix(loc, v.url)
+}
+
+func (v *env) tusPatch(path, token string, offset int, body []byte) resp {
+	v.t.Helper()
+	return v.do(req{method: "PATCH", path: path, token: token, body: string(body), ctype: "application/offset+octet-stream",
+		hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Offset", fmt.Sprint(offset)}})
+}
+
+// TestResumableUploads: the Storage API's tus endpoints, with its
+// tokens, roles, limits and answers: an upload sent in parts finishes as
+// the file a plain upload makes, answered with the same JSON; another
+// user's token finds nothing; a member cannot start one; the size limit
+// and the public rate limit hold.
+func TestResumableUploads(t *testing.T) {
+	v := newEnv(t, storageapi.Config{MaxFile: 4 << 20, PublicRate: 2})
+	v.addUser("ann@acme.test", map[string]storageapi.Role{"acme": storageapi.RoleAdmin})
+	v.addUser("mia@acme.test", map[string]storageapi.Role{"acme": storageapi.RoleMember})
+	v.addUser("bob@example.com", nil)
+	content := bytes.Repeat([]byte("%PDF-1.7 resumable "), 100_000)[:1<<20+12345]
+
+	up := v.tusCreate("user", "ann", len(content), tusMeta("report.pdf", "application/pdf"))
+	r := v.tusPatch(up, "ann", 0, content[:600_000])
+	v.want(r, 204)
+	if r.h.Get("Upload-Offset") != "600000" {
+		t.Fatalf("Upload-Offset %q", r.h.Get("Upload-Offset"))
+	}
+	// Another user's token finds no such upload.
+	v.want(v.tusPatch(up, "bob", 600_000, content[600_000:]), 404, "not_found")
+	if r := v.do(req{method: "HEAD", path: up, token: "bob", hdr: []string{"Tus-Resumable", "1.0.0"}}); r.code != 404 {
+		t.Fatalf("HEAD with another user's token: %s", r)
+	}
+	v.want(v.do(req{method: "GET", path: up, token: "ann"}), 409, "upload_incomplete")
+	head := v.do(req{method: "HEAD", path: up, token: "ann", hdr: []string{"Tus-Resumable", "1.0.0"}})
+	if head.code != 200 || head.h.Get("Upload-Offset") != "600000" || head.h.Get("Upload-Length") != fmt.Sprint(len(content)) {
+		t.Fatalf("HEAD: %s %v", head, head.h)
+	}
+	// A PATCH at a stale offset is refused.
+	if r := v.tusPatch(up, "ann", 0, content[:10]); r.code != 409 {
+		t.Fatalf("a PATCH at a stale offset: %s", r)
+	}
+	done := v.tusPatch(up, "ann", 600_000, content[600_000:])
+	v.want(done, 200)
+	var f struct {
+		FileID, FileName, ContentType string
+		Size                          int64
+		ETag                          string
+	}
+	done.json(t, &f)
+	if f.FileName != "report.pdf" || f.ContentType != "application/pdf" || f.Size != int64(len(content)) || f.FileID == "" {
+		t.Fatalf("the finished upload's answer: %s", done)
+	}
+	got := v.do(req{method: "GET", path: "/storage/user/files/" + f.FileID, token: "ann"})
+	if got.code != 200 || !bytes.Equal(got.body, content) {
+		t.Fatalf("the file: %d, %d bytes", got.code, len(got.body))
+	}
+	again := v.do(req{method: "GET", path: up, token: "ann"})
+	if again.code != 200 || !bytes.Equal(again.body, done.body) {
+		t.Fatalf("GET of the finished upload: %s, want %s", again, done)
+	}
+	// The same bytes as a plain upload: the same content (one blob).
+	body, ct := form("plain.pdf", "application/pdf", content)
+	plain := v.do(req{method: "POST", path: "/storage/user/files", token: "ann", body: body, ctype: ct})
+	v.want(plain, 201)
+	var p struct{ ETag string }
+	plain.json(t, &p)
+	if p.ETag != f.ETag {
+		t.Fatalf("ETag of the resumable upload %s, of the plain one %s", f.ETag, p.ETag)
+	}
+
+	// Roles and limits.
+	v.want(v.do(req{method: "POST", path: "/storage/org/uploads", token: "acme:mia",
+		hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Length", "10", "Upload-Metadata", tusMeta("x", "")}}), 403)
+	org := v.tusCreate("org", "acme:ann", 5, tusMeta("org.txt", "text/plain"))
+	v.want(v.tusPatch(org, "acme:ann", 0, []byte("hello")), 200)
+	if r := v.do(req{method: "POST", path: "/storage/user/uploads", token: "ann",
+		hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(5 << 20), "Upload-Metadata", tusMeta("big", "")}}); r.code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("an upload over the size limit: %s", r)
+	}
+	if r := v.do(req{method: "POST", path: "/storage/user/uploads", token: "ann",
+		hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Length", "5", "Upload-Metadata", tusMeta("a/b", "")}}); r.code != 400 {
+		t.Fatalf("a file name with a slash: %s", r)
+	}
+	v.want(v.do(req{method: "POST", path: "/storage/user/uploads", hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Length", "5"}}), 401)
+
+	// Public: anonymous, the upload URL its key, rate-limited at creation;
+	// the answer carries the delete token, as a plain public upload's.
+	pub := v.tusCreate("public", "", 5, tusMeta("p.txt", "text/plain"))
+	var pf struct{ DeleteToken, URL string }
+	pd := v.tusPatch(pub, "", 0, []byte("hello"))
+	v.want(pd, 200)
+	pd.json(t, &pf)
+	if pf.DeleteToken == "" || pf.URL == "" {
+		t.Fatalf("a public upload's answer: %s", pd)
+	}
+	v.tusCreate("public", "", 5, tusMeta("q.txt", ""))
+	v.want(v.do(req{method: "POST", path: "/storage/public/uploads",
+		hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Length", "5", "Upload-Metadata", tusMeta("r.txt", "")}}), 429, "rate_limited")
+
+	// Terminated: gone.
+	gone := v.tusCreate("user", "ann", 10, tusMeta("gone", ""))
+	v.want(v.do(req{method: "DELETE", path: gone, token: "ann", hdr: []string{"Tus-Resumable", "1.0.0"}}), 204)
+	v.want(v.do(req{method: "GET", path: gone, token: "ann"}), 404, "not_found")
+}
