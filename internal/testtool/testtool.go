@@ -57,3 +57,22 @@ func Alternate(hs ...http.Handler) http.Handler {
 		hs[(n.Add(1)-1)%uint64(len(hs))].ServeHTTP(w, r)
 	})
 }
+
+// TusJSClient returns the node_modules folder holding tus-js-client (from
+// npm; .ci/run installs it into ~/.cache/cairn-tools/tus, or
+// CAIRN_TUS_JS names another), or ends the test as Path does.
+func TusJSClient(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("CAIRN_TUS_JS")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = home + "/.cache/cairn-tools/tus/node_modules"
+	}
+	if _, err := os.Stat(dir + "/tus-js-client/package.json"); err != nil {
+		if os.Getenv(RequireEnv) != "" {
+			t.Fatalf("tus-js-client is required (%s) but not in %s: npm install --prefix ~/.cache/cairn-tools/tus tus-js-client@4", RequireEnv, dir)
+		}
+		t.Skipf("tus-js-client not in %s: npm install --prefix ~/.cache/cairn-tools/tus tus-js-client@4 to run this test", dir)
+	}
+	return dir
+}

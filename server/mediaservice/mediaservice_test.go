@@ -542,7 +542,7 @@ func TestListCost(t *testing.T) {
 	if r.code != 400 || !strings.Contains(string(r.body), "too costly") {
 		t.Errorf("a q of 8 heavy regular expressions over 100 refIds: %s, want 400 too costly", r)
 	}
-	if d > time.Second {
+	if d > raceSlowdown*time.Second { // hundreds of milliseconds of CPU would be many seconds on this machine
 		t.Errorf("answered after %v", d)
 	}
 	t.Logf("costly q answered in %v", d)

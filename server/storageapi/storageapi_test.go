@@ -45,6 +45,12 @@ type env struct {
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
 func newEnv(t *testing.T, cfg storageapi.Config) *env {
+	return newEnvWrapped(t, cfg, nil)
+}
+
+// newEnvWrapped is newEnv with the server's handler wrapped (a flaky
+// network, say).
+func newEnvWrapped(t *testing.T, cfg storageapi.Config, wrap func(http.Handler) http.Handler) *env {
 	v := &env{t: t, tokens: map[string]string{}}
 	v.now.Store(t0.UnixNano())
 	clock := func() time.Time { return time.Unix(0, v.now.Load()) }
@@ -55,6 +61,9 @@ func newEnv(t *testing.T, cfg storageapi.Config) *env {
 	if e2 := enginetest.SecondNode(t, v.e); e2 != nil {
 		scfg.Engine = e2
 		h = testtool.Alternate(h, server.New(scfg))
+	}
+	if wrap != nil {
+		h = wrap(h)
 	}
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)

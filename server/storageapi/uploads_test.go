@@ -3,11 +3,19 @@ package storageapi_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/server/storageapi"
 )
 
@@ -133,4 +141,91 @@ func TestResumableUploads(t *testing.T) {
 	gone := v.tusCreate("user", "ann", 10, tusMeta("gone", ""))
 	v.want(v.do(req{method: "DELETE", path: gone, token: "ann", hdr: []string{"Tus-Resumable", "1.0.0"}}), 204)
 	v.want(v.do(req{method: "GET", path: gone, token: "ann"}), 404, "not_found")
+}
+
+// flaky cuts the first cuts PATCH requests midway: the handler sees the
+// body end after a random share of it, and the client's connection is
+// closed before it gets an answer, as when a mobile connection drops.
+func flaky(cuts int) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(5, 6))
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			mu.Lock()
+			cut := req.Method == "PATCH" && cuts > 0 && req.ContentLength > 1<<20
+			var n int64
+			if cut {
+				cuts--
+				n = 1 + r.Int64N(req.ContentLength-1)
+			}
+			mu.Unlock()
+			if !cut {
+				h.ServeHTTP(w, req)
+				return
+			}
+			req.Body = io.NopCloser(io.LimitReader(req.Body, n))
+			h.ServeHTTP(&discard{h: http.Header{}}, req)
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
+		})
+	}
+}
+
+// discard is a ResponseWriter that keeps nothing: the client's
+// connection is gone.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(int)             {}
+
+// TestTusJSClient: tus-js-client (from npm, under Node) uploads 24 MiB
+// in 4 MiB PATCHes through connections cut midway three times; it
+// resumes each time from the offset the server reports, and finishes
+// with the file a plain upload makes, byte for byte, its JSON the last
+// answer's body.
+func TestTusJSClient(t *testing.T) {
+	node := testtool.Path(t, "node", "apt-get install -y nodejs")
+	mods := testtool.TusJSClient(t)
+	v := newEnvWrapped(t, storageapi.Config{}, flaky(3))
+	v.addUser("ann@acme.test", nil)
+	content := make([]byte, 24<<20)
+	rr := rand.New(rand.NewPCG(7, 8))
+	for i := range content {
+		content[i] = byte(rr.Uint32())
+	}
+	file := filepath.Join(t.TempDir(), "video.mp4")
+	if err := os.WriteFile(file, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, "testdata/tus-upload.js", v.url+"/storage/user/uploads", v.tokens["ann"], file, "video.mp4", "video/mp4")
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tus-js-client: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Status   int
+		Body     string
+		URL      string
+		Failures int
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if res.Failures < 3 {
+		t.Fatalf("the client saw %d failed requests, want the 3 cut ones", res.Failures)
+	}
+	var f struct{ FileID, FileName, ContentType string }
+	if res.Status != 200 || json.Unmarshal([]byte(res.Body), &f) != nil || f.FileName != "video.mp4" || f.ContentType != "video/mp4" {
+		t.Fatalf("the last answer: %d %s", res.Status, res.Body)
+	}
+	got := v.do(req{method: "GET", path: "/storage/user/files/" + f.FileID, token: "ann"})
+	if got.code != 200 || !bytes.Equal(got.body, content) {
+		t.Fatalf("the file: %d, %d bytes", got.code, len(got.body))
+	}
+	t.Logf("24 MiB through 3 cut connections: %d failed requests retried, finished at %s", res.Failures, res.URL)
 }
