@@ -78,6 +78,7 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			publicUploads := fs.Bool("storage-public-uploads", true, "accept anonymous uploads to the Storage API's public mode")
 			fs.Int64Var(&sa.MaxPublicFile, "storage-public-max-bytes", 25<<20, "the largest anonymous upload, in bytes")
 			fs.Float64Var(&sa.PublicRate, "storage-public-rate", 10, "anonymous uploads per minute from one client address")
+			uploadExpiry := fs.Duration("upload-expiry", 24*time.Hour, "how long a resumable (tus) upload lives from its creation; not finished by then, it is deleted and GC reclaims what it received")
 			return func(ctx context.Context) error {
 				log, err := newLogger(e.stderr, *level, *format)
 				if err != nil {
@@ -114,7 +115,9 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				if *smtpAddr != "" {
 					cfg.OceanMedia = oceanmedia.Config{Notify: mail.Sender{Addr: *smtpAddr, From: *smtpFrom}.Send}
 				}
+				sa.UploadTTL = *uploadExpiry
 				cfg.StorageAPI = sa
+				cfg.CloudStorage.UploadTTL = *uploadExpiry
 				if eo.Objects, err = openObjects(ctx, *store, e); err != nil {
 					return err
 				}

@@ -20,9 +20,13 @@ import (
 	_ "embed"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/internal/keyspace"
+	"github.com/cairnstore/cairn/server/internal/resumable"
 	"github.com/cairnstore/cairn/server/internal/urlpath"
 	"github.com/cairnstore/cairn/server/internal/web"
 )
@@ -32,6 +36,9 @@ type Config struct {
 	web.Deps
 	// MaxUpload bounds an uploaded file; default 5 GiB.
 	MaxUpload int64
+	// UploadTTL is how long a resumable upload lives from its creation;
+	// default 24 hours.
+	UploadTTL time.Duration
 }
 
 // MaxListLimit is the largest listing page a request may ask for.
@@ -46,6 +53,9 @@ type API struct {
 	web.Deps
 	cfg   Config
 	users *Users
+	// uploads and tus: resumable uploads (uploads.go).
+	uploads *resumable.Store
+	tus     *handler.UnroutedHandler
 }
 
 // New returns the API.
@@ -54,7 +64,12 @@ func New(cfg Config) *API {
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = 5 << 30
 	}
-	return &API{Deps: cfg.Deps, cfg: cfg, users: NewUsers(cfg.Engine)}
+	if cfg.UploadTTL <= 0 {
+		cfg.UploadTTL = uploadTTL
+	}
+	a := &API{Deps: cfg.Deps, cfg: cfg, users: NewUsers(cfg.Engine)}
+	a.newUploads()
+	return a
 }
 
 //go:embed openapi.json
@@ -82,6 +97,16 @@ func (a *API) Routes() []web.Route {
 		)
 	}
 	rs = append(rs, web.APIRoute{Method: "POST", Path: signedPrefix + "/protected/:bucket/*path", Handle: a.sign})
+	for _, vis := range []string{"public", "protected"} {
+		rs = append(rs, web.APIRoute{Method: "POST", Path: uploadsAt + "/" + vis + "/:bucket/*path", Handle: a.tusCreate, MaxBody: a.cfg.MaxUpload + 1<<20})
+	}
+	for _, m := range []string{"HEAD", "PATCH", "DELETE", "GET"} {
+		rt := web.APIRoute{Method: m, Path: uploadsAt + "/:id", Handle: a.tusUpload}
+		if m == "PATCH" {
+			rt.MaxBody = a.cfg.MaxUpload + 1<<20
+		}
+		rs = append(rs, rt)
+	}
 	return append(web.Routes(a.writeError, rs...), web.Route{Method: "GET", Path: "/openapi/cloudstorage.json", Handle: web.Document(openAPI)})
 }
 

@@ -50,6 +50,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, code, msg = http.StatusForbidden, "expired", "the signed URL has expired"
 	case errors.Is(err, errMethod):
 		status, code, msg = http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"
+	case errors.Is(err, errNoUpload):
+		status, code, msg = http.StatusNotFound, "not_found", "no such upload"
+	case errors.Is(err, errIncomplete):
+		status, code, msg = http.StatusConflict, "upload_incomplete", errIncomplete.Error()
 	case errors.As(err, &pe):
 		status, code, msg = http.StatusBadRequest, "bad_request", "invalid path: "+pe.Reason
 	case status == http.StatusNotFound:

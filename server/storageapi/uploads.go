@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
-	"golang.org/x/exp/slog"
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/server/internal/resumable"
@@ -43,31 +40,18 @@ type tusRequest struct {
 func (a *API) newUploads() {
 	a.uploads = &resumable.Store{Engine: a.Engine, Namespace: uploadsNS, TTL: a.cfg.UploadTTL, Now: a.Now, Finish: a.finishUpload}
 	a.tus = map[scope]*handler.UnroutedHandler{}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, s := range []scope{public, user, org} {
-		c := handler.NewStoreComposer()
-		a.uploads.UseIn(c)
 		maxSize := a.cfg.MaxFile
 		if s == public {
 			maxSize = a.cfg.MaxPublicFile
 		}
-		h, err := handler.NewUnroutedHandler(handler.Config{
-			StoreComposer: c, BasePath: "/storage/" + string(s) + "/uploads/", MaxSize: maxSize,
-			DisableDownload: true, Cors: &handler.CorsConfig{Disable: true}, Logger: quiet,
-			PreUploadCreateCallback: a.preCreate, PreFinishResponseCallback: a.preFinish,
-		})
-		if err != nil {
-			panic("storageapi: tus handler: " + err.Error()) // a static configuration
-		}
-		a.tus[s] = h
+		a.tus[s] = a.uploads.Handler("/storage/"+string(s)+"/uploads/", maxSize, a.preCreate, a.preFinish)
 	}
 }
 
 // tusRoute serves one tus request of scope s: the area from the token,
 // the upload (if the path names one) the area's, then tusd.
 func (a *API) tusRoute(s scope, hasID bool, serve func(http.ResponseWriter, *http.Request)) web.Handler {
-	// tusd reads the upload's ID as the whole path it is given.
-	h := http.StripPrefix("/storage/"+string(s)+"/uploads", a.tus[s].Middleware(http.HandlerFunc(serve)))
 	return a.with(s, func(w http.ResponseWriter, r *http.Request, ar area) error {
 		if !ar.write {
 			return errReadOnlyRole
@@ -98,28 +82,10 @@ func (a *API) tusRoute(s scope, hasID bool, serve func(http.ResponseWriter, *htt
 			defer release()
 		}
 		r = r.WithContext(context.WithValue(r.Context(), tusKey{}, tusRequest{r: r, ar: ar}))
-		h.ServeHTTP(&tusWriter{ResponseWriter: w, base: a.BaseURL(r)}, r)
+		resumable.Serve(a.tus[s], serve, "/storage/"+string(s)+"/uploads", a.BaseURL(r), w, r)
 		return nil
 	})
 }
-
-// tusWriter makes tusd's Location (an upload's URL) absolute as the
-// API's other URLs are (--public-url, trusted proxies).
-type tusWriter struct {
-	http.ResponseWriter
-	base string
-}
-
-func (t *tusWriter) WriteHeader(code int) {
-	if loc := t.Header().Get("Location"); loc != "" {
-		if u, err := url.Parse(loc); err == nil {
-			t.Header().Set("Location", t.base+u.EscapedPath())
-		}
-	}
-	t.ResponseWriter.WriteHeader(code)
-}
-
-func (t *tusWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // ownUpload: the upload id exists and is ar's (else 404, as for one that
 // does not exist).

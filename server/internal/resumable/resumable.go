@@ -33,10 +33,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
+	xslog "golang.org/x/exp/slog"
 
 	"github.com/cairnstore/cairn/engine"
 )
@@ -495,3 +498,54 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 	}
 	return u.finish(ctx)
 }
+
+// Handler returns tusd's handler over the store for one API: uploads at
+// basePath (their URLs, basePath+ID), at most maxSize bytes each, with
+// the API's hooks (see handler.Config). tusd's own CORS handling is off
+// (the server's applies) and so are its downloads (an upload is read as
+// the file it makes).
+func (s *Store) Handler(basePath string, maxSize int64, create func(handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error), finish func(handler.HookEvent) (handler.HTTPResponse, error)) *handler.UnroutedHandler {
+	c := handler.NewStoreComposer()
+	s.UseIn(c)
+	h, err := handler.NewUnroutedHandler(handler.Config{
+		StoreComposer: c, BasePath: basePath, MaxSize: maxSize,
+		DisableDownload: true, Cors: &handler.CorsConfig{Disable: true},
+		Logger:                  xslog.New(xslog.NewTextHandler(io.Discard, nil)),
+		PreUploadCreateCallback: create, PreFinishResponseCallback: finish,
+	})
+	if err != nil {
+		panic("resumable: tus handler: " + err.Error()) // a static configuration
+	}
+	return h
+}
+
+// Serve runs one tus request through h's method serve (h.PostFile,
+// h.PatchFile, …), with tusd's middleware: tusd reads the upload's ID as
+// the whole path it is given, so the path is cut to what follows strip;
+// the Location it answers (an upload's URL) is made absolute on base, as
+// the API's other URLs are.
+func Serve(h *handler.UnroutedHandler, serve func(http.ResponseWriter, *http.Request), strip, base string, w http.ResponseWriter, r *http.Request) {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = strings.TrimPrefix(r.URL.Path, strip)
+	r2.URL.RawPath = ""
+	h.Middleware(http.HandlerFunc(serve)).ServeHTTP(&tusWriter{ResponseWriter: w, base: base}, r2)
+}
+
+// tusWriter makes tusd's Location absolute on base.
+type tusWriter struct {
+	http.ResponseWriter
+	base string
+}
+
+func (t *tusWriter) WriteHeader(code int) {
+	// tusd's upload URLs are absolute; an API's own (a finished upload's
+	// file) are left as it wrote them.
+	if loc := t.Header().Get("Location"); loc != "" {
+		if u, err := url.Parse(loc); err == nil && u.IsAbs() {
+			t.Header().Set("Location", t.base+u.EscapedPath())
+		}
+	}
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *tusWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
