@@ -2,6 +2,7 @@ package storageapi_test
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cairnstore/cairn/internal/blob"
 	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/server/storageapi"
 )
@@ -228,4 +230,36 @@ func TestTusJSClient(t *testing.T) {
 		t.Fatalf("the file: %d, %d bytes", got.code, len(got.body))
 	}
 	t.Logf("24 MiB through 3 cut connections: %d failed requests retried, finished at %s", res.Failures, res.URL)
+}
+
+// TestResumableChecksum: the tus checksum extension, sha1 (what tus
+// requires) and blake3: a PATCH whose bytes match is kept, one that does
+// not is refused (460) and keeps nothing, an unknown algorithm is 400.
+func TestResumableChecksum(t *testing.T) {
+	v := newEnv(t, storageapi.Config{})
+	v.addUser("ann@acme.test", nil)
+	content := bytes.Repeat([]byte("checksum "), 50_000)
+	up := v.tusCreate("user", "ann", len(content), tusMeta("c.txt", "text/plain"))
+	part := func(off int, b []byte, sum string) resp {
+		return v.do(req{method: "PATCH", path: up, token: "ann", body: string(b), ctype: "application/offset+octet-stream",
+			hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Offset", fmt.Sprint(off), "Upload-Checksum", sum}})
+	}
+	a, b := content[:200_000], content[200_000:]
+	sha := sha1.Sum(a)
+	if r := part(0, a, "sha1 "+base64.StdEncoding.EncodeToString(make([]byte, 20))); r.code != 460 {
+		t.Fatalf("a wrong sha1: %s", r)
+	}
+	if r := part(0, a, "md5 "+base64.StdEncoding.EncodeToString(make([]byte, 16))); r.code != 400 {
+		t.Fatalf("md5: %s", r)
+	}
+	if h := v.do(req{method: "HEAD", path: up, token: "ann", hdr: []string{"Tus-Resumable", "1.0.0"}}); h.h.Get("Upload-Offset") != "0" {
+		t.Fatalf("after refused checksums the offset is %q", h.h.Get("Upload-Offset"))
+	}
+	v.want(part(0, a, "sha1 "+base64.StdEncoding.EncodeToString(sha[:])), 204)
+	b3 := blob.Sum(b)
+	r := part(len(a), b, "blake3 "+base64.StdEncoding.EncodeToString(b3[:]))
+	v.want(r, 200)
+	if r.h.Get("Tus-Checksum-Algorithm") != "sha1,blake3" {
+		t.Fatalf("Tus-Checksum-Algorithm %q", r.h.Get("Tus-Checksum-Algorithm"))
+	}
 }
