@@ -28,9 +28,9 @@ package resumable
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
