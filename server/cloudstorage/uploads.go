@@ -120,8 +120,11 @@ func (a *API) preCreate(hook handler.HookEvent) (handler.HTTPResponse, handler.F
 	if !ok {
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, errors.New("cloudstorage: a tus request without its target")
 	}
-	if len(hook.Upload.PartialUploads) > 0 || hook.Upload.IsPartial {
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, handler.ErrConcatenationUnsupported
+	// A final upload concatenates partial ones of the same user only.
+	for _, id := range hook.Upload.PartialUploads {
+		if st, err := a.uploads.Storage(id); err != nil || st["user"] != tr.user {
+			return handler.HTTPResponse{}, handler.FileInfoChanges{}, handler.ErrNotFound
+		}
 	}
 	return handler.HTTPResponse{}, handler.FileInfoChanges{Storage: map[string]string{
 		"user": tr.user, "visibility": tr.t.visibility, "bucket": tr.t.bucket, "path": tr.t.path,

@@ -66,3 +66,35 @@ func TestResumableUploads(t *testing.T) {
 	v.want(v.do("DELETE", gp, v.token("writer"), nil, tus...), 204, "terminate")
 	v.wantError(v.do("GET", gp, v.token("writer"), nil), 404, "not_found", "a terminated upload")
 }
+
+// TestResumableConcat: parallel partial uploads of one user, joined by
+// a final one into the media at its path; another user's partial upload
+// cannot be joined.
+func TestResumableConcat(t *testing.T) {
+	v := newEnv(t, server.Config{})
+	tus := []string{"Tus-Resumable", "1.0.0"}
+	parts := [][]byte{bytes.Repeat([]byte("first "), 100_000), bytes.Repeat([]byte("second "), 100_000)}
+	var urls []string
+	for _, p := range parts {
+		r := v.do("POST", "/uploads/protected/277/joined.txt", v.token("writer"), nil, append(tus, "Upload-Length", fmt.Sprint(len(p)), "Upload-Concat", "partial")...)
+		v.want(r, 201, "a partial upload")
+		u := strings.TrimPrefix(r.h.Get("Location"), v.url)
+		v.want(v.do("PATCH", u, v.token("writer"), p, append(tus, "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")...), 204, "its bytes")
+		urls = append(urls, u)
+	}
+	other := v.do("POST", "/uploads/protected/300/x.txt", v.token("other"), nil, append(tus, "Upload-Length", "3", "Upload-Concat", "partial")...)
+	v.want(other, 201, "another user's partial upload")
+	theirs := strings.TrimPrefix(other.h.Get("Location"), v.url)
+	v.want(v.do("PATCH", theirs, v.token("other"), []byte("abc"), append(tus, "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")...), 204, "its bytes")
+	if r := v.do("POST", "/uploads/protected/277/stolen.txt", v.token("writer"), nil, append(tus, "Upload-Concat", "final;"+urls[0]+" "+theirs)...); r.code != 404 {
+		t.Fatalf("joining another user's partial upload: %s", r)
+	}
+	final := v.do("POST", "/uploads/protected/277/joined.txt", v.token("writer"), nil, append(tus, "Upload-Concat", "final;"+urls[0]+" "+urls[1])...)
+	if final.code != 200 && final.code != 201 {
+		t.Fatalf("the final upload: %s", final)
+	}
+	got := v.do("GET", "/protected/277/joined.txt", v.token("writer"), nil)
+	if got.code != 200 || !bytes.Equal(got.body, append(append([]byte(nil), parts[0]...), parts[1]...)) {
+		t.Fatalf("the joined media: %d, %d bytes", got.code, len(got.body))
+	}
+}
