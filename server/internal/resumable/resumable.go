@@ -192,23 +192,16 @@ type upload struct {
 
 // state reads the upload's state and its record.
 func (u *upload) state() (state, engine.Record, error) {
-	rec, err := u.s.Engine.GetRecord(u.s.infoKey(u.id))
-	if errors.Is(err, engine.ErrNotFound) {
-		return state{}, rec, handler.ErrNotFound
-	}
-	if err != nil {
-		return state{}, rec, err
-	}
-	var st state
-	if err := json.Unmarshal(rec.Meta, &st); err != nil {
-		return state{}, rec, fmt.Errorf("resumable: upload %s: %w", u.id, err)
-	}
-	return st, rec, nil
+	return u.decode(u.s.Engine.GetRecord(u.s.infoKey(u.id)))
 }
 
 // txState is state inside a transaction.
 func (u *upload) txState(tx *engine.Tx) (state, engine.Record, error) {
-	rec, err := tx.Get(u.s.infoKey(u.id))
+	return u.decode(tx.Get(u.s.infoKey(u.id)))
+}
+
+// decode is the state in the "info" record read.
+func (u *upload) decode(rec engine.Record, err error) (state, engine.Record, error) {
 	if errors.Is(err, engine.ErrNotFound) {
 		return state{}, rec, handler.ErrNotFound
 	}
