@@ -560,9 +560,10 @@ func TestListingLarge(t *testing.T) {
 	}
 	t.Logf("a listing of %d paths (%d MiB of JSON): the heap peaked %d KiB above where it was", n, size>>20, grew>>10)
 	// Held whole, it takes four times the JSON; streamed, it measured 1 to
-	// 6 MiB here, the upper end when other test binaries load the CPUs
-	// (the collector runs late), so the bound is twice the JSON.
-	if grew > 2*size {
+	// 6 MiB here, and once 13 MiB when other test binaries loaded both
+	// CPUs (the collector runs late), so the bound is three times the
+	// JSON: still under what holding it takes.
+	if grew > 3*size {
 		t.Errorf("the heap grew by %d KiB while listing %d KiB: the listing is held, not streamed", grew>>10, size>>10)
 	}
 }
