@@ -17,19 +17,7 @@ import (
 // nodesConf is the README's nginx configuration for several nodes
 // (section "Several nodes": the reverse-proxy settings with an
 // upstream), with the test's addresses.
-const nodesConf = `
-daemon off;
-%[1]s
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[2]s/body;
-  proxy_temp_path %[2]s/proxy;
-  fastcgi_temp_path %[2]s/fastcgi;
-  uwsgi_temp_path %[2]s/uwsgi;
-  scgi_temp_path %[2]s/scgi;
+const nodesConf = nginxHead + `
   upstream cairn {
     server %[4]s max_fails=1 fail_timeout=5s;
     server %[5]s max_fails=1 fail_timeout=5s;
@@ -41,17 +29,7 @@ http {
     location / {
       proxy_pass http://cairn;
       proxy_set_header Connection "";
-      proxy_next_upstream error timeout http_502 http_503;
-      proxy_bind 127.0.0.2;
-      proxy_http_version 1.1;
-      proxy_request_buffering off;
-      proxy_buffering off;
-      proxy_read_timeout 1h;
-      proxy_send_timeout 1h;
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto https;
-      proxy_set_header X-Forwarded-Host $host;
+      proxy_next_upstream error timeout http_502 http_503;` + nginxProxy + `
     }
   }
 }

@@ -23,7 +23,22 @@ import (
 // reverse proxy"), with the test's addresses: nginx connects to cairn
 // from 127.0.0.2, the one address cairn trusts, and says the site is
 // https, as a proxy that terminates TLS does.
-const nginxConf = `
+const nginxConf = nginxHead + `
+  server {
+    listen %[3]s;
+    client_max_body_size 0;
+    location / {
+      proxy_pass http://%[4]s;` + nginxProxy + `
+    }
+  }
+}
+`
+
+// nginxHead and nginxProxy are what the README's configurations share:
+// the test's folders, and the settings of a location that proxies to
+// cairn.
+const (
+	nginxHead = `
 daemon off;
 %[1]s
 pid %[2]s/nginx.pid;
@@ -35,12 +50,8 @@ http {
   proxy_temp_path %[2]s/proxy;
   fastcgi_temp_path %[2]s/fastcgi;
   uwsgi_temp_path %[2]s/uwsgi;
-  scgi_temp_path %[2]s/scgi;
-  server {
-    listen %[3]s;
-    client_max_body_size 0;
-    location / {
-      proxy_pass http://%[4]s;
+  scgi_temp_path %[2]s/scgi;`
+	nginxProxy = `
       proxy_bind 127.0.0.2;
       proxy_http_version 1.1;
       proxy_request_buffering off;
@@ -50,11 +61,8 @@ http {
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto https;
-      proxy_set_header X-Forwarded-Host $host;
-    }
-  }
-}
-`
+      proxy_set_header X-Forwarded-Host $host;`
+)
 
 // TestBehindNginx runs cairn behind a real nginx configured as the
 // README says: absolute URLs come out as the client asked for them
