@@ -247,6 +247,8 @@ type Engine struct {
 	// hooks are the OnExpire callbacks by namespace. Guarded by hooksMu.
 	hooksMu sync.RWMutex
 	hooks   map[string]func(Record)
+	// putHooks are the OnPut callbacks by namespace. Guarded by hooksMu.
+	putHooks map[string]func(Record)
 
 	stats counters
 

@@ -58,6 +58,9 @@ type GCReport struct {
 	// AbortedUploads: in object mode, multipart uploads of segments over
 	// a day old that never completed (a process died putting one).
 	AbortedUploads int
+	// Variants deleted because their original record was gone, expired
+	// or held other content (variants.go).
+	Variants int
 	// Elsewhere: another node of the store holds the GC lease, so this
 	// one did nothing (nodes.go).
 	Elsewhere bool
@@ -104,6 +107,11 @@ func (e *Engine) gc(ctx context.Context, dryRun bool) (GCReport, error) {
 		return rep, nil
 	}
 	if err := e.writable(); err != nil {
+		return rep, err
+	}
+	// First, so that the space of variants whose original went comes
+	// back in this pass.
+	if err := e.sweepVariants(ctx, &rep); err != nil {
 		return rep, err
 	}
 	if err := e.releaseZeros(ctx, &rep); err != nil {

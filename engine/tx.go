@@ -169,11 +169,42 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 			continue
 		}
 		tx.locks.unlockAll()
+		if err == nil {
+			e.notifyPut(tx)
+		}
 		if errors.Is(err, index.ErrConflict) {
 			err = fmt.Errorf("%w: other nodes kept changing what this transaction read: %w", ErrUnavailable, err)
 		}
 		return err
 	}
+}
+
+// notifyPut calls the OnPut callbacks for the records tx wrote.
+func (e *Engine) notifyPut(tx *Tx) {
+	e.hooksMu.RLock()
+	defer e.hooksMu.RUnlock()
+	if len(e.putHooks) == 0 {
+		return
+	}
+	for k, rs := range tx.records {
+		if fn := e.putHooks[k.Namespace]; fn != nil && rs.changed && rs.exists && !rs.cur.Blob.IsZero() {
+			fn(fromIndex(k, rs.cur))
+		}
+	}
+}
+
+// OnPut registers fn to be called with each record of namespace that has
+// content, after a transaction that wrote it is durable (to make an
+// image's variants ahead of the first request for them, say). Calls are
+// at most once: a crash between the commit and the call loses it. fn must
+// not block.
+func (e *Engine) OnPut(namespace string, fn func(Record)) {
+	e.hooksMu.Lock()
+	defer e.hooksMu.Unlock()
+	if e.putHooks == nil {
+		e.putHooks = map[string]func(Record){}
+	}
+	e.putHooks[namespace] = fn
 }
 
 // maxConflicts bounds how often Update redoes a transaction another node

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path"
 
+	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server/internal/blobhttp"
 	"github.com/cairnstore/cairn/server/internal/publink"
 	"github.com/cairnstore/cairn/server/internal/web"
@@ -22,7 +23,7 @@ func (s *Server) public(w http.ResponseWriter, r *http.Request) error {
 		}
 		var release func()
 		if release, err = s.limits.Downloads.Acquire(r.Context(), web.Address(r)); err == nil {
-			err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name, blobhttp.Public(s.cfg.PublicMaxAge))
+			err = blobhttp.Serve(w, r, s.cfg.Engine, rec, name, blobhttp.Public(s.cfg.PublicMaxAge), s.variants)
 			release()
 		}
 	}
@@ -30,6 +31,10 @@ func (s *Server) public(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	switch web.Status(err) {
+	case http.StatusBadRequest:
+		if errors.Is(err, variant.ErrInvalid) {
+			return err // the variant options, answered as such
+		}
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusInternalServerError:
 		return err
 	}
@@ -49,7 +54,10 @@ var (
 // nothing internal.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := web.Status(err), ""
+	var ve *variant.Error
 	switch {
+	case errors.As(err, &ve):
+		code, msg = http.StatusBadRequest, ve.Error()
 	case errors.Is(err, errNotFound):
 		code, msg = http.StatusNotFound, "not found"
 	case errors.Is(err, errMethod):

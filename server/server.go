@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server/cloudstorage"
 	"github.com/cairnstore/cairn/server/internal/web"
 	"github.com/cairnstore/cairn/server/mediaservice"
@@ -107,6 +108,10 @@ type Config struct {
 	OceanMedia   oceanmedia.Config
 	MediaService mediaservice.Config
 	StorageAPI   storageapi.Config
+	// Variants configures the image variants downloads may ask for; nil:
+	// variant.DefaultConfig(). NoVariants refuses them all.
+	Variants   *variant.Config
+	NoVariants bool
 }
 
 // Server routes requests to the health endpoints and the APIs.
@@ -123,6 +128,9 @@ type Server struct {
 	limits web.Limits
 	// corsRules are the per-resource CORS rules (cors.go).
 	corsRules *CORSRules
+	// variants makes image variants for every API and the public links;
+	// nil if they are off.
+	variants *variant.Maker
 	// draining is set by Drain: /readyz answers 503 so that a load
 	// balancer stops sending requests while in-flight ones finish.
 	draining atomic.Bool
@@ -163,6 +171,7 @@ func New(cfg Config) *Server {
 		Logins:    web.NewLogins(web.LoginsConfig{PerAddress: cfg.LoginFailuresPerAddress, PerIdentity: cfg.LoginFailuresPerIdentity, Engine: cfg.Engine}),
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New(), limits: limits, corsRules: NewCORSRules(cfg.Engine)}
+	s.variants = newVariants(cfg.Engine, cfg, cfg.Logger)
 	s.metrics = newHTTPMetrics(cfg.Registry)
 	cfg.Registry.MustRegister(newEngineCollector(cfg.Engine))
 	registerBuildInfo(cfg.Registry, cfg.Version)
@@ -202,7 +211,7 @@ func New(cfg Config) *Server {
 	// Each API gets the shared engine, logger, clock and limits, and the
 	// server's public URL unless it was given its own.
 	deps := func(own web.Deps) web.Deps {
-		return web.Deps{Engine: cfg.Engine, Logger: cfg.Logger, Now: cfg.Now, Limits: limits, PublicURL: cmp.Or(own.PublicURL, cfg.PublicURL), PublicMaxAge: cmp.Or(own.PublicMaxAge, cfg.PublicMaxAge)}
+		return web.Deps{Engine: cfg.Engine, Logger: cfg.Logger, Now: cfg.Now, Limits: limits, PublicURL: cmp.Or(own.PublicURL, cfg.PublicURL), PublicMaxAge: cmp.Or(own.PublicMaxAge, cfg.PublicMaxAge), Variants: s.variants}
 	}
 	cs, mu, om, ms, sa := cfg.CloudStorage, cfg.MediaUpload, cfg.OceanMedia, cfg.MediaService, cfg.StorageAPI
 	cs.Deps, mu.Deps, om.Deps, ms.Deps, sa.Deps = deps(cs.Deps), deps(mu.Deps), deps(om.Deps), deps(ms.Deps), deps(sa.Deps)

@@ -14,6 +14,9 @@ const (
 	SigningKeys = "signing.keys"
 	// CORS: the per-resource CORS rules; tenant the kind of resource.
 	CORS = "cors"
+	// Variants: image variants, each referring to its original record
+	// (engine/variants.go).
+	Variants = "variants"
 
 	CloudStorage      = "cloudstorage"       // media; tenant "<visibility>/<bucket>", name the media path
 	CloudStorageUsers = "cloudstorage.users" // users, their secrets sealed
@@ -51,7 +54,7 @@ const (
 
 // All are every namespace above.
 var All = []string{
-	PublicLinks, SigningKeys, CORS,
+	PublicLinks, SigningKeys, CORS, Variants,
 	CloudStorage, CloudStorageUsers,
 	MediaUpload, MediaUploadDup, MediaUploadRID, MediaUploadAccounts,
 	OceanMedia, OceanMediaUnique, OceanMediaBy, OceanMediaValues, OceanMediaUsers, OceanMediaTokens,

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server/internal/auth"
 	"github.com/cairnstore/cairn/server/internal/urlpath"
 	"github.com/cairnstore/cairn/server/internal/web"
@@ -31,11 +32,14 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var bre *badRequestError
 	var pe *urlpath.Error
 	var mbe *http.MaxBytesError
+	var ve *variant.Error
 	status := web.Status(err)
 	code, msg := "", ""
 	switch {
 	case errors.As(err, &bre):
 		status, code, msg = http.StatusBadRequest, "bad_request", bre.msg
+	case errors.As(err, &ve):
+		status, code, msg = http.StatusBadRequest, "bad_request", ve.Error()
 	case errors.Is(err, auth.ErrNoCredentials):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
 		status, code, msg = http.StatusUnauthorized, "unauthorized", "a Bearer token is required"

@@ -127,7 +127,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, t target) error {
 	if t.visibility == "public" {
 		caching = blobhttp.Public(a.PublicMaxAge)
 	}
-	return blobhttp.Serve(w, r, a.Engine, rec, name, caching)
+	return blobhttp.Serve(w, r, a.Engine, rec, name, caching, a.Variants)
 }
 
 // uploaded is the body of a successful upload or move.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server/internal/web"
 )
 
@@ -55,7 +56,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *errFault
 	var oe *oauthError
 	var mbe *http.MaxBytesError
+	var ve *variant.Error
 	switch {
+	case errors.As(err, &ve):
+		ae = badRequest(ve.Error())
 	case errors.As(err, &fe):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
 		web.JSON(w, http.StatusUnauthorized, map[string]any{"fault": map[string]any{"faultstring": fe.faultstring, "detail": map[string]string{"errorcode": fe.errorcode}}})

@@ -3,7 +3,9 @@ package mediaservice
 import (
 	"errors"
 	"net/http"
+	"net/url"
 
+	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server/internal/signurl"
 
 	"github.com/cairnstore/cairn/engine"
@@ -196,7 +198,18 @@ func (a *API) download(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if st.Type == "LINK" || st.PublicLink != "" {
-		http.Redirect(w, r, a.render(r, tenant, st).URL, http.StatusMovedPermanently)
+		to := a.render(r, tenant, st).URL
+		if st.Type != "LINK" && variant.Asked(r.URL.Query()) {
+			// The variant of the public file: its options go along.
+			q := url.Values{}
+			for _, p := range variant.Params {
+				if v, ok := r.URL.Query()[p]; ok {
+					q[p] = v
+				}
+			}
+			to += "?" + q.Encode()
+		}
+		http.Redirect(w, r, to, http.StatusMovedPermanently)
 		return nil
 	}
 	name := ""
@@ -208,5 +221,5 @@ func (a *API) download(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	return blobhttp.Serve(w, r, a.Engine, rec, name, blobhttp.Private()) // a PRIVATE BLOB (a PUBLIC one was redirected)
+	return blobhttp.Serve(w, r, a.Engine, rec, name, blobhttp.Private(), a.Variants) // a PRIVATE BLOB (a PUBLIC one was redirected)
 }

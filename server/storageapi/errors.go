@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server/internal/web"
 )
 
@@ -36,7 +37,10 @@ var (
 // writeError is the API's one error writer.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
+	var ve *variant.Error
 	switch {
+	case errors.As(err, &ve):
+		ae = fail(http.StatusBadRequest, "bad_request", "%s", ve.Error())
 	case errors.Is(err, web.ErrThrottled):
 		web.SetRetryAfter(w, err)
 		ae = errTooManyLogins

@@ -219,7 +219,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, ar area) error {
 	if ar.scope == public {
 		caching = blobhttp.Public(a.PublicMaxAge)
 	}
-	return blobhttp.Serve(w, r, a.Engine, rec, f.Name, caching)
+	return blobhttp.Serve(w, r, a.Engine, rec, f.Name, caching, a.Variants)
 }
 
 func (a *API) info(w http.ResponseWriter, r *http.Request, ar area) error {

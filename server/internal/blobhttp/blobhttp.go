@@ -32,10 +32,12 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/variant"
 )
 
 // Caching says who may keep a download: its reader alone, storing it
@@ -66,8 +68,21 @@ func (c Caching) header() string {
 }
 
 // Serve answers r with the content of rec. name is the file name offered
-// in Content-Disposition; caching says who may keep it.
-func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.Record, name string, caching Caching) error {
+// in Content-Disposition; caching says who may keep it. A request with
+// variant options (variant.Params) is answered with that image variant of
+// rec (Variant), made by m, served as any content is: its own ETag, ranges
+// and conditional requests, and Vary: Accept if it depends on that.
+func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.Record, name string, caching Caching, m *variant.Maker) error {
+	if variant.Asked(r.URL.Query()) {
+		v, vary, err := Variant(r, e, rec, m)
+		if err != nil {
+			return err
+		}
+		if vary {
+			w.Header().Add("Vary", "Accept")
+		}
+		rec, name = v, variantName(name, strings.TrimPrefix(v.ContentType, "image/"))
+	}
 	body, err := e.OpenRecord(rec)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/variant"
+
 	"github.com/cairnstore/cairn/engine"
 )
 
@@ -26,6 +28,9 @@ type Deps struct {
 	// PublicMaxAge is how long browsers and shared caches may keep public
 	// media without asking again (0: they ask each time, by ETag).
 	PublicMaxAge time.Duration
+	// Variants makes the image variants downloads ask for; nil: none are
+	// made, and asking for one is refused (400).
+	Variants *variant.Maker
 }
 
 // WithDefaults returns d with what it lacks (but the engine) filled in:

@@ -28,6 +28,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/cairnstore/cairn/internal/variant"
+
 	"github.com/gabriel-vasile/mimetype"
 	"github.com/julienschmidt/httprouter"
 
@@ -68,8 +70,10 @@ func Status(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, engine.ErrExists):
 		return http.StatusConflict
-	case errors.Is(err, engine.ErrInvalid):
+	case errors.Is(err, engine.ErrInvalid), errors.Is(err, variant.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, variant.ErrBusy):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrTooSlow), errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
 		// The client stopped sending the body.
 		return http.StatusRequestTimeout

@@ -1,0 +1,142 @@
+package variant
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/jpeg"
+	"image/png"
+	"math"
+
+	"github.com/disintegration/imaging"
+	"github.com/gen2brain/avif"
+	"github.com/gen2brain/webp"
+)
+
+// decodable are the formats (image.DecodeConfig's names) Make decodes:
+// imaging registers BMP and TIFF too, which are not served as variants.
+var decodable = map[string]bool{"jpeg": true, "png": true, "gif": true, "webp": true, "avif": true}
+
+// Make returns the bytes of variant s of the image src: decoded, turned
+// upright, resized and encoded without metadata. An image of more than
+// maxPixels pixels is refused before it is decoded; bytes that are not an
+// image of a decodable format are refused too (both ErrInvalid). ctx is
+// checked between the steps (decoding, resizing, encoding), each bounded
+// by maxPixels.
+func Make(ctx context.Context, src []byte, s Spec, maxPixels int64) ([]byte, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(src))
+	if err != nil || !decodable[format] {
+		return nil, invalid("the content is not a JPEG, PNG, GIF, WebP or AVIF image that decodes")
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return nil, invalid("the image is %d×%d pixels, over this server's limit of %d pixels", cfg.Width, cfg.Height, maxPixels)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	img, err := imaging.Decode(bytes.NewReader(src), imaging.AutoOrientation(true))
+	if err != nil {
+		return nil, invalid("the image does not decode: it is damaged or truncated")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := resize(img, s)
+	if s.Format == JPEG && !opaque(out) {
+		out = flatten(out)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	switch s.Format {
+	case JPEG:
+		err = jpeg.Encode(&b, out, &jpeg.Options{Quality: s.Quality})
+	case PNG:
+		err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, out)
+	case WebP:
+		err = webp.Encode(&b, out, webp.Options{Quality: s.Quality, Method: 4})
+	case AVIF:
+		err = avif.Encode(&b, out, avif.Options{Quality: s.Quality, QualityAlpha: s.Quality, Speed: 8, ChromaSubsampling: image.YCbCrSubsampleRatio420})
+	default:
+		return nil, invalid("format %q is none of jpeg, png, webp, avif", s.Format)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("variant: encoding %s: %w", s.Format, err)
+	}
+	return b.Bytes(), nil
+}
+
+// Size is the size variant s of an image of w×h pixels (upright) comes
+// out at.
+func Size(w, h int, s Spec) (int, int) {
+	switch s.Fit {
+	case Cover, Contain:
+		return s.Width, s.Height
+	}
+	sw, sh := fitInside(w, h, s.Width, s.Height)
+	return sw, sh
+}
+
+// fitInside is the largest size within bw×bh (0: unbounded) of the
+// aspect ratio of w×h, never larger than w×h, at least 1×1.
+func fitInside(w, h, bw, bh int) (int, int) {
+	scale := 1.0
+	if bw > 0 {
+		scale = min(scale, float64(bw)/float64(w))
+	}
+	if bh > 0 {
+		scale = min(scale, float64(bh)/float64(h))
+	}
+	if scale >= 1 {
+		return w, h
+	}
+	return max(1, int(math.Round(float64(w)*scale))), max(1, int(math.Round(float64(h)*scale)))
+}
+
+// filter resamples: Lanczos, sharp when shrinking by much.
+var filter = imaging.Lanczos
+
+func resize(img image.Image, s Spec) image.Image {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	switch s.Fit {
+	case Cover:
+		return imaging.Fill(img, s.Width, s.Height, imaging.Center, filter)
+	case Contain:
+		iw, ih := fitInside(w, h, s.Width, s.Height)
+		if iw != w || ih != h {
+			img = imaging.Resize(img, iw, ih, filter)
+		}
+		canvas := image.NewNRGBA(image.Rect(0, 0, s.Width, s.Height))
+		at := image.Pt((s.Width-iw)/2, (s.Height-ih)/2)
+		draw.Draw(canvas, image.Rectangle{Min: at, Max: at.Add(image.Pt(iw, ih))}, img, img.Bounds().Min, draw.Src)
+		return canvas
+	}
+	iw, ih := fitInside(w, h, s.Width, s.Height)
+	if iw == w && ih == h {
+		return img
+	}
+	return imaging.Resize(img, iw, ih, filter)
+}
+
+// opaque reports whether img has no pixel that is not fully opaque.
+func opaque(img image.Image) bool {
+	if o, ok := img.(interface{ Opaque() bool }); ok {
+		return o.Opaque()
+	}
+	return false
+}
+
+// flatten draws img over white: JPEG has no alpha, and the encoder would
+// otherwise show transparent pixels as whatever colour they hide.
+func flatten(img image.Image) image.Image {
+	b := img.Bounds()
+	out := image.NewRGBA(b)
+	draw.Draw(out, b, image.NewUniform(color.White), image.Point{}, draw.Src)
+	draw.Draw(out, b, img, b.Min, draw.Over)
+	return out
+}

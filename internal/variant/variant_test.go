@@ -1,0 +1,325 @@
+package variant_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/variant"
+)
+
+// picture is a w×h image: its left half red, its right half blue.
+func picture(w, h int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			c := color.NRGBA{200, 20, 20, 255}
+			if x >= w/2 {
+				c = color.NRGBA{20, 20, 200, 255}
+			}
+			img.SetNRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+func encodeJPEG(t testing.TB, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// withOrientation returns the JPEG j with an EXIF segment whose
+// orientation tag is o, and a camera make beside it.
+func withOrientation(j []byte, o uint16) []byte {
+	var ifd bytes.Buffer
+	ifd.WriteString("MM\x00\x2a\x00\x00\x00\x08")
+	binary.Write(&ifd, binary.BigEndian, uint16(2))
+	// Make (ASCII, 4 bytes inline: "ACME") and Orientation (SHORT).
+	binary.Write(&ifd, binary.BigEndian, []uint16{0x010f, 2})
+	binary.Write(&ifd, binary.BigEndian, uint32(4))
+	ifd.WriteString("ACM\x00")
+	binary.Write(&ifd, binary.BigEndian, []uint16{0x0112, 3})
+	binary.Write(&ifd, binary.BigEndian, uint32(1))
+	binary.Write(&ifd, binary.BigEndian, []uint16{o, 0})
+	binary.Write(&ifd, binary.BigEndian, uint32(0))
+	payload := append([]byte("Exif\x00\x00"), ifd.Bytes()...)
+	seg := []byte{0xff, 0xe1, 0, 0}
+	binary.BigEndian.PutUint16(seg[2:], uint16(len(payload)+2))
+	out := append([]byte{}, j[:2]...)
+	out = append(out, seg...)
+	out = append(out, payload...)
+	return append(out, j[2:]...)
+}
+
+// bomb is a valid PNG header of a w×h image with no pixels after it.
+func bomb(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 6 // 8-bit RGBA
+	chunk := func(typ string, data []byte) {
+		binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		b.WriteString(typ)
+		b.Write(data)
+		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	chunk("IHDR", ihdr)
+	chunk("IEND", nil)
+	return b.Bytes()
+}
+
+func TestParse(t *testing.T) {
+	cfg := variant.DefaultConfig()
+	cfg.Presets["square"] = variant.Spec{Width: 64, Height: 64, Fit: variant.Contain, Format: variant.PNG}
+	for _, c := range []struct {
+		query, accept, source string
+		want                  string
+		vary                  bool
+	}{
+		{"w=400", "", "image/jpeg", "400x0-inside-q80.jpeg", false},
+		{"h=400&w=400&fit=inside", "", "image/jpeg", "400x400-inside-q80.jpeg", false},
+		{"w=400&h=400&fit=cover&format=webp", "", "image/png", "400x400-cover-q75.webp", false},
+		{"w=400&format=jpg&q=90", "", "image/png", "400x0-inside-q90.jpeg", false},
+		{"w=400&format=png&q=90", "", "image/jpeg", "400x0-inside-q0.png", false},
+		{"w=400", "", "image/gif", "400x0-inside-q0.png", false},
+		{"format=webp", "", "image/jpeg", "0x0-inside-q75.webp", false},
+		{"w=400&format=auto", "image/avif,image/webp,*/*", "image/jpeg", "400x0-inside-q60.avif", true},
+		{"w=400&format=auto", "image/avif;q=0,image/webp", "image/jpeg", "400x0-inside-q75.webp", true},
+		{"w=400&format=auto", "*/*", "image/webp", "400x0-inside-q80.jpeg", true},
+		{"w=400&format=auto", "", "image/png", "400x0-inside-q0.png", true},
+		{"preset=thumb", "image/webp", "image/jpeg", "200x200-cover-q75.webp", true},
+		{"preset=square", "", "image/jpeg", "64x64-contain-q0.png", false},
+		{"preset=square&format=avif", "", "image/jpeg", "64x64-contain-q60.avif", false},
+	} {
+		q, _ := url.ParseQuery(c.query)
+		s, vary, ok, err := cfg.Parse(q, c.accept, c.source)
+		if err != nil || !ok || s.String() != c.want || vary != c.vary {
+			t.Errorf("Parse(%q, Accept %q, %s) = %s, vary %v, %v, %v; want %s, vary %v", c.query, c.accept, c.source, s, vary, ok, err, c.want, c.vary)
+		}
+	}
+	for _, query := range []string{
+		"w=401", "w=0", "w=-1", "w=+400", "w=400&w=800", "w=", "w=4e2", "w=4000000000",
+		"h=400&fit=cover", "w=400&fit=fill", "w=400&format=bmp", "w=400&q=77", "w=400&q=abc",
+		"preset=nope", "preset=thumb&w=400", "preset=thumb&q=75", "fit=cover",
+	} {
+		q, _ := url.ParseQuery(query)
+		_, _, ok, err := cfg.Parse(q, "", "image/jpeg")
+		if !ok || !errors.Is(err, variant.ErrInvalid) {
+			t.Errorf("Parse(%q) = %v, %v; want ErrInvalid", query, ok, err)
+		}
+	}
+	for _, source := range []string{"application/pdf", "image/svg+xml", "text/html", "", "image/tiff"} {
+		_, _, _, err := cfg.Parse(url.Values{"w": {"400"}}, "", source)
+		if !errors.Is(err, variant.ErrInvalid) {
+			t.Errorf("a variant of %q: %v, want ErrInvalid", source, err)
+		}
+	}
+	if _, _, ok, err := cfg.Parse(url.Values{"download": {"1"}, "X-Signature": {"x"}}, "", "image/jpeg"); ok || err != nil {
+		t.Errorf("a query of other parameters asks for a variant: %v, %v", ok, err)
+	}
+}
+
+func decode(t *testing.T, b []byte) (image.Image, string) {
+	t.Helper()
+	img, format, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("the variant does not decode: %v", err)
+	}
+	return img, format
+}
+
+func TestMake(t *testing.T) {
+	src := encodeJPEG(t, picture(640, 480))
+	ctx := context.Background()
+	for _, c := range []struct {
+		spec          variant.Spec
+		w, h          int
+		format        string
+		transparentAt *image.Point
+	}{
+		{variant.Spec{Width: 320, Fit: variant.Inside, Format: variant.JPEG, Quality: 80}, 320, 240, "jpeg", nil},
+		{variant.Spec{Height: 120, Fit: variant.Inside, Format: variant.PNG}, 160, 120, "png", nil},
+		{variant.Spec{Width: 2560, Fit: variant.Inside, Format: variant.PNG}, 640, 480, "png", nil}, // never enlarged
+		{variant.Spec{Width: 200, Height: 200, Fit: variant.Cover, Format: variant.WebP, Quality: 75}, 200, 200, "webp", nil},
+		{variant.Spec{Width: 200, Height: 200, Fit: variant.Contain, Format: variant.PNG}, 200, 200, "png", &image.Point{100, 5}},
+		{variant.Spec{Width: 400, Fit: variant.Inside, Format: variant.AVIF, Quality: 60}, 400, 300, "avif", nil},
+	} {
+		out, err := variant.Make(ctx, src, c.spec, 50_000_000)
+		if err != nil {
+			t.Fatalf("%s: %v", c.spec, err)
+		}
+		img, format := decode(t, out)
+		if b := img.Bounds(); b.Dx() != c.w || b.Dy() != c.h || format != c.format {
+			t.Errorf("%s: %dx%d %s, want %dx%d %s", c.spec, b.Dx(), b.Dy(), format, c.w, c.h, c.format)
+		}
+		if w, h := variant.Size(640, 480, c.spec); w != c.w || h != c.h {
+			t.Errorf("Size(%s) = %dx%d, want %dx%d", c.spec, w, h, c.w, c.h)
+		}
+		if p := c.transparentAt; p != nil {
+			if _, _, _, a := img.At(p.X, p.Y).RGBA(); a != 0 {
+				t.Errorf("%s: the letterbox at %v is not transparent (alpha %d)", c.spec, *p, a)
+			}
+		}
+		// Red stays left and blue right.
+		b := img.Bounds()
+		if !reddish(img.At(b.Min.X+b.Dx()/4, b.Min.Y+b.Dy()/2)) || reddish(img.At(b.Min.X+3*b.Dx()/4, b.Min.Y+b.Dy()/2)) {
+			t.Errorf("%s: the picture is not the source's", c.spec)
+		}
+	}
+}
+
+func reddish(c color.Color) bool {
+	r, _, b, _ := c.RGBA()
+	return r > b
+}
+
+// TestOrientation: an EXIF orientation is applied, and the EXIF (with
+// the camera's make) does not reach the variant.
+func TestOrientation(t *testing.T) {
+	// Orientation 6: the stored picture is shown turned 90° clockwise,
+	// so its left (red) half is on top.
+	src := withOrientation(encodeJPEG(t, picture(80, 40)), 6)
+	if cfg, _, err := image.DecodeConfig(bytes.NewReader(src)); err != nil || cfg.Width != 80 {
+		t.Fatalf("the test JPEG does not read: %v %+v", err, cfg)
+	}
+	for _, format := range []string{variant.JPEG, variant.PNG, variant.WebP} {
+		out, err := variant.Make(context.Background(), src, variant.Spec{Width: 20, Fit: variant.Inside, Format: format, Quality: 90}, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := decode(t, out)
+		if b := img.Bounds(); b.Dx() != 20 || b.Dy() != 40 {
+			t.Fatalf("%s: %dx%d, want 20x40 (upright)", format, b.Dx(), b.Dy())
+		}
+		if !reddish(img.At(10, 5)) || reddish(img.At(10, 35)) {
+			t.Errorf("%s: red is not on top", format)
+		}
+		for _, meta := range []string{"Exif", "ACM"} {
+			if bytes.Contains(out, []byte(meta)) {
+				t.Errorf("%s: the variant carries the source's %q", format, meta)
+			}
+		}
+	}
+}
+
+func TestRefused(t *testing.T) {
+	ctx := context.Background()
+	spec := variant.Spec{Width: 64, Fit: variant.Inside, Format: variant.PNG}
+	for name, src := range map[string][]byte{
+		"bomb":      bomb(100_000, 100_000),
+		"wide bomb": bomb(1<<31-1, 1),
+		"zero":      bomb(0, 0),
+		"text":      []byte("hello, this is not an image"),
+		"truncated": encodeJPEG(t, picture(64, 64))[:200],
+		"empty":     nil,
+	} {
+		if _, err := variant.Make(ctx, src, spec, 50_000_000); !errors.Is(err, variant.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+	// A GIF is made of its first frame.
+	var g bytes.Buffer
+	pal := image.NewPaletted(image.Rect(0, 0, 32, 32), []color.Color{color.Black, color.White})
+	if err := gif.EncodeAll(&g, &gif.GIF{Image: []*image.Paletted{pal, pal}, Delay: []int{1, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := variant.Make(ctx, g.Bytes(), spec, 1<<20); err != nil {
+		t.Errorf("a GIF: %v", err)
+	}
+	// An image just over the pixel limit is refused; at it, made.
+	var p bytes.Buffer
+	png.Encode(&p, picture(100, 100))
+	if _, err := variant.Make(ctx, p.Bytes(), spec, 9_999); !errors.Is(err, variant.ErrInvalid) {
+		t.Errorf("over the pixel limit: %v", err)
+	}
+	if _, err := variant.Make(ctx, p.Bytes(), spec, 10_000); err != nil {
+		t.Errorf("at the pixel limit: %v", err)
+	}
+}
+
+// TestMakerOnce: concurrent calls for one variant run it once, and the
+// concurrency bound holds across variants.
+func TestMakerOnce(t *testing.T) {
+	m, err := variant.NewMaker(variant.Config{Concurrency: 2, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs, inFlight, peak atomic.Int64
+	release := make(chan struct{})
+	fn := func(context.Context) (any, error) {
+		runs.Add(1)
+		n := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		inFlight.Add(-1)
+		return "done", nil
+	}
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() {
+			v, err := m.Do(context.Background(), []string{"a", "b", "c"}[i%3], fn)
+			if err != nil || v != "done" {
+				t.Errorf("Do = %v, %v", v, err)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if runs.Load() != 3 || peak.Load() > 2 {
+		t.Errorf("%d runs for 3 variants, %d at once (want 3, at most 2)", runs.Load(), peak.Load())
+	}
+	if s := m.Stats(); s.Made != 3 || s.Waiting != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	// A caller that gives up does not stop the run for the others.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := m.Do(ctx, "slow", func(context.Context) (any, error) { time.Sleep(100 * time.Millisecond); return 1, nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a caller past its deadline: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, cfg := range []variant.Config{
+		{Sizes: []int{0}},
+		{Qualities: []int{101}},
+		{Presets: map[string]variant.Spec{"x": {Width: 10, Fit: variant.Cover}}},
+		{Presets: map[string]variant.Spec{"x": {Width: 10, Format: "bmp"}}},
+		{Eager: []string{"nope"}},
+	} {
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%+v is valid", cfg)
+		}
+	}
+	p, err := variant.ParsePreset("w=200,h=100,fit=cover,format=jpg,q=70")
+	if err != nil || p != (variant.Spec{Width: 200, Height: 100, Fit: variant.Cover, Format: variant.JPEG, Quality: 70}) {
+		t.Errorf("ParsePreset = %+v, %v", p, err)
+	}
+	if _, err := variant.ParsePreset("w=200,size=3"); err == nil {
+		t.Error("ParsePreset took an unknown option")
+	}
+}

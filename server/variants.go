@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/keyspace"
+	"github.com/cairnstore/cairn/internal/variant"
+	"github.com/cairnstore/cairn/server/internal/blobhttp"
+)
+
+// fileNamespaces are the namespaces of the APIs' files: the records whose
+// images get their eager variants when they are stored.
+var fileNamespaces = []string{keyspace.CloudStorage, keyspace.MediaUpload, keyspace.OceanMedia, keyspace.MediaService, keyspace.StorageFiles}
+
+// newVariants makes the server's variant maker (nil: variants are off)
+// and, if cfg names eager presets, has every image stored get them made.
+func newVariants(e *engine.Engine, cfg Config, log *slog.Logger) *variant.Maker {
+	if cfg.NoVariants {
+		return nil
+	}
+	vc := variant.DefaultConfig()
+	if cfg.Variants != nil {
+		vc = *cfg.Variants
+	}
+	m, err := variant.NewMaker(vc)
+	if err != nil {
+		log.Error("image variants are off: their configuration is invalid", "err", err)
+		return nil
+	}
+	if len(m.Config().Eager) == 0 || e == nil {
+		return m
+	}
+	// At most Concurrency images wait for their eager variants; past
+	// that, an image gets them when they are first asked for.
+	queue := make(chan struct{}, m.Config().Concurrency)
+	eager := func(rec engine.Record) {
+		if !variant.Source(rec.ContentType) || rec.Size > m.Config().MaxBytes {
+			return
+		}
+		select {
+		case queue <- struct{}{}:
+		default:
+			log.Debug("eager variants skipped: too many images waiting", "key", rec.Key)
+			return
+		}
+		go func() {
+			defer func() { <-queue }()
+			for _, name := range m.Config().Eager {
+				for _, spec := range m.Config().Eager1(name, rec.ContentType) {
+					if _, err := blobhttp.Make(context.Background(), e, rec, spec, m); err != nil {
+						log.Debug("eager variant not made", "key", rec.Key, "variant", spec.String(), "err", err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for _, ns := range fileNamespaces {
+		e.OnPut(ns, eager)
+	}
+	return m
+}
