@@ -29,7 +29,7 @@ func layer(pkg string) (n int, ok bool) {
 		return 2, true
 	case rel == "engine", strings.HasPrefix(rel, "engine/"):
 		return 4, true
-	case rel == "segment", rel == "index", rel == "internal/chunker", rel == "internal/mail", rel == "objstore":
+	case rel == "segment", rel == "index", rel == "internal/chunker", rel == "internal/mail", rel == "internal/variant", rel == "objstore":
 		return 5, true
 	case rel == "internal/blob", rel == "internal/keyspace":
 		return 6, true

@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/internal/mail"
+	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server"
 	"github.com/cairnstore/cairn/server/cloudstorage"
 	"github.com/cairnstore/cairn/server/oceanmedia"
@@ -78,6 +81,17 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			publicUploads := fs.Bool("storage-public-uploads", true, "accept anonymous uploads to the Storage API's public mode")
 			fs.Int64Var(&sa.MaxPublicFile, "storage-public-max-bytes", 25<<20, "the largest anonymous upload, in bytes")
 			fs.Float64Var(&sa.PublicRate, "storage-public-rate", 10, "anonymous uploads per minute from one client address")
+			vdef := variant.DefaultConfig()
+			variants := fs.Bool("variants", true, "make the image variants downloads ask for (?w=, h=, fit=, format=, q=, preset=); false: such requests are refused with 400")
+			variantSizes := fs.String("variant-sizes", intList(vdef.Sizes), "the widths and heights (pixels, comma-separated) variants may be asked for; \"\": presets only")
+			variantQualities := fs.String("variant-qualities", intList(vdef.Qualities), "the qualities (1-100, comma-separated) variants may be asked for with q=")
+			var variantPresets presetFlag
+			fs.Var(&variantPresets, "variant-preset", "a named variant, name=w=200,h=200,fit=cover,format=auto (repeatable; replaces the default presets thumb and preview)")
+			variantEager := fs.String("variant-eager", "", "presets (comma-separated) made as soon as an image is stored, not on the first request")
+			fs.Int64Var(&vdef.MaxPixels, "variant-max-pixels", vdef.MaxPixels, "refuse (400) to make variants of images of more pixels than this, read from the header before decoding")
+			fs.Int64Var(&vdef.MaxBytes, "variant-max-bytes", vdef.MaxBytes, "refuse (400) to make variants of image files larger than this")
+			fs.IntVar(&vdef.Concurrency, "variant-concurrency", max(1, runtime.GOMAXPROCS(0)), "variants made at once (each takes a core and up to about 10 bytes per source pixel); the rest wait")
+			fs.DurationVar(&vdef.Timeout, "variant-timeout", vdef.Timeout, "how long making one variant may take, waiting for a turn included; past it, 503")
 			uploadExpiry := fs.Duration("upload-expiry", 24*time.Hour, "how long a resumable (tus) upload lives from its creation; not finished by then, it is deleted and GC reclaims what it received")
 			return func(ctx context.Context) error {
 				log, err := newLogger(e.stderr, *level, *format)
@@ -114,6 +128,23 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 				}
 				if *smtpAddr != "" {
 					cfg.OceanMedia = oceanmedia.Config{Notify: mail.Sender{Addr: *smtpAddr, From: *smtpFrom}.Send}
+				}
+				if cfg.NoVariants = !*variants; *variants {
+					vc := vdef
+					if vc.Sizes, err = parseInts(*variantSizes); err != nil {
+						return fmt.Errorf("--variant-sizes: %w", err)
+					}
+					if vc.Qualities, err = parseInts(*variantQualities); err != nil {
+						return fmt.Errorf("--variant-qualities: %w", err)
+					}
+					if variantPresets != nil {
+						vc.Presets = variantPresets
+					}
+					vc.Eager = commaList(*variantEager)
+					if err := vc.Validate(); err != nil {
+						return fmt.Errorf("--variant-*: %w", err)
+					}
+					cfg.Variants = &vc
 				}
 				sa.UploadTTL = *uploadExpiry
 				cfg.StorageAPI = sa
@@ -259,6 +290,49 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 			return nil, fmt.Errorf("%q is neither an address nor a CIDR", f)
 		}
 		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// presetFlag collects --variant-preset name=options.
+type presetFlag map[string]variant.Spec
+
+func (p *presetFlag) String() string { return "" }
+
+func (p *presetFlag) Set(s string) error {
+	name, opts, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("%q is not name=w=…,h=…,fit=…,format=…,q=…", s)
+	}
+	spec, err := variant.ParsePreset(opts)
+	if err != nil {
+		return err
+	}
+	if *p == nil {
+		*p = presetFlag{}
+	}
+	(*p)[name] = spec
+	return nil
+}
+
+// intList writes ns comma-separated.
+func intList(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// parseInts reads a comma-separated list of numbers ("" is none).
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range commaList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", f)
+		}
+		out = append(out, n)
 	}
 	return out, nil
 }
