@@ -173,6 +173,9 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, router: httprouter.New(), limits: limits, corsRules: NewCORSRules(cfg.Engine)}
 	s.variants = newVariants(cfg.Engine, cfg, cfg.Logger)
 	s.metrics = newHTTPMetrics(cfg.Registry)
+	if s.variants != nil {
+		registerVariantMetrics(cfg.Registry, s.variants)
+	}
 	cfg.Registry.MustRegister(newEngineCollector(cfg.Engine))
 	registerBuildInfo(cfg.Registry, cfg.Version)
 

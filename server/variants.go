@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cairnstore/cairn/engine"
 	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/internal/variant"
@@ -61,4 +63,16 @@ func newVariants(e *engine.Engine, cfg Config, log *slog.Logger) *variant.Maker 
 		e.OnPut(ns, eager)
 	}
 	return m
+}
+
+// registerVariantMetrics exports m's counters.
+func registerVariantMetrics(reg prometheus.Registerer, m *variant.Maker) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_image_variants_made_total", Help: "Image variants made (decoded, resized, encoded and stored) since start; the others requested were served as stored."},
+			func() float64 { return float64(m.Stats().Made) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_image_variants_failed_total", Help: "Image variants that could not be made since start: refused sources (not an image, too large), timeouts, store errors."},
+			func() float64 { return float64(m.Stats().Failed) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_image_variants_waiting", Help: "Requests waiting for a turn to make an image variant (serve --variant-concurrency)."},
+			func() float64 { return float64(m.Stats().Waiting) }),
+	)
 }

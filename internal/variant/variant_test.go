@@ -3,13 +3,10 @@ package variant_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
-	"image/jpeg"
 	"image/png"
 	"net/url"
 	"sync"
@@ -17,74 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/internal/variant"
 )
-
-// picture is a w×h image: its left half red, its right half blue.
-func picture(w, h int) *image.NRGBA {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			c := color.NRGBA{200, 20, 20, 255}
-			if x >= w/2 {
-				c = color.NRGBA{20, 20, 200, 255}
-			}
-			img.SetNRGBA(x, y, c)
-		}
-	}
-	return img
-}
-
-func encodeJPEG(t testing.TB, img image.Image) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-// withOrientation returns the JPEG j with an EXIF segment whose
-// orientation tag is o, and a camera make beside it.
-func withOrientation(j []byte, o uint16) []byte {
-	var ifd bytes.Buffer
-	ifd.WriteString("MM\x00\x2a\x00\x00\x00\x08")
-	binary.Write(&ifd, binary.BigEndian, uint16(2))
-	// Make (ASCII, 4 bytes inline: "ACME") and Orientation (SHORT).
-	binary.Write(&ifd, binary.BigEndian, []uint16{0x010f, 2})
-	binary.Write(&ifd, binary.BigEndian, uint32(4))
-	ifd.WriteString("ACM\x00")
-	binary.Write(&ifd, binary.BigEndian, []uint16{0x0112, 3})
-	binary.Write(&ifd, binary.BigEndian, uint32(1))
-	binary.Write(&ifd, binary.BigEndian, []uint16{o, 0})
-	binary.Write(&ifd, binary.BigEndian, uint32(0))
-	payload := append([]byte("Exif\x00\x00"), ifd.Bytes()...)
-	seg := []byte{0xff, 0xe1, 0, 0}
-	binary.BigEndian.PutUint16(seg[2:], uint16(len(payload)+2))
-	out := append([]byte{}, j[:2]...)
-	out = append(out, seg...)
-	out = append(out, payload...)
-	return append(out, j[2:]...)
-}
-
-// bomb is a valid PNG header of a w×h image with no pixels after it.
-func bomb(w, h uint32) []byte {
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], w)
-	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = 8, 6 // 8-bit RGBA
-	chunk := func(typ string, data []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-	}
-	chunk("IHDR", ihdr)
-	chunk("IEND", nil)
-	return b.Bytes()
-}
 
 func TestParse(t *testing.T) {
 	cfg := variant.DefaultConfig()
@@ -147,7 +79,7 @@ func decode(t *testing.T, b []byte) (image.Image, string) {
 }
 
 func TestMake(t *testing.T) {
-	src := encodeJPEG(t, picture(640, 480))
+	src := testtool.JPEG(t, testtool.Picture(640, 480))
 	ctx := context.Background()
 	for _, c := range []struct {
 		spec          variant.Spec
@@ -196,7 +128,7 @@ func reddish(c color.Color) bool {
 func TestOrientation(t *testing.T) {
 	// Orientation 6: the stored picture is shown turned 90° clockwise,
 	// so its left (red) half is on top.
-	src := withOrientation(encodeJPEG(t, picture(80, 40)), 6)
+	src := testtool.WithOrientation(testtool.JPEG(t, testtool.Picture(80, 40)), 6)
 	if cfg, _, err := image.DecodeConfig(bytes.NewReader(src)); err != nil || cfg.Width != 80 {
 		t.Fatalf("the test JPEG does not read: %v %+v", err, cfg)
 	}
@@ -224,11 +156,11 @@ func TestRefused(t *testing.T) {
 	ctx := context.Background()
 	spec := variant.Spec{Width: 64, Fit: variant.Inside, Format: variant.PNG}
 	for name, src := range map[string][]byte{
-		"bomb":      bomb(100_000, 100_000),
-		"wide bomb": bomb(1<<31-1, 1),
-		"zero":      bomb(0, 0),
+		"bomb":      testtool.PNGBomb(100_000, 100_000),
+		"wide bomb": testtool.PNGBomb(1<<31-1, 1),
+		"zero":      testtool.PNGBomb(0, 0),
 		"text":      []byte("hello, this is not an image"),
-		"truncated": encodeJPEG(t, picture(64, 64))[:200],
+		"truncated": testtool.JPEG(t, testtool.Picture(64, 64))[:200],
 		"empty":     nil,
 	} {
 		if _, err := variant.Make(ctx, src, spec, 50_000_000); !errors.Is(err, variant.ErrInvalid) {
@@ -246,7 +178,7 @@ func TestRefused(t *testing.T) {
 	}
 	// An image just over the pixel limit is refused; at it, made.
 	var p bytes.Buffer
-	png.Encode(&p, picture(100, 100))
+	png.Encode(&p, testtool.Picture(100, 100))
 	if _, err := variant.Make(ctx, p.Bytes(), spec, 9_999); !errors.Is(err, variant.ErrInvalid) {
 		t.Errorf("over the pixel limit: %v", err)
 	}
