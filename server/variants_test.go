@@ -24,6 +24,7 @@ import (
 	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server"
+	"github.com/cairnstore/cairn/server/internal/publink"
 )
 
 // upload stores body at the cloud storage path p of bucket 1.
@@ -312,5 +313,35 @@ func TestVariantsEagerAndOff(t *testing.T) {
 	}
 	if res, body, _ := request(t, "GET", off+"/public/1/x.jpg", "", nil); res.StatusCode != 200 {
 		t.Errorf("the original with variants off: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestVariantPublicLink: public links (/f/…) serve variants too, and
+// refuse bad options with a plain-text 400 like their other errors.
+func TestVariantPublicLink(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	base, tok := start(t, server.Config{Engine: e})
+	upload(t, base, tok, "protected/1/p.jpg", "image/jpeg", testtool.JPEG(t, testtool.Picture(640, 480)))
+	link := publink.NewID()
+	err := e.Update(context.Background(), func(tx *engine.Tx) error {
+		return publink.Put(tx, link, engine.Key{Namespace: keyspace.CloudStorage, Tenant: "protected/1", Name: "p.jpg"}, time.Time{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, body, _ := request(t, "GET", base+"/f/"+link+"/p.jpg?w=320&format=png", "", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("a public link's variant: %d %s", res.StatusCode, body)
+	}
+	decoded(t, body, "png", 320, 240)
+	if cc := res.Header.Get("Cache-Control"); !strings.HasPrefix(cc, "public") {
+		t.Errorf("Cache-Control %q", cc)
+	}
+	res, body, _ = request(t, "GET", base+"/f/"+link+"/p.jpg?w=321", "", nil)
+	if res.StatusCode != 400 || !strings.Contains(string(body), "w=321 is not allowed") {
+		t.Errorf("a refused option on a public link: %d %s", res.StatusCode, body)
+	}
+	if res, _, _ := request(t, "GET", base+"/f/"+publink.NewID()+"/p.jpg?w=320", "", nil); res.StatusCode != 404 {
+		t.Errorf("a variant of no link: %d, want 404", res.StatusCode)
 	}
 }
