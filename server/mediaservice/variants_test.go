@@ -29,7 +29,7 @@ func TestImageVariants(t *testing.T) {
 	}
 	r = v.do("GET", "/media/acme/assets/"+id+"/download?w=321", "reader", nil, "")
 	var e struct {
-		Code           int
+		Code            int
 		Status, Message string
 	}
 	if r.code != 400 || json.Unmarshal(r.body, &e) != nil || e.Code != 400 || !strings.Contains(e.Message, "w=321") {
