@@ -29,7 +29,7 @@ func (s *Server) wrap(api string, rt web.Route) httprouter.Handle {
 	respBytes := s.metrics.respBytes.WithLabelValues(api, rt.Path)
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
-		r = fromProxy(r, s.cfg.TrustedProxies)
+		r = web.WithClient(fromProxy(r, s.cfg.TrustedProxies))
 		s.metrics.inflight.Inc()
 		defer s.metrics.inflight.Dec()
 

@@ -112,6 +112,10 @@ type Config struct {
 	// variant.DefaultConfig(). NoVariants refuses them all.
 	Variants   *variant.Config
 	NoVariants bool
+	// VariantsPerMinute is how many new image variants (ones not stored
+	// yet) one client address may have made a minute, in bursts of as
+	// many; default 120, negative: no limit. Held for every node together.
+	VariantsPerMinute float64
 }
 
 // Server routes requests to the health endpoints and the APIs.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/cairnstore/cairn/internal/keyspace"
 	"github.com/cairnstore/cairn/internal/variant"
 	"github.com/cairnstore/cairn/server/internal/blobhttp"
+	"github.com/cairnstore/cairn/server/internal/web"
 )
 
 // fileNamespaces are the namespaces of the APIs' files: the records whose
@@ -25,6 +27,26 @@ func newVariants(e *engine.Engine, cfg Config, log *slog.Logger) *variant.Maker 
 	vc := variant.DefaultConfig()
 	if cfg.Variants != nil {
 		vc = *cfg.Variants
+	}
+	if cfg.VariantsPerMinute == 0 {
+		cfg.VariantsPerMinute = 120
+	}
+	if per := cfg.VariantsPerMinute; per > 0 && vc.Admit == nil {
+		now := cfg.Now
+		if now == nil {
+			now = time.Now
+		}
+		makes := web.NewRate(per, max(1, int(per))).SharedBy("variants", e)
+		vc.Admit = func(ctx context.Context) error {
+			client := web.ClientOf(ctx)
+			if client == "" {
+				return nil // made for no request: eager variants
+			}
+			if ok, wait := makes.Allow(client, now()); !ok {
+				return &variant.RateError{Wait: wait}
+			}
+			return nil
+		}
 	}
 	m, err := variant.NewMaker(vc)
 	if err != nil {
@@ -51,7 +73,7 @@ func newVariants(e *engine.Engine, cfg Config, log *slog.Logger) *variant.Maker 
 			defer func() { <-queue }()
 			for _, name := range m.Config().Eager {
 				for _, spec := range m.Config().Eager1(name, rec.ContentType) {
-					if _, err := blobhttp.Make(context.Background(), e, rec, spec, m); err != nil {
+					if _, err := blobhttp.Make(context.Background(), e, rec, spec, true, m); err != nil {
 						log.Debug("eager variant not made", "key", rec.Key, "variant", spec.String(), "err", err)
 						return
 					}

@@ -345,3 +345,36 @@ func TestVariantPublicLink(t *testing.T) {
 		t.Errorf("a variant of no link: %d, want 404", res.StatusCode)
 	}
 }
+
+// TestVariantLimits: the variants kept of one image are bounded (presets
+// aside), and so are the new variants one client may have made a minute
+// (429 with Retry-After); stored variants are served whatever the limits.
+func TestVariantLimits(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	cfg := variant.DefaultConfig()
+	cfg.MaxPerImage = 2
+	base, tok := start(t, server.Config{Engine: e, Variants: &cfg, VariantsPerMinute: 4})
+	jpg := testtool.JPEG(t, testtool.Picture(320, 240))
+	upload(t, base, tok, "public/1/a.jpg", "image/jpeg", jpg)
+	upload(t, base, tok, "public/1/b.jpg", "image/jpeg", jpg)
+	get := func(q string, want int, says string) *http.Response {
+		t.Helper()
+		res, body, err := request(t, "GET", base+"/public/1/"+q, "", nil, "Accept", "image/webp")
+		if err != nil || res.StatusCode != want || !strings.Contains(string(body), says) {
+			t.Fatalf("GET %s: %v %v %.200s; want %d saying %q", q, res, err, body, want, says)
+		}
+		return res
+	}
+	get("a.jpg?w=64", 200, "")
+	get("a.jpg?w=128", 200, "")
+	get("a.jpg?w=160", 400, "this image has 2 variants")
+	get("a.jpg?preset=thumb", 200, "") // presets are not counted
+	get("a.jpg?w=64", 200, "")         // stored: not made again, not counted
+	get("b.jpg?w=64", 200, "")         // the fourth made this minute
+	res := get("b.jpg?w=128", 429, "")
+	if ra := res.Header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After %q", ra)
+	}
+	get("a.jpg?w=128", 200, "") // stored variants are still served
+	get("b.jpg", 200, "")       // and so are originals
+}

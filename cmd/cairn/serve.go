@@ -91,6 +91,8 @@ finish (up to --shutdown-timeout), and the store is closed cleanly.`,
 			fs.Int64Var(&vdef.MaxPixels, "variant-max-pixels", vdef.MaxPixels, "refuse (400) to make variants of images of more pixels than this, read from the header before decoding")
 			fs.Int64Var(&vdef.MaxBytes, "variant-max-bytes", vdef.MaxBytes, "refuse (400) to make variants of image files larger than this")
 			fs.IntVar(&vdef.Concurrency, "variant-concurrency", max(1, runtime.GOMAXPROCS(0)), "variants made at once (each takes a core and up to about 10 bytes per source pixel); the rest wait")
+			fs.IntVar(&vdef.MaxPerImage, "variant-max-per-image", vdef.MaxPerImage, "variants kept of one image, presets not counted; past it, other variants of it are refused (400)")
+			fs.Float64Var(&body.VariantsPerMinute, "variant-rate", 120, "new variants (ones not stored yet) one client address may have made a minute; past it, 429 (-1: no limit)")
 			fs.DurationVar(&vdef.Timeout, "variant-timeout", vdef.Timeout, "how long making one variant may take, waiting for a turn included; past it, 503")
 			uploadExpiry := fs.Duration("upload-expiry", 24*time.Hour, "how long a resumable (tus) upload lives from its creation; not finished by then, it is deleted and GC reclaims what it received")
 			return func(ctx context.Context) error {

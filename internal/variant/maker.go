@@ -5,12 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 )
 
 // ErrBusy: no slot to make a variant came free within the timeout.
 var ErrBusy = errors.New("variant: too many variants being made; retry later")
+
+// ErrRate: the client asked for more new variants than Config.Admit lets
+// it; an error of Admit wraps it, and its RateError says how long to
+// wait.
+var ErrRate = errors.New("variant: too many new variants asked for by this client; retry later")
+
+// RateError is ErrRate with the wait before the client may ask again.
+type RateError struct{ Wait time.Duration }
+
+func (e *RateError) Error() string        { return ErrRate.Error() }
+func (e *RateError) Is(target error) bool { return target == ErrRate }
 
 // Maker runs the making of variants: one at a time per variant, at most
 // Config.Concurrency at once, each within Config.Timeout.
@@ -43,18 +55,27 @@ func NewMaker(cfg Config) (*Maker, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = def.Timeout
 	}
+	if cfg.MaxPerImage <= 0 {
+		cfg.MaxPerImage = def.MaxPerImage
+	}
 	return &Maker{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency)}, nil
 }
 
 // Config is the Maker's configuration, defaults filled in.
 func (m *Maker) Config() *Config { return &m.cfg }
 
-// Do runs fn for the variant named key, unless a run for that key is
+// Do runs fn for the variant named key (one not stored: Do is for making
+// it), unless a run for that key is
 // already in flight, whose result it then shares. fn runs holding one of
 // the Config.Concurrency slots, under a context that ends at
 // Config.Timeout and is detached from the callers' contexts. A caller whose ctx ends first returns
 // ctx's error; the run goes on for the others, or to store its result.
 func (m *Maker) Do(ctx context.Context, key string, fn func(ctx context.Context) (any, error)) (any, error) {
+	if m.cfg.Admit != nil {
+		if err := m.cfg.Admit(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ch := m.group.DoChan(key, func() (any, error) {
 		runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.Timeout)
 		defer cancel()

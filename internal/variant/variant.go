@@ -28,6 +28,7 @@
 package variant
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"mime"
@@ -139,6 +140,14 @@ type Config struct {
 	Concurrency int
 	// Timeout bounds the making of one variant, waiting included.
 	Timeout time.Duration
+	// MaxPerImage bounds the variants kept of one image, presets not
+	// counted: past it, other variants are refused (ErrInvalid), so that
+	// no client can fill the store with variants of a public image.
+	MaxPerImage int
+	// Admit, if set, is asked before each variant is made for a request
+	// (not for one already stored) with the request's context: an error
+	// (wrapping ErrRate, say) refuses it.
+	Admit func(ctx context.Context) error
 }
 
 // DefaultConfig allows the widths and heights of common layouts and
@@ -155,6 +164,7 @@ func DefaultConfig() Config {
 		MaxBytes:    64 << 20,
 		Concurrency: 2,
 		Timeout:     30 * time.Second,
+		MaxPerImage: 32,
 	}
 }
 

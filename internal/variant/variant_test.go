@@ -255,3 +255,22 @@ func TestValidate(t *testing.T) {
 		t.Error("ParsePreset took an unknown option")
 	}
 }
+
+// TestMakerTimeout: a variant that takes longer than the timeout is
+// abandoned with ErrBusy, and so is one that waits that long for a slot.
+func TestMakerTimeout(t *testing.T) {
+	m, err := variant.NewMaker(variant.Config{Concurrency: 1, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := func(ctx context.Context) (any, error) { <-ctx.Done(); return nil, ctx.Err() }
+	var wg sync.WaitGroup
+	for _, key := range []string{"a", "b"} {
+		wg.Go(func() {
+			if _, err := m.Do(context.Background(), key, slow); !errors.Is(err, variant.ErrBusy) {
+				t.Errorf("%s: %v, want ErrBusy", key, err)
+			}
+		})
+	}
+	wg.Wait()
+}

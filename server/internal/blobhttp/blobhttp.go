@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -75,6 +76,10 @@ func (c Caching) header() string {
 func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.Record, name string, caching Caching, m *variant.Maker) error {
 	if variant.Asked(r.URL.Query()) {
 		v, vary, err := Variant(r, e, rec, m)
+		var re *variant.RateError
+		if errors.As(err, &re) {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(re.Wait.Seconds())))))
+		}
 		if err != nil {
 			return err
 		}

@@ -30,12 +30,14 @@ func Variant(r *http.Request, e *engine.Engine, rec engine.Record, m *variant.Ma
 	if err != nil {
 		return engine.Record{}, false, err
 	}
-	out, err = Make(r.Context(), e, rec, spec, m)
+	out, err = Make(r.Context(), e, rec, spec, r.URL.Query().Has("preset"), m)
 	return out, vary, err
 }
 
-// Make returns the record of variant spec of rec, stored or made now.
-func Make(ctx context.Context, e *engine.Engine, rec engine.Record, spec variant.Spec, m *variant.Maker) (engine.Record, error) {
+// Make returns the record of variant spec of rec, stored or made now. A
+// variant that is not a preset's is refused once rec has
+// Config.MaxPerImage variants.
+func Make(ctx context.Context, e *engine.Engine, rec engine.Record, spec variant.Spec, preset bool, m *variant.Maker) (engine.Record, error) {
 	name := spec.String()
 	if v, err := e.Variant(rec, name); !errors.Is(err, engine.ErrNotFound) {
 		return v, err
@@ -43,6 +45,15 @@ func Make(ctx context.Context, e *engine.Engine, rec engine.Record, spec variant
 	cfg := m.Config()
 	if rec.Size > cfg.MaxBytes {
 		return engine.Record{}, variant.Invalid("the image is %d bytes, over this server's limit of %d bytes for making variants", rec.Size, cfg.MaxBytes)
+	}
+	if !preset {
+		names, err := e.Variants(rec)
+		if err != nil {
+			return engine.Record{}, err
+		}
+		if len(names) >= cfg.MaxPerImage {
+			return engine.Record{}, variant.Invalid("this image has %d variants, this server's limit: ask for one of those, or a preset", len(names))
+		}
 	}
 	key := rec.Key.Namespace + "\x00" + rec.Key.Tenant + "\x00" + rec.Key.Name + "\x00" + rec.Blob.String() + "\x00" + name
 	v, err := m.Do(ctx, key, func(ctx context.Context) (any, error) {

@@ -64,6 +64,20 @@ func (d Deps) BaseURL(r *http.Request) string {
 
 type schemeKey struct{}
 
+type clientKey struct{}
+
+// WithClient returns r with its client's address (ClientAddr) in its
+// context, for what sees only the context (ClientOf).
+func WithClient(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), clientKey{}, ClientAddr(r)))
+}
+
+// ClientOf is the client address WithClient put in ctx, or "".
+func ClientOf(ctx context.Context) string {
+	s, _ := ctx.Value(clientKey{}).(string)
+	return s
+}
+
 // WithScheme returns r as asked for with scheme, which BaseURL uses: what
 // a trusted reverse proxy said (the server decides whom to trust).
 func WithScheme(r *http.Request, scheme string) *http.Request {

@@ -63,7 +63,7 @@ func Status(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, engine.ErrNoSpace):
 		return http.StatusInsufficientStorage
-	case errors.Is(err, ErrTooMany), errors.Is(err, ErrThrottled):
+	case errors.Is(err, ErrTooMany), errors.Is(err, ErrThrottled), errors.Is(err, variant.ErrRate):
 		return http.StatusTooManyRequests
 	case errors.Is(err, engine.ErrReadOnly), errors.Is(err, engine.ErrClosed), errors.Is(err, engine.ErrUnavailable),
 		errors.Is(err, engine.ErrBusy), errors.Is(err, ErrBusy):
