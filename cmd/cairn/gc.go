@@ -44,6 +44,7 @@ works on a stopped store and, through the admin socket, on a running one.`,
 						fmt.Fprintf(e.stdout, "not run: another node (%s) is running a pass\n", holder)
 						return nil
 					}
+					fmt.Fprintf(e.stdout, "variants: %d deleted, their original gone or changed\n", rep.Variants)
 					fmt.Fprintf(e.stdout, "released: %d blobs, %d chunks\ncompacted: %d segments, %d chunks (%d bytes) copied, %d bytes reclaimed\n",
 						rep.ReleasedBlobs, rep.ReleasedChunks, rep.Compacted, rep.CopiedChunks, rep.CopiedBytes, rep.Reclaimed)
 					for _, s := range rep.Skipped {
@@ -158,8 +159,8 @@ func (m maintenance) run(ctx context.Context, eng *engine.Engine, log *slog.Logg
 	})
 	every(m.gc, "gc", func() error {
 		rep, err := eng.GC(ctx, false)
-		if rep.Compacted > 0 || rep.ReleasedBlobs > 0 {
-			log.Info("gc pass", "released_blobs", rep.ReleasedBlobs, "compacted", rep.Compacted, "copied_bytes", rep.CopiedBytes, "reclaimed_bytes", rep.Reclaimed)
+		if rep.Compacted > 0 || rep.ReleasedBlobs > 0 || rep.Variants > 0 {
+			log.Info("gc pass", "variants_deleted", rep.Variants, "released_blobs", rep.ReleasedBlobs, "compacted", rep.Compacted, "copied_bytes", rep.CopiedBytes, "reclaimed_bytes", rep.Reclaimed)
 		}
 		return err
 	})
