@@ -12,13 +12,16 @@ import (
 	"math"
 
 	"github.com/disintegration/imaging"
-	"github.com/gen2brain/avif"
-	"github.com/gen2brain/webp"
+	_ "golang.org/x/image/webp" // registers WebP (lossy, lossless, alpha) with image.Decode
 )
 
 // decodable are the formats (image.DecodeConfig's names) Make decodes:
 // imaging registers BMP and TIFF too, which are not served as variants.
-var decodable = map[string]bool{"jpeg": true, "png": true, "gif": true, "webp": true, "avif": true}
+var decodable = map[string]bool{"jpeg": true, "png": true, "gif": true, "webp": true}
+
+// MaxVariantPixels bounds a variant's own size (width × height): one
+// asked for at the image's own size, of a large image, is refused.
+const MaxVariantPixels = 25_000_000
 
 // Make returns the bytes of variant s of the image src: decoded, turned
 // upright, resized and encoded without metadata. An image of more than
@@ -29,10 +32,13 @@ var decodable = map[string]bool{"jpeg": true, "png": true, "gif": true, "webp": 
 func Make(ctx context.Context, src []byte, s Spec, maxPixels int64) ([]byte, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(src))
 	if err != nil || !decodable[format] {
-		return nil, invalid("the content is not a JPEG, PNG, GIF, WebP or AVIF image that decodes")
+		return nil, invalid("the content is not a JPEG, PNG, GIF or WebP image that decodes")
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return nil, invalid("the image is %d×%d pixels, over this server's limit of %d pixels", cfg.Width, cfg.Height, maxPixels)
+	}
+	if w, h := Size(cfg.Width, cfg.Height, s); int64(w)*int64(h) > MaxVariantPixels {
+		return nil, invalid("the variant would be %d×%d pixels, over the limit of %d: ask for w or h", w, h, MaxVariantPixels)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -58,13 +64,20 @@ func Make(ctx context.Context, src []byte, s Spec, maxPixels int64) ([]byte, err
 	case PNG:
 		err = (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, out)
 	case WebP:
-		err = webp.Encode(&b, out, webp.Options{Quality: s.Quality, Method: 4})
+		var enc []byte
+		enc, err = encodeWebP(ctx, out, s.Quality)
+		b.Write(enc)
 	case AVIF:
-		err = avif.Encode(&b, out, avif.Options{Quality: s.Quality, QualityAlpha: s.Quality, Speed: 8, ChromaSubsampling: image.YCbCrSubsampleRatio420})
+		var enc []byte
+		enc, err = encodeAVIF(ctx, out, s.Quality)
+		b.Write(enc)
 	default:
 		return nil, invalid("format %q is none of jpeg, png, webp, avif", s.Format)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("variant: encoding %s: %w", s.Format, err)
 	}
 	return b.Bytes(), nil

@@ -1,5 +1,5 @@
 // Package variant makes image variants: an image decoded (JPEG, PNG, GIF,
-// WebP, AVIF), turned upright by its EXIF orientation, resized and encoded
+// WebP), turned upright by its EXIF orientation, resized and encoded
 // again as JPEG, PNG, WebP or AVIF, carrying no metadata.
 //
 // A download asks for a variant with query options (Config.Parse):
@@ -19,8 +19,8 @@
 // of more than MaxPixels pixels, so a small file that decodes to a huge
 // image (a decompression bomb) costs nothing. WebP and AVIF are encoded
 // by libwebp and libavif (with aom) compiled to WebAssembly and run by
-// wazero (github.com/gen2brain/webp and avif), so the binary stays pure
-// Go; each module is compiled once, on first use.
+// wazero (wasm.go), so the binary stays pure Go and static; each module is
+// compiled once, on first use.
 //
 // A Maker runs Make for many requests: one at a time per variant
 // (singleflight), at most Config.Concurrency at once, each within
@@ -80,7 +80,8 @@ const (
 	WebP = "webp"
 	AVIF = "avif"
 	// Auto is AVIF or WebP if the request's Accept header takes it, in
-	// that order, otherwise the source's own format (PNG for GIF).
+	// that order, otherwise the source's own format (PNG for GIF, JPEG
+	// for WebP).
 	Auto = "auto"
 )
 
@@ -90,7 +91,7 @@ func ContentType(f string) string { return "image/" + f }
 // sources are the content types a variant is made from.
 var sources = map[string]string{
 	"image/jpeg": JPEG, "image/pjpeg": JPEG, "image/png": PNG, "image/gif": PNG,
-	"image/webp": WebP, "image/avif": AVIF,
+	"image/webp": WebP,
 }
 
 // Source reports whether a variant can be made of content of type ctype.
@@ -214,7 +215,7 @@ func (c *Config) Parse(q url.Values, accept, source string) (s Spec, vary, ok bo
 	t, _, perr := mime.ParseMediaType(source)
 	srcFormat := sources[t]
 	if perr != nil || srcFormat == "" {
-		return Spec{}, false, true, invalid("variants are made of JPEG, PNG, GIF, WebP and AVIF images; this is %s", cmpOr(source, "not one"))
+		return Spec{}, false, true, invalid("variants are made of JPEG, PNG, GIF and WebP images; this is %s", cmpOr(source, "not one"))
 	}
 
 	if preset != "" {
@@ -269,7 +270,7 @@ func (c *Config) Parse(q url.Values, accept, source string) (s Spec, vary, ok bo
 			s.Format = WebP
 		default:
 			s.Format = srcFormat
-			if srcFormat == WebP || srcFormat == AVIF {
+			if srcFormat == WebP {
 				s.Format = JPEG
 			}
 		}

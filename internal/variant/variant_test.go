@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/gen2brain/avif" // decodes the AVIF variants the tests check
+
 	"github.com/cairnstore/cairn/internal/testtool"
 	"github.com/cairnstore/cairn/internal/variant"
 )
@@ -58,7 +60,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, %v; want ErrInvalid", query, ok, err)
 		}
 	}
-	for _, source := range []string{"application/pdf", "image/svg+xml", "text/html", "", "image/tiff"} {
+	for _, source := range []string{"application/pdf", "image/svg+xml", "text/html", "", "image/tiff", "image/avif"} {
 		_, _, _, err := cfg.Parse(url.Values{"w": {"400"}}, "", source)
 		if !errors.Is(err, variant.ErrInvalid) {
 			t.Errorf("a variant of %q: %v, want ErrInvalid", source, err)
