@@ -72,7 +72,7 @@ func newVariants(e *engine.Engine, cfg Config, log *slog.Logger) *variant.Maker 
 		go func() {
 			defer func() { <-queue }()
 			for _, name := range m.Config().Eager {
-				for _, spec := range m.Config().Eager1(name, rec.ContentType) {
+				for _, spec := range m.Config().PresetSpecs(name, rec.ContentType) {
 					if _, err := blobhttp.Make(context.Background(), e, rec, spec, true, m); err != nil {
 						log.Debug("eager variant not made", "key", rec.Key, "variant", spec.String(), "err", err)
 						return

@@ -28,6 +28,7 @@
 package variant
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -215,7 +216,7 @@ func (c *Config) Parse(q url.Values, accept, source string) (s Spec, vary, ok bo
 	t, _, perr := mime.ParseMediaType(source)
 	srcFormat := sources[t]
 	if perr != nil || srcFormat == "" {
-		return Spec{}, false, true, invalid("variants are made of JPEG, PNG, GIF and WebP images; this is %s", cmpOr(source, "not one"))
+		return Spec{}, false, true, invalid("variants are made of JPEG, PNG, GIF and WebP images; this is %s", cmp.Or(source, "not one"))
 	}
 
 	if preset != "" {
@@ -289,10 +290,10 @@ func (c *Config) Parse(q url.Values, accept, source string) (s Spec, vary, ok bo
 	return s, vary, true, nil
 }
 
-// Eager1 returns the variants preset name stands for when made ahead of
+// PresetSpecs returns the variants preset name stands for when made ahead of
 // requests, of a source of content type source: one, or for format auto
 // one for each format auto may answer with.
-func (c *Config) Eager1(name, source string) []Spec {
+func (c *Config) PresetSpecs(name, source string) []Spec {
 	p, ok := c.Presets[name]
 	if !ok {
 		return nil
@@ -356,12 +357,6 @@ func list(ns []int) string {
 	return strings.Join(s, ", ")
 }
 
-func cmpOr(s, alt string) string {
-	if s == "" {
-		return alt
-	}
-	return s
-}
 
 // accepts reports whether an Accept header takes media type t by name
 // (wildcards do not count: "*/*" is what every browser sends, whatever it
