@@ -357,7 +357,6 @@ func list(ns []int) string {
 	return strings.Join(s, ", ")
 }
 
-
 // accepts reports whether an Accept header takes media type t by name
 // (wildcards do not count: "*/*" is what every browser sends, whatever it
 // decodes) with a q above 0.
