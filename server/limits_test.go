@@ -341,6 +341,34 @@ func TestSlowReaders(t *testing.T) {
 	}
 }
 
+// TestFastThenStalled: a client that reads quickly, so that the
+// response goes out in larger pieces, and then stops reading is still cut
+// off within about a window of the minimum rate; a fast client gets its
+// whole download.
+func TestFastThenStalled(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	reg := prometheus.NewRegistry()
+	srv, url, tok := startServer(t, server.Config{Engine: e, Registry: reg, BodyMinRate: 1024, BodyRateWindow: 2 * time.Second})
+	addr := strings.TrimPrefix(url, "http://")
+	data := random(8, 48<<20)
+	mustStatus(t, 201, "POST", url+"/public/1/big", tok, data)
+	if got := mustStatus(t, 200, "GET", url+"/public/1/big", "", nil); !bytes.Equal(got, data) {
+		t.Fatal("a fast client got wrong bytes")
+	}
+
+	c := dialFrom(t, "127.0.0.2", addr)
+	defer c.Close()
+	fmt.Fprintf(c, "GET /public/1/big HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := io.ReadFull(c, make([]byte, 8<<20)); err != nil { // fast: the pieces grow
+		t.Fatal(err)
+	}
+	stalled := time.Now()
+	if !waitFor(15*time.Second, func() bool { return inflight(t, srv) == 0 }) {
+		t.Fatalf("a stalled download still running %v after it stopped reading", time.Since(stalled))
+	}
+	t.Logf("a stalled download cut off %v after it stopped reading (window 2 s)", time.Since(stalled).Round(100*time.Millisecond))
+}
+
 // TestRangeStorm: a GET of thousands of one-byte ranges, alternating
 // between an object's first and last chunk, costs what its bytes do:
 // near ranges are merged, each chunk is read once, and past MaxRanges
