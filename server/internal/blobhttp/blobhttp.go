@@ -88,11 +88,10 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 		}
 		rec, name = v, variantName(name, strings.TrimPrefix(v.ContentType, "image/"))
 	}
-	body, err := e.OpenRecord(rec)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
+	// The content is opened at its first read: a HEAD or a 304 reads
+	// none, and costs no lookup of the blob.
+	src := &errReader{e: e, rec: rec}
+	defer src.close()
 	h := w.Header()
 	h.Set("ETag", `"`+rec.Blob.String()+`"`)
 	if cc := caching.header(); cc != "" {
@@ -116,14 +115,13 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 	}
 
 	if rh := r.Header.Get("Range"); rh != "" {
-		if h, ok := coalesce(rh, body.Size()); ok && h == "" {
+		if h, ok := coalesce(rh, rec.Size); ok && h == "" {
 			r.Header.Del("Range")
 		} else if ok {
 			r.Header.Set("Range", h)
 		}
 	}
 	dw := &deferredWriter{w: w}
-	src := &errReader{r: body}
 	http.ServeContent(dw, r, "", rec.Modified, src)
 	if src.err != nil {
 		if !dw.started {
@@ -159,22 +157,85 @@ func Inline(ctype string) bool {
 	return err == nil && inline[t]
 }
 
-// errReader remembers the first read error that is not EOF: a corrupt
+// errReader reads rec's content, opening it at the first read (so that
+// an answer without a body opens nothing), and remembers the first error
+// that is not EOF: content gone since the record was read, a corrupt
 // chunk, a missing segment.
 type errReader struct {
-	r   *engine.Reader
+	e   *engine.Engine
+	rec engine.Record
+	r   *engine.Reader // nil until the first read
+	pos int64          // the position Seek set before the first read
 	err error
 }
 
+// reader opens the content, at the position sought, if it is not open.
+func (e *errReader) reader() (*engine.Reader, error) {
+	if e.r != nil {
+		return e.r, nil
+	}
+	r, err := e.e.OpenRecord(e.rec)
+	if err == nil {
+		if _, err = r.Seek(e.pos, io.SeekStart); err != nil {
+			r.Close()
+		}
+	}
+	if err != nil {
+		if e.err == nil {
+			e.err = fmt.Errorf("blobhttp: opening content: %w", err)
+		}
+		return nil, err
+	}
+	e.r = r
+	return r, nil
+}
+
 func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
+	r, err := e.reader()
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
 		e.err = fmt.Errorf("blobhttp: reading content: %w", err)
 	}
 	return n, err
 }
 
-func (e *errReader) Seek(off int64, whence int) (int64, error) { return e.r.Seek(off, whence) }
+func (e *errReader) Seek(off int64, whence int) (int64, error) {
+	if e.r != nil {
+		return e.r.Seek(off, whence)
+	}
+	abs := off
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		abs += e.pos
+	case io.SeekEnd:
+		abs += e.rec.Size
+	default:
+		return 0, fmt.Errorf("blobhttp: seek: invalid whence %d", whence)
+	}
+	if abs < 0 {
+		return 0, fmt.Errorf("blobhttp: seek: negative position %d", abs)
+	}
+	e.pos = abs
+	return abs, nil
+}
+
+// window is engine.Reader.Window on the content, opened; an error opening
+// it is Read's to report.
+func (e *errReader) window(n int64) {
+	if r, err := e.reader(); err == nil {
+		r.Window(n)
+	}
+}
+
+func (e *errReader) close() {
+	if e.r != nil {
+		e.r.Close()
+	}
+}
 
 // deferredWriter holds back the status line until the first body byte is
 // written, so that a read error before it can still become a 500.
@@ -208,7 +269,7 @@ func (d *deferredWriter) ReadFrom(src io.Reader) (int64, error) {
 		// The bytes of one range: the engine reads only the part of a
 		// chunk they need, verified by the chunk's outboard.
 		if er, ok := lr.R.(*errReader); ok {
-			er.r.Window(lr.N)
+			er.window(lr.N)
 		}
 		if lr.N <= 32<<10 {
 			return io.Copy(writerOnly{d}, src) // through a buffer of the body's size
