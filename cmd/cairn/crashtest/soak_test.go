@@ -368,10 +368,11 @@ func attack(t *testing.T, p *proc, c *client, trickler string, sum0 [32]byte, d 
 	}
 	// Over what the flags allow: the attackers' connections and goroutines
 	// (some 400 at once), and the Go runtime's slack. Measured: 484–501
-	// MiB at most on the reference machine alone, 531 MiB with another
-	// test loading its second core; the bound is the same whatever the
-	// attack's length, which is the point.
-	if maxRSS > rssStart+memoryByFlags+256<<20 {
+	// MiB at most on the reference machine alone, 466–585 MiB with another
+	// test loading its second core (the garbage collector runs later when
+	// it gets less CPU); the bound is the same whatever the attack's
+	// length, which is the point.
+	if maxRSS > rssStart+memoryByFlags+320<<20 {
 		t.Errorf("RSS reached %d MiB under attack, %d MiB before", maxRSS>>20, rssStart>>20)
 	}
 	for _, want := range []string{"408", "cut"} {
