@@ -192,7 +192,9 @@ func TestRefused(t *testing.T) {
 // TestMakerOnce: concurrent calls for one variant run it once, and the
 // concurrency bound holds across variants.
 func TestMakerOnce(t *testing.T) {
-	m, err := variant.NewMaker(variant.Config{Concurrency: 2, Timeout: 10 * time.Second})
+	var admitted atomic.Int64 // callers about to join a run: Do asks Admit first
+	m, err := variant.NewMaker(variant.Config{Concurrency: 2, Timeout: 10 * time.Second,
+		Admit: func(context.Context) error { admitted.Add(1); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +222,9 @@ func TestMakerOnce(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Every caller has asked, two runs hold the two slots and the third
+	// waits for one: only then may the runs end.
+	waitUntil(t, func() bool { return admitted.Load() == 24 && inFlight.Load() == 2 && m.Stats().Waiting == 1 })
 	close(release)
 	wg.Wait()
 	if runs.Load() != 3 || peak.Load() > 2 {
@@ -229,11 +233,25 @@ func TestMakerOnce(t *testing.T) {
 	if s := m.Stats(); s.Made != 3 || s.Waiting != 0 {
 		t.Errorf("stats %+v", s)
 	}
-	// A caller that gives up does not stop the run for the others.
+	// A caller that gives up does not stop the run for the others: it
+	// ends, and counts as made, once it may.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if _, err := m.Do(ctx, "slow", func(context.Context) (any, error) { time.Sleep(100 * time.Millisecond); return 1, nil }); !errors.Is(err, context.DeadlineExceeded) {
+	unblock := make(chan struct{})
+	if _, err := m.Do(ctx, "slow", func(context.Context) (any, error) { <-unblock; return 1, nil }); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a caller past its deadline: %v", err)
+	}
+	close(unblock)
+	waitUntil(t, func() bool { return m.Stats().Made == 4 })
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
 	}
 }
 
