@@ -42,19 +42,24 @@ type readCase struct {
 	// cold: cairn's read cache is too small to hold the objects, so each
 	// read is of the disk (the page cache), verified.
 	cold bool
+	// kind of content, as content makes it: "random" or "text" (stored
+	// compressed, so a cold read of it also decompresses).
+	kind string
 }
 
 var readCases = []readCase{
-	{"GET/size=4KiB", "GET", 4 << 10, 0, false},
-	{"GET/size=64KiB", "GET", 64 << 10, 0, false},
-	{"GET/size=1MiB", "GET", 1 << 20, 0, false},
-	{"GET/size=64MiB", "GET", 64 << 20, 0, false},
-	{"range/size=1MiB/range=256KiB", "GET", 1 << 20, 256 << 10, false},
-	{"range/size=64MiB/range=1MiB", "GET", 64 << 20, 1 << 20, false},
-	{"HEAD/size=64KiB", "HEAD", 64 << 10, 0, false},
-	{"cold/GET/size=1MiB", "GET", 1 << 20, 0, true},
-	{"cold/range/size=1MiB/range=256KiB", "GET", 1 << 20, 256 << 10, true},
-	{"cold/range/size=64MiB/range=1MiB", "GET", 64 << 20, 1 << 20, true},
+	{"GET/size=4KiB", "GET", 4 << 10, 0, false, "random"},
+	{"GET/size=64KiB", "GET", 64 << 10, 0, false, "random"},
+	{"GET/size=1MiB", "GET", 1 << 20, 0, false, "random"},
+	{"GET/size=64MiB", "GET", 64 << 20, 0, false, "random"},
+	{"range/size=1MiB/range=256KiB", "GET", 1 << 20, 256 << 10, false, "random"},
+	{"range/size=64MiB/range=1MiB", "GET", 64 << 20, 1 << 20, false, "random"},
+	{"HEAD/size=64KiB", "HEAD", 64 << 10, 0, false, "random"},
+	{"text/GET/size=1MiB", "GET", 1 << 20, 0, false, "text"},
+	{"cold/GET/size=1MiB", "GET", 1 << 20, 0, true, "random"},
+	{"cold/range/size=1MiB/range=256KiB", "GET", 1 << 20, 256 << 10, true, "random"},
+	{"cold/range/size=64MiB/range=1MiB", "GET", 64 << 20, 1 << 20, true, "random"},
+	{"cold/text/GET/size=1MiB", "GET", 1 << 20, 0, true, "text"},
 }
 
 // BenchmarkHTTPRead reads stored objects over loopback with 8 concurrent
@@ -74,7 +79,7 @@ func BenchmarkHTTPRead(b *testing.B) {
 		r := rand.NewChaCha8([32]byte{7})
 		for i := range objs {
 			objs[i] = make([]byte, c.size)
-			content(r, "random", objs[i])
+			content(r, c.kind, objs[i])
 		}
 		for _, server := range []string{"cairn", "ceiling"} {
 			b.Run(fmt.Sprintf("%s/server=%s", c.name, server), func(b *testing.B) {

@@ -10,11 +10,14 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	"github.com/cairnstore/cairn/engine"
 )
 
 // writeCases are the rows of the write table: a size and a kind of
 // content ("random", "text"; "stored": random bytes already stored, a
-// new name each time).
+// new name each time; "stored-revealed": the same with the engine's
+// RevealDedup, --hide-dedup-timing=false).
 var writeCases = []struct {
 	size    int
 	kind    string
@@ -25,6 +28,7 @@ var writeCases = []struct {
 	{1 << 20, "random", 8},
 	{64 << 20, "random", 1},
 	{1 << 20, "stored", 8},
+	{1 << 20, "stored-revealed", 8},
 	{1 << 20, "text", 8},
 }
 
@@ -42,12 +46,12 @@ func BenchmarkHTTPWrite(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				var h *httpEnv
 				if server == "cairn" {
-					h = newHTTPEnv(b)
+					h = newHTTPEnvWith(b, engine.Options{RevealDedup: c.kind == "stored-revealed"})
 				} else {
 					h = fileServer(b, server == "fdatasync")
 				}
 				stored := make([]byte, c.size)
-				if c.kind == "stored" {
+				if c.kind == "stored" || c.kind == "stored-revealed" {
 					content(rand.NewChaCha8([32]byte{42}), "random", stored)
 					h.do(b, "POST", "/public/1/first", stored, 201)
 				}
@@ -62,7 +66,7 @@ func BenchmarkHTTPWrite(b *testing.B) {
 					buf := make([]byte, c.size)
 					for pb.Next() {
 						body := stored
-						if c.kind != "stored" {
+						if c.kind == "random" || c.kind == "text" {
 							content(r, c.kind, buf)
 							body = buf
 						}

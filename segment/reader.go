@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -65,12 +66,23 @@ func (r *Reader) ReadChunk(off int64, stored int, want blob.ID, scratch *[]byte)
 	}
 	content := payload
 	if h.Compression == Zstd {
-		all := grow(scratch, n+int(h.Raw))
-		out, err := r.c.Decompress(all[n:n], payload, int(h.Raw))
+		// The payload moves to a pooled buffer and decodes into scratch,
+		// so that scratch needs no more than the larger of the record and
+		// the content (a caller that sized it for the content does not
+		// see it grown), and nothing the size of a chunk is allocated.
+		p := payloads.Get().(*[]byte)
+		defer payloads.Put(p)
+		payload = append((*p)[:0], payload...)
+		*p = payload
+		if cap(*scratch) < int(h.Raw) {
+			*scratch = make([]byte, 0, h.Raw)
+		}
+		out, err := r.c.Decompress((*scratch)[:0], payload, int(h.Raw))
 		if err != nil {
 			return nil, r.corrupt(off, "zstd payload: %v", err)
 		}
-		content = out
+		// out is (*scratch)[:h.Raw]: keep scratch's capacity.
+		*scratch, content = (*scratch)[:len(out)], out
 	}
 	if got := blob.Sum(content); got != want {
 		return nil, r.corrupt(off, "content hashes to %s, want %s", got, want)
@@ -93,6 +105,9 @@ func (r *Reader) ReadPayloadAt(p []byte, off, from int64) error {
 	}
 	return nil
 }
+
+// payloads are compressed payloads being decoded (*[]byte).
+var payloads = sync.Pool{New: func() any { return new([]byte) }}
 
 // grow returns *b resized to at least n bytes, keeping its contents.
 func grow(b *[]byte, n int) []byte {
