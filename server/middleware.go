@@ -87,9 +87,12 @@ func (s *Server) wrap(api string, rt web.Route) httprouter.Handle {
 			if code >= 500 || code == 0 {
 				level = slog.LevelWarn
 			}
-			s.log.Log(r.Context(), level, "request",
-				"request_id", id, "api", api, "method", r.Method, "path", r.URL.EscapedPath(),
-				"status", code, "in", body.n, "out", rw.n, "duration", d, "remote", r.RemoteAddr)
+			// Asked first: the arguments of a line not logged are not built.
+			if s.log.Enabled(r.Context(), level) {
+				s.log.Log(r.Context(), level, "request",
+					"request_id", id, "api", api, "method", r.Method, "path", r.URL.EscapedPath(),
+					"status", code, "in", body.n, "out", rw.n, "duration", d, "remote", r.RemoteAddr)
+			}
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}

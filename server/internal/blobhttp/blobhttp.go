@@ -26,6 +26,7 @@
 package blobhttp
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/engine"
+	"github.com/cairnstore/cairn/internal/blob"
 	"github.com/cairnstore/cairn/internal/variant"
 )
 
@@ -93,7 +95,7 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 	src := &errReader{e: e, rec: rec}
 	defer src.close()
 	h := w.Header()
-	h.Set("ETag", `"`+rec.Blob.String()+`"`)
+	h.Set("ETag", etag(rec.Blob))
 	if cc := caching.header(); cc != "" {
 		h.Set("Cache-Control", cc)
 	}
@@ -108,11 +110,7 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 		disposition = "attachment"
 		h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	}
-	if name != "" {
-		h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": name}))
-	} else {
-		h.Set("Content-Disposition", disposition)
-	}
+	h.Set("Content-Disposition", contentDisposition(disposition, name))
 
 	if rh := r.Header.Get("Range"); rh != "" {
 		if h, ok := coalesce(rh, rec.Size); ok && h == "" {
@@ -134,6 +132,39 @@ func Serve(w http.ResponseWriter, r *http.Request, e *engine.Engine, rec engine.
 	}
 	dw.flush()
 	return nil
+}
+
+// etag is the ETag of content id: its quoted hex.
+func etag(id blob.ID) string {
+	var b [2 + 2*len(id)]byte
+	b[0], b[len(b)-1] = '"', '"'
+	hex.Encode(b[1:], id[:])
+	return string(b[:])
+}
+
+// contentDisposition is the Content-Disposition header offering name,
+// as mime.FormatMediaType writes it; a name of token characters alone
+// (most are) is written without it, which costs a map and a builder.
+func contentDisposition(disposition, name string) string {
+	switch {
+	case name == "":
+		return disposition
+	case isToken(name):
+		return disposition + "; filename=" + name
+	}
+	return mime.FormatMediaType(disposition, map[string]string{"filename": name})
+}
+
+// isToken reports whether s is an RFC 2045 token, which
+// mime.FormatMediaType writes unquoted.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // inline are the types served inline: ones a browser shows or plays but
