@@ -2,10 +2,14 @@
 // insertion near the front of a file moves only the chunk boundaries around
 // it and most chunks of the edited file are still stored ones.
 //
-// It is a thin layer over the FastCDC implementation of
+// Its cut points are those of the FastCDC implementation of
 // github.com/PlakarKorp/go-cdc-chunkers, registered there under the versioned
-// name "fastcdc-v1.0.0", whose cut points do not change across releases. The
-// cut points for cairn's parameters are pinned by this package's tests.
+// name "fastcdc-v1.0.0", whose cut points do not change across releases: the
+// same Gear table (the library's) and masks. This package drives the
+// algorithm over its own buffer, so that a stream short enough to be in it
+// whole can be seen whole before any of it is cut (Whole). Its tests pin the
+// cut points for cairn's parameters and check, also by fuzzing, that they
+// are the library's for any bytes and parameters.
 //
 // A Chunker is not safe for concurrent use; use one per stream. Buffers are
 // pooled, so many concurrent chunkers cost MaxSize bytes each, not more.
@@ -25,10 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdbits "math/bits"
 	"sync"
 
-	cdc "github.com/PlakarKorp/go-cdc-chunkers"
-	_ "github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc" // registers "fastcdc-v1.0.0"
+	"github.com/PlakarKorp/go-cdc-chunkers/chunkers/fastcdc"
 )
 
 // Algorithm is the registered name of the chunking algorithm. Its cut points
@@ -84,7 +88,7 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// bufFactor sizes the scan buffer at twice MaxSize: the library then refills
+// bufFactor sizes the scan buffer at twice MaxSize: the reader then refills
 // in large strides instead of compacting after nearly every chunk (measured
 // ~30% faster than a MaxSize buffer).
 const bufFactor = 2
@@ -102,38 +106,23 @@ func pool(maxSize int) *sync.Pool {
 	return p.(*sync.Pool)
 }
 
+// maxEmptyReads bounds the (0, nil) reads tolerated from the source in a
+// row before io.ErrNoProgress, as bufio.Reader does.
+const maxEmptyReads = 100
+
 // Chunker yields the chunks of one stream.
 type Chunker struct {
-	c    *cdc.Chunker
-	buf  *[]byte
-	pool *sync.Pool
+	p            Params
+	maskS, maskL uint64
+	src          io.Reader
+	buf          *[]byte
+	pool         *sync.Pool
+	// The unconsumed bytes are (*buf)[r:w]; the first cut of them is the
+	// chunk Next last returned, consumed at the next call.
+	r, w, cut int
+	// err is the source's error (io.EOF at its end), once it gave one.
+	err  error
 	done bool
-	src  *sourceReader
-	// emitted counts the bytes of the chunks returned so far.
-	emitted int64
-}
-
-// sourceReader counts what the source gave and notes its end.
-type sourceReader struct {
-	r    io.Reader
-	read int64
-	eof  bool
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	s.read += int64(n)
-	if errors.Is(err, io.EOF) {
-		s.eof = true
-	}
-	return n, err
-}
-
-// Last reports whether the chunk Next last returned is known to be the
-// stream's last: the source has ended and every byte it gave is in a
-// chunk returned. (It may not be known: then the next Next says io.EOF.)
-func (c *Chunker) Last() bool {
-	return c.src.eof && c.emitted == c.src.read
 }
 
 // New returns a chunker over r. Params must be valid (see Validate); New
@@ -144,37 +133,144 @@ func New(r io.Reader, p Params) *Chunker {
 		panic(err)
 	}
 	pl := pool(p.MaxSize)
-	buf := pl.Get().(*[]byte)
-	src := &sourceReader{r: r}
-	c, err := cdc.NewChunkerBuffer(Algorithm, src, &cdc.ChunkerOpts{
-		MinSize: p.MinSize, NormalSize: p.NormalSize, MaxSize: p.MaxSize,
-	}, *buf)
-	if err != nil {
-		panic(fmt.Sprintf("chunker: %v", err)) // validated above
+	c := &Chunker{p: p, src: r, buf: pl.Get().(*[]byte), pool: pl}
+	c.maskS, c.maskL = masks(p)
+	return c
+}
+
+// masks are the Gear fingerprint masks of go-cdc-chunkers' fastcdc-v1.0.0
+// (its Setup) for p: normalized chunking of level 2, a mask of two bits
+// more than log2(NormalSize) before NormalSize and two fewer after, the
+// bits spread over the word; its legacy masks for its own defaults.
+func masks(p Params) (maskS, maskL uint64) {
+	if p.MinSize == 2<<10 && p.MaxSize == 64<<10 && p.NormalSize == 8<<10 {
+		return 0x0003590703530000, 0x0000d90003530000
 	}
-	return &Chunker{c: c, buf: buf, pool: pl, src: src}
+	const level = 2
+	bits := stdbits.Len(uint(p.NormalSize)) - 1 // NormalSize is a power of two
+	return spacedMask(bits + level), spacedMask(bits - level)
+}
+
+// spacedMask is a mask of ones bits spread evenly from the top of the word.
+func spacedMask(ones int) uint64 {
+	if ones >= 64 {
+		return ^uint64(0)
+	}
+	if ones <= 0 {
+		return 0
+	}
+	var m uint64
+	step := 64 / ones
+	for i := range ones {
+		m |= 1 << (63 - i*step)
+	}
+	return m
+}
+
+// cutPoint returns the length of the chunk that begins data, the bytes
+// available (all of the rest of the stream, or at least MaxSize of it).
+func (c *Chunker) cutPoint(data []byte) int {
+	n, normal := len(data), c.p.NormalSize
+	switch {
+	case n <= c.p.MinSize:
+		return n
+	case n >= c.p.MaxSize:
+		n = c.p.MaxSize
+	case n <= normal:
+		normal = n
+	}
+	g := &fastcdc.G
+	var fp uint64
+	i := c.p.MinSize
+	for _, b := range data[i:normal] {
+		if fp = fp<<1 + g[b]; fp&c.maskS == 0 {
+			return i
+		}
+		i++
+	}
+	for _, b := range data[normal:n] {
+		if fp = fp<<1 + g[b]; fp&c.maskL == 0 {
+			return i
+		}
+		i++
+	}
+	return n
+}
+
+// fill reads until n bytes are unconsumed or the source has ended (or
+// failed), and returns up to n of them.
+func (c *Chunker) fill(n int) []byte {
+	buf := *c.buf
+	for c.w-c.r < n && c.err == nil {
+		if c.w == len(buf) && c.r > 0 {
+			c.w = copy(buf, buf[c.r:c.w])
+			c.r = 0
+		}
+		for tries := maxEmptyReads; ; tries-- {
+			m, err := c.src.Read(buf[c.w:])
+			c.w += m
+			if err != nil {
+				c.err = err
+				break
+			}
+			if m > 0 {
+				break
+			}
+			if tries <= 1 {
+				c.err = io.ErrNoProgress
+				break
+			}
+		}
+	}
+	return buf[c.r : c.r+min(n, c.w-c.r)]
+}
+
+// Whole returns the stream's whole content, if it is at most MaxSize
+// bytes (and nothing has been read from it with Next), without consuming
+// it: Next then returns its chunks. The slice is valid until Next or Close.
+// ok is false for a longer stream, or one whose read failed (Next returns
+// the error).
+func (c *Chunker) Whole() (content []byte, ok bool) {
+	if c.done || c.cut != 0 || c.buf == nil {
+		return nil, false
+	}
+	data := c.fill(c.p.MaxSize)
+	if !errors.Is(c.err, io.EOF) || len(data) != c.w-c.r {
+		return nil, false
+	}
+	return data, true
+}
+
+// Last reports whether the chunk Next last returned is known to be the
+// stream's last: the source has ended and every byte it gave is in a
+// chunk returned. (It may not be known: then the next Next says io.EOF.)
+func (c *Chunker) Last() bool {
+	return errors.Is(c.err, io.EOF) && c.cut > 0 && c.w-c.r == c.cut
 }
 
 // Next returns the next chunk, or io.EOF after the last one. An empty stream
 // has no chunks. The returned slice is valid until the next call to Next or
 // Close. A read error from the stream is returned as is.
 func (c *Chunker) Next() ([]byte, error) {
-	if c.done {
+	if c.done || c.buf == nil {
 		return nil, io.EOF
 	}
-	chunk, err := c.c.Next()
-	if err != nil && !errors.Is(err, io.EOF) {
-		c.done = true
-		return nil, err
+	c.r += c.cut
+	c.cut = 0
+	if c.r == c.w {
+		c.r, c.w = 0, 0
 	}
-	if err != nil { // io.EOF: chunk, if any, is the last one
+	data := c.fill(c.p.MaxSize)
+	if c.err != nil && !errors.Is(c.err, io.EOF) {
 		c.done = true
-		if len(chunk) == 0 {
-			return nil, io.EOF
-		}
+		return nil, c.err
 	}
-	c.emitted += int64(len(chunk))
-	return chunk, nil
+	if len(data) == 0 {
+		c.done = true
+		return nil, io.EOF
+	}
+	c.cut = c.cutPoint(data)
+	return data[:c.cut], nil
 }
 
 // Close returns the buffer to the pool; the chunker must not be used after.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/iotest"
 
+	cdc "github.com/PlakarKorp/go-cdc-chunkers"
+
 	"github.com/cairnstore/cairn/internal/blob"
 )
 
@@ -215,6 +217,122 @@ func TestLast(t *testing.T) {
 			if n > 0 && n <= DefaultMaxSize && !lastSeen[len(lastSeen)-1] {
 				t.Errorf("n=%d (half reads %v): the last of %d chunks not known to be last", n, oneByte, len(chunks))
 			}
+		}
+	}
+}
+
+// libraryLengths are the chunk lengths go-cdc-chunkers' fastcdc-v1.0.0
+// cuts r into: the reference this package's own driver must equal.
+func libraryLengths(t testing.TB, in []byte, p Params) []int {
+	t.Helper()
+	p = p.WithDefaults()
+	c, err := cdc.NewChunker(Algorithm, bytes.NewReader(in), &cdc.ChunkerOpts{MinSize: p.MinSize, NormalSize: p.NormalSize, MaxSize: p.MaxSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for {
+		chunk, err := c.Next()
+		if len(chunk) > 0 {
+			out = append(out, len(chunk))
+		}
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSameAsLibrary: the cut points are the library's, for cairn's
+// parameters, small ones (many chunks, both masks used often) and the
+// library's own defaults (its legacy masks), whatever the reads' sizes.
+func TestSameAsLibrary(t *testing.T) {
+	for _, p := range []Params{
+		{},
+		{MinSize: 2 << 10, NormalSize: 8 << 10, MaxSize: 64 << 10},
+		{MinSize: 64, NormalSize: 256, MaxSize: 1024},
+		{MinSize: 4 << 10, NormalSize: 16 << 10, MaxSize: 32 << 10},
+		{MinSize: 100 << 10, NormalSize: 128 << 10, MaxSize: 1 << 20},
+	} {
+		for seed := range uint64(3) {
+			in := data(10+seed, 8<<20+int(seed)*4099)
+			want := libraryLengths(t, in, p)
+			if got := lengths(t, bytes.NewReader(in), p); !slices.Equal(got, want) {
+				t.Fatalf("%+v seed %d: %d chunks, the library's %d\n got %v\nwant %v", p, seed, len(got), len(want), got[:min(8, len(got))], want[:min(8, len(want))])
+			}
+			if got := lengths(t, iotest.HalfReader(bytes.NewReader(in)), p); !slices.Equal(got, want) {
+				t.Fatalf("%+v seed %d, half reads: not the library's chunks", p, seed)
+			}
+		}
+	}
+}
+
+// TestWhole: a stream of at most MaxSize bytes is given whole, and then
+// cut as if Whole had not been called; a longer one is not.
+func TestWhole(t *testing.T) {
+	p := Params{}.WithDefaults()
+	for _, n := range []int{0, 1, 100 << 10, p.MinSize + 1, 1 << 20, p.MaxSize - 1, p.MaxSize, p.MaxSize + 1, 9 << 20} {
+		for _, half := range []bool{false, true} {
+			in := data(uint64(n), n)
+			var r io.Reader = bytes.NewReader(in)
+			if half {
+				r = iotest.HalfReader(r)
+			}
+			c := New(r, p)
+			whole, ok := c.Whole()
+			if wantOK := n < p.MaxSize; ok != wantOK || ok && !bytes.Equal(whole, in) {
+				t.Fatalf("n=%d half=%v: Whole gave %d bytes, ok %v; want ok %v", n, half, len(whole), ok, wantOK)
+			}
+			var got []byte
+			for {
+				chunk, err := c.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, chunk...)
+			}
+			c.Close()
+			if !bytes.Equal(got, in) {
+				t.Fatalf("n=%d: the chunks after Whole are not the stream", n)
+			}
+			if want, have := lengths(t, bytes.NewReader(in), p), libraryLengths(t, in, p); !slices.Equal(want, have) {
+				t.Fatalf("n=%d: not the library's chunks", n)
+			}
+		}
+	}
+	// (Exactly MaxSize bytes are not known to be whole: Whole reads no
+	// further, so it says no.) A read error: no, and Next returns it.
+	boom := errors.New("boom")
+	c := New(io.MultiReader(bytes.NewReader(data(1, 10)), iotest.ErrReader(boom)), p)
+	defer c.Close()
+	if _, ok := c.Whole(); ok {
+		t.Fatal("Whole of a failing stream: ok")
+	}
+	if _, err := c.Next(); !errors.Is(err, boom) {
+		t.Fatalf("Next after Whole = %v, want boom", err)
+	}
+}
+
+// TestSameAsLibraryRandom: the library's cut points for 2,000 random
+// small parameters and inputs of few or many distinct bytes (so that
+// both early and late cuts, and no cut, all happen).
+func TestSameAsLibraryRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for k := range 2000 {
+		p := Params{MinSize: 64 << r.IntN(4)}
+		p.NormalSize = p.MinSize << (1 + r.IntN(3))
+		p.MaxSize = p.NormalSize * (2 + r.IntN(3))
+		in := make([]byte, r.IntN(20000))
+		for i := range in {
+			in[i] = byte(r.IntN(1 + k%256))
+		}
+		if got, want := lengths(t, bytes.NewReader(in), p), libraryLengths(t, in, p); !slices.Equal(got, want) {
+			t.Fatalf("%+v, %d bytes: chunks %v, the library's %v", p, len(in), got, want)
 		}
 	}
 }
