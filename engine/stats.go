@@ -16,6 +16,7 @@ type counters struct {
 	uploads      atomic.Uint64
 	dedupChunks  atomic.Uint64
 	dedupBytes   atomic.Uint64
+	wholeDedup   atomic.Uint64 // uploads found stored by the content's hash, not chunked
 	writtenBytes atomic.Uint64 // record bytes appended to segments
 	corruptReads atomic.Uint64
 	chunkReads   atomic.Uint64 // chunks read from segments and verified
@@ -66,9 +67,12 @@ type Stats struct {
 	LiveBytes, DeadBytes int64
 
 	// Since Open:
-	Uploads      uint64
-	DedupChunks  uint64 // chunks found stored instead of written
-	DedupBytes   uint64 // their content bytes
+	Uploads     uint64
+	DedupChunks uint64 // chunks found stored instead of written
+	DedupBytes  uint64 // their content bytes
+	// DedupWhole counts the uploads (of at most a chunk's maximum size)
+	// found stored by their content's hash alone, and not chunked.
+	DedupWhole   uint64
 	WrittenBytes uint64 // bytes appended to segments or kept inline in the index
 	CorruptReads uint64
 	ChunkReads   uint64 // chunks read from segments and verified, for clients and scrubs
@@ -154,6 +158,7 @@ func (e *Engine) Stats() (Stats, error) {
 	s.Uploads = e.stats.uploads.Load()
 	s.DedupChunks = e.stats.dedupChunks.Load()
 	s.DedupBytes = e.stats.dedupBytes.Load()
+	s.DedupWhole = e.stats.wholeDedup.Load()
 	s.WrittenBytes = e.stats.writtenBytes.Load()
 	s.CorruptReads = e.stats.corruptReads.Load()
 	s.ChunkReads = e.stats.chunkReads.Load()

@@ -163,6 +163,19 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		// be the only one: see Upload.again.
 		dupHeld []byte
 	)
+	// A content the chunker holds whole (at most MaxChunk bytes) is hashed
+	// first: if it is stored already, it is not chunked at all (storedWhole).
+	// Otherwise its hash is the content's ID, and its outboard the first
+	// chunk's if that is all of it.
+	var pre *prehashed
+	if content, ok := ch.Whole(); ok && len(content) > e.opts.InlineMax && len(content) >= MinOutboard {
+		id, ob := blob.Outboard(content)
+		done, err := e.storedWhole(u, id, int64(len(content)))
+		if done || err != nil {
+			return err
+		}
+		pre = &prehashed{id, ob}
+	}
 	write := func(id blob.ID, data []byte) error {
 		// A long upload rechecks the reserve as it goes.
 		if sinceCheck += int64(len(data)); sinceCheck >= 64<<20 {
@@ -219,12 +232,20 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		only := len(u.chunks) == 0 && ch.Last()
 		switch {
 		case len(data) >= MinOutboard:
-			if only {
+			switch {
+			case only && pre != nil:
+				id, ob = pre.id, pre.ob
+			case only:
 				wholeIsChunk = true
-			} else {
-				hashing.Go(func() { whole.Write(data) })
+				id, ob = blob.Outboard(data)
+			default:
+				if pre == nil {
+					hashing.Go(func() { whole.Write(data) })
+				}
+				id, ob = blob.Outboard(data)
 			}
-			id, ob = blob.Outboard(data)
+		case pre != nil:
+			id = blob.Sum(data)
 		case len(u.chunks) == 0:
 			whole.Write(data)
 			id = whole.ID()
@@ -280,7 +301,10 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 	}
 	hashing.Wait()
 	u.id = whole.ID()
-	if wholeIsChunk {
+	switch {
+	case pre != nil:
+		u.id = pre.id
+	case wholeIsChunk:
 		u.id = u.chunks[0].ID
 	}
 	if dupHeld != nil {
@@ -307,6 +331,54 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		e.writeCost.observe(u.written, u.writing, time.Since(start))
 	}
 	return nil
+}
+
+// prehashed is a content's ID and outboard, hashed before it was chunked.
+type prehashed struct {
+	id blob.ID
+	ob []byte
+}
+
+// storedWhole makes u the upload of content id, of size bytes, if that
+// is stored already: its chunk list is the stored blob's, each chunk
+// pinned as if the upload had found it stored (pinIfStored), and nothing
+// is chunked, hashed again or written. It reports false, with no pin
+// held, if the blob or any of its chunks is not there to be pinned.
+func (e *Engine) storedWhole(u *Upload, id blob.ID, size int64) (bool, error) {
+	b, ok, err := e.idx.Blob(id)
+	if err != nil {
+		return false, corrupt(err)
+	}
+	if !ok || b.Size != size {
+		return false, nil
+	}
+	seen := make(map[blob.ID]bool, len(b.Chunks))
+	var pinned []blob.ID
+	var dedup int64
+	for _, c := range b.Chunks {
+		if seen[c.ID] {
+			continue
+		}
+		seen[c.ID] = true
+		_, stored, err := e.pinIfStored(c.ID)
+		if err == nil && stored {
+			pinned = append(pinned, c.ID)
+			dedup += int64(c.Size)
+			continue
+		}
+		for _, p := range pinned {
+			k := pinKey{index.ZeroChunk, p}
+			e.locks.withStripe(e.locks.ofID(k.kind, p), func(st *stripe) { st.unpin(k) })
+		}
+		return false, err
+	}
+	u.id, u.size, u.chunks = id, size, b.Chunks
+	u.pinned = append(u.pinned, pinned...)
+	u.dedup += dedup
+	e.stats.dedupChunks.Add(uint64(len(pinned)))
+	e.stats.dedupBytes.Add(uint64(dedup))
+	e.stats.wholeDedup.Add(1)
+	return true, nil
 }
 
 // MinOutboard is the least size of a chunk that gets an outboard: a read

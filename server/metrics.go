@@ -52,6 +52,7 @@ type engineCollector struct {
 	records, logical, blobs, blobBytes, chunks, chunkBytes, physical *prometheus.Desc
 	segments, segmentBytes, live, dead                               *prometheus.Desc
 	uploads, dedupChunks, dedupBytes, written, corrupt, chunkReads   *prometheus.Desc
+	dedupWhole                                                       *prometheus.Desc
 	fsync, readOnly, up, readCache, cacheHits, partReads             *prometheus.Desc
 	gcRuns, gcReclaimed, compacted, expired                          *prometheus.Desc
 	scrubRuns, scrubChunks, scrubCorrupt                             *prometheus.Desc
@@ -81,6 +82,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 		uploads:      d("uploads_total", "Uploads streamed into the store since start."),
 		dedupChunks:  d("dedup_chunks_total", "Chunks found already stored and not written again, since start."),
 		dedupBytes:   d("dedup_bytes_total", "Content bytes of the chunks found already stored, since start."),
+		dedupWhole:   d("dedup_whole_total", "Uploads whose whole content was found already stored by its hash, and not chunked, since start."),
 		written:      d("written_bytes_total", "Bytes appended to segment files since start."),
 		corrupt:      d("corrupt_reads_total", "Chunk reads that failed verification since start."),
 		chunkReads:   d("chunk_reads_total", "Chunks read from segment files and verified (downloads and scrubs) since start."),
@@ -114,7 +116,7 @@ func newEngineCollector(e *engine.Engine) *engineCollector {
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.records, c.logical, c.blobs, c.blobBytes, c.chunks, c.chunkBytes, c.physical,
-		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.written, c.corrupt, c.chunkReads,
+		c.segments, c.segmentBytes, c.live, c.dead, c.uploads, c.dedupChunks, c.dedupBytes, c.dedupWhole, c.written, c.corrupt, c.chunkReads,
 		c.fsync, c.readOnly, c.up, c.readCache, c.cacheHits, c.partReads, c.gcRuns, c.gcReclaimed, c.compacted, c.expired, c.scrubRuns, c.scrubChunks, c.scrubCorrupt, c.lastGC, c.lastScrub, c.free, c.total,
 		c.objectPuts, c.objectPutBytes, c.objectGets, c.objectGetBytes, c.localCache, c.localEvictions, c.conflicts} {
 		ch <- d
@@ -146,6 +148,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.uploads, s.Uploads)
 	k(c.dedupChunks, s.DedupChunks)
 	k(c.dedupBytes, s.DedupBytes)
+	k(c.dedupWhole, s.DedupWhole)
 	k(c.written, s.WrittenBytes)
 	k(c.corrupt, s.CorruptReads)
 	k(c.chunkReads, s.ChunkReads)
