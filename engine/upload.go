@@ -163,18 +163,22 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		// be the only one: see Upload.again.
 		dupHeld []byte
 	)
-	// A content the chunker holds whole (at most MaxChunk bytes) is hashed
-	// first: if it is stored already, it is not chunked at all (storedWhole).
-	// Otherwise its hash is the content's ID, and its outboard the first
-	// chunk's if that is all of it.
+	// With RevealDedup, a content the chunker holds whole (at most
+	// MaxChunk bytes) is hashed first: if it is stored already, it is not
+	// chunked at all (storedWhole). Otherwise its hash is the content's ID,
+	// and its outboard the first chunk's if that is all of it. Hiding
+	// deduplication, a stored content is chunked as a new one is, so that
+	// it costs the same work but for the writing hideDedup pads.
 	var pre *prehashed
-	if content, ok := ch.Whole(); ok && len(content) > e.opts.InlineMax && len(content) >= MinOutboard {
-		id, ob := blob.Outboard(content)
-		done, err := e.storedWhole(u, id, int64(len(content)))
-		if done || err != nil {
-			return err
+	if e.opts.RevealDedup {
+		if content, ok := ch.Whole(); ok && len(content) > e.opts.InlineMax && len(content) >= MinOutboard {
+			id, ob := blob.Outboard(content)
+			done, err := e.storedWhole(u, id, int64(len(content)))
+			if done || err != nil {
+				return err
+			}
+			pre = &prehashed{id, ob}
 		}
-		pre = &prehashed{id, ob}
 	}
 	write := func(id blob.ID, data []byte) error {
 		// A long upload rechecks the reserve as it goes.

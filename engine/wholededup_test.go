@@ -13,7 +13,7 @@ import (
 	"github.com/cairnstore/cairn/internal/chunker"
 )
 
-// TestWholeDedup: an upload that fits the chunker's buffer (at most
+// TestWholeDedup: with RevealDedup, an upload that fits the chunker's buffer (at most
 // MaxChunk bytes) and is stored already is found by its hash alone, not
 // chunked, and writes nothing; a new one gets the ID b3sum would give, one
 // chunk or several, and reads back whole and in part. Around every size
@@ -136,5 +136,21 @@ func TestWholeDedupOfReleased(t *testing.T) {
 	}
 	if err := e.Check(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWholeDedupHidden: hiding deduplication (the default), a stored
+// content is chunked as a new one would be, so that it costs the same work
+// (but the writing, which hideDedup pads): not found by its hash first.
+func TestWholeDedupHidden(t *testing.T) {
+	e := enginetest.Open(t, engine.Options{})
+	data := random(8, 1<<20)
+	for range 2 {
+		if _, _, err := e.Put(ctx, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := e.Stats(); st.DedupWhole != 0 || st.DedupChunks != 1 {
+		t.Errorf("hiding: %d found whole, %d chunks found stored; want 0 and 1", st.DedupWhole, st.DedupChunks)
 	}
 }
