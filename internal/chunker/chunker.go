@@ -179,17 +179,17 @@ func (c *Chunker) cutPoint(data []byte) int {
 	case n <= normal:
 		normal = n
 	}
-	g := &fastcdc.G
+	g, maskS, maskL := &fastcdc.G, c.maskS, c.maskL
 	var fp uint64
 	i := c.p.MinSize
 	for _, b := range data[i:normal] {
-		if fp = fp<<1 + g[b]; fp&c.maskS == 0 {
+		if fp = fp<<1 + g[b]; fp&maskS == 0 {
 			return i
 		}
 		i++
 	}
 	for _, b := range data[normal:n] {
-		if fp = fp<<1 + g[b]; fp&c.maskL == 0 {
+		if fp = fp<<1 + g[b]; fp&maskL == 0 {
 			return i
 		}
 		i++
