@@ -64,8 +64,7 @@ func (u *Upload) Close() {
 	}
 	u.closed = true
 	for _, id := range u.pinned {
-		k := pinKey{index.ZeroChunk, id}
-		u.e.locks.withStripe(u.e.locks.ofID(k.kind, id), func(st *stripe) { st.unpin(k) })
+		u.e.unpinChunk(id)
 	}
 	u.pinned = nil
 	u.e.uploadsMu.Lock()
@@ -371,8 +370,7 @@ func (e *Engine) storedWhole(u *Upload, id blob.ID, size int64) (bool, error) {
 			continue
 		}
 		for _, p := range pinned {
-			k := pinKey{index.ZeroChunk, p}
-			e.locks.withStripe(e.locks.ofID(k.kind, p), func(st *stripe) { st.unpin(k) })
+			e.unpinChunk(p)
 		}
 		return false, err
 	}
@@ -424,6 +422,12 @@ func (e *Engine) pinIfStored(id blob.ID) (index.Location, bool, error) {
 		}
 	})
 	return c.Location, stored, err
+}
+
+// unpinChunk gives back a pin pinIfStored took.
+func (e *Engine) unpinChunk(id blob.ID) {
+	k := pinKey{index.ZeroChunk, id}
+	e.locks.withStripe(e.locks.ofID(k.kind, id), func(st *stripe) { st.unpin(k) })
 }
 
 // oldestUploadSegment returns the lowest active segment an in-flight upload
