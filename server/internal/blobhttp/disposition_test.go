@@ -2,6 +2,7 @@ package blobhttp
 
 import (
 	"mime"
+	"strings"
 	"testing"
 )
 
@@ -22,6 +23,25 @@ func TestContentDisposition(t *testing.T) {
 			if got := contentDisposition(disposition, name); got != want {
 				t.Errorf("contentDisposition(%q, %q) = %q, want %q", disposition, name, got, want)
 			}
+		}
+	}
+}
+
+// Inline answers what it answers through mime.ParseMediaType, for types
+// with and without parameters, in any case and spacing, and broken ones.
+func TestInline(t *testing.T) {
+	types := []string{"", "image/png", "IMAGE/PNG", " image/png ", "image/png;", "image/png; q=1", "Image/Jpeg",
+		"text/plain; charset=utf-8", "text/html", "text/html; charset=utf-8", "image/svg+xml", "application/pdf",
+		"image/png/x", "image /png", "image/png\x00", "image/", "/png", "application/octet-stream", "video/mp4\t",
+		"\u212aimage/png", "image/pn\u212a", "text/plain;charset=\"broken"}
+	for k := range inline {
+		types = append(types, k, strings.ToUpper(k), k+" ", k+";a=b", k+"x")
+	}
+	for _, ctype := range types {
+		mt, _, err := mime.ParseMediaType(ctype)
+		want := err == nil && inline[mt]
+		if got := Inline(ctype); got != want {
+			t.Errorf("Inline(%q) = %v, want %v", ctype, got, want)
 		}
 	}
 }
