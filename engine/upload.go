@@ -121,6 +121,18 @@ func (e *Engine) upload(ctx context.Context, r io.Reader) (*Upload, error) {
 	if err := e.checkSpace(); err != nil {
 		return nil, err
 	}
+	u := e.newUpload()
+	if err := e.stream(ctx, u, r); err != nil {
+		u.Close()
+		return nil, err
+	}
+	e.stats.uploads.Add(1)
+	return u, nil
+}
+
+// newUpload is an upload begun: in e.uploads (and, on several nodes, in
+// this node's horizon) until Close.
+func (e *Engine) newUpload() *Upload {
 	u := &Upload{e: e, fresh: map[blob.ID]index.Location{}, ends: map[uint64]int64{}}
 	if e.shared {
 		e.inflight.add(u, e.opts.Now().UnixNano())
@@ -128,12 +140,38 @@ func (e *Engine) upload(ctx context.Context, r io.Reader) (*Upload, error) {
 	e.uploadsMu.Lock()
 	e.uploads[u] = e.w.End().Segment
 	e.uploadsMu.Unlock()
-	if err := e.stream(ctx, u, r); err != nil {
-		u.Close()
-		return nil, err
+	return u
+}
+
+// UploadOf is an Upload of rec's content, as one of its bytes would be,
+// made without reading them: the content's chunks are pinned, as an
+// upload finding them stored pins them, until Close. Passed to Tx.Put it
+// references the content again, in the same transaction that deletes rec
+// if need be (a resumable upload finished from its one part). ok is false,
+// and the caller is to upload the bytes, for a content kept in the index
+// (Options.InlineMax or smaller) and for one no longer stored whole (rec
+// deleted since it was read, and its content released).
+//
+// It reveals nothing of what else is stored (the content is rec's, which
+// its caller can read) and so is not padded as Upload is.
+func (e *Engine) UploadOf(rec Record) (*Upload, bool, error) {
+	if rec.Blob.IsZero() || rec.Size <= int64(e.opts.InlineMax) {
+		return nil, false, nil
 	}
-	e.stats.uploads.Add(1)
-	return u, nil
+	if err := e.begin(); err != nil {
+		return nil, false, err
+	}
+	defer e.end()
+	if err := e.writable(); err != nil {
+		return nil, false, err
+	}
+	u := e.newUpload()
+	ok, err := e.pinBlob(u, rec.Blob, rec.Size)
+	if err != nil || !ok {
+		u.Close()
+		return nil, false, err
+	}
+	return u, true, nil
 }
 
 func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
@@ -348,6 +386,19 @@ type prehashed struct {
 // is chunked, hashed again or written. It reports false, with no pin
 // held, if the blob or any of its chunks is not there to be pinned.
 func (e *Engine) storedWhole(u *Upload, id blob.ID, size int64) (bool, error) {
+	done, err := e.pinBlob(u, id, size)
+	if done {
+		e.stats.dedupChunks.Add(uint64(len(u.pinned)))
+		e.stats.dedupBytes.Add(uint64(u.dedup))
+		e.stats.wholeDedup.Add(1)
+	}
+	return done, err
+}
+
+// pinBlob makes u the upload of blob id, of size bytes, if it is stored:
+// each of its chunks pinned, as pinIfStored pins them. If one cannot be,
+// u is left as it was, its pins given back.
+func (e *Engine) pinBlob(u *Upload, id blob.ID, size int64) (bool, error) {
 	b, ok, err := e.idx.Blob(id)
 	if err != nil {
 		return false, corrupt(err)
@@ -377,9 +428,6 @@ func (e *Engine) storedWhole(u *Upload, id blob.ID, size int64) (bool, error) {
 	u.id, u.size, u.chunks = id, size, b.Chunks
 	u.pinned = append(u.pinned, pinned...)
 	u.dedup += dedup
-	e.stats.dedupChunks.Add(uint64(len(pinned)))
-	e.stats.dedupBytes.Add(uint64(dedup))
-	e.stats.wholeDedup.Add(1)
 	return true, nil
 }
 

@@ -17,7 +17,10 @@
 // Finishing streams the parts again, in order, into one upload: chunks
 // are cut as for a plain upload and found stored but at the parts'
 // edges, so the whole content's BLAKE3, chunk list and deduplication are
-// those of a plain upload; Store.Finish writes the API's record with it,
+// those of a plain upload. An upload sent in one PATCH (tus-js-client's
+// default) is its one part's content already, made as a plain upload
+// makes it, and is referenced again without being read (but for its
+// first bytes, which tell its type). Store.Finish writes the API's record with it,
 // in the transaction that deletes the parts and marks the upload done.
 // An upload whose last part committed but whose finish did not (a crash
 // between the two) is finished by the next request that reads it, so a
@@ -409,10 +412,7 @@ func (u *upload) finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r, _ := u.s.reader(parts)
-	hr := &headReader{r: r}
-	up, err := u.s.Engine.Upload(ctx, hr)
-	r.Close()
+	up, head, err := u.s.whole(ctx, parts)
 	if err != nil {
 		return err
 	}
@@ -437,12 +437,55 @@ func (u *upload) finish(ctx context.Context) error {
 			ID: u.id, Size: st.Size, Offset: st.Offset, MetaData: st.MetaData,
 			IsFinal: st.IsFinal, PartialUploads: st.PartialUploads, Storage: st.Storage,
 		}
-		if st.Result, err = u.s.Finish(ctx, tx, info, up, hr.head); err != nil {
+		if st.Result, err = u.s.Finish(ctx, tx, info, up, head); err != nil {
 			return err
 		}
 		st.Done = true
 		return u.putState(tx, st, rec)
 	})
+}
+
+// whole is the upload of the parts' content, one after the other, and
+// its first HeadSize bytes. The content of one part is the part's own,
+// referenced again without reading it (engine.UploadOf: the part was
+// chunked and hashed as a plain upload of the content would be), but for
+// the bytes of its head; that of several is streamed into a new upload.
+func (s *Store) whole(ctx context.Context, parts []engine.Record) (*engine.Upload, []byte, error) {
+	if len(parts) == 1 {
+		up, ok, err := s.Engine.UploadOf(parts[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			head, err := s.head(parts[0])
+			if err != nil {
+				up.Close()
+				return nil, nil, err
+			}
+			return up, head, nil
+		}
+	}
+	r, _ := s.reader(parts)
+	defer r.Close()
+	hr := &headReader{r: r}
+	up, err := s.Engine.Upload(ctx, hr)
+	return up, hr.head, err
+}
+
+// head reads the first HeadSize bytes of rec's content (all of a
+// shorter one).
+func (s *Store) head(rec engine.Record) ([]byte, error) {
+	r, err := s.Engine.OpenRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	r.Window(HeadSize) // only the groups of the first chunk that hold it
+	head := make([]byte, min(rec.Size, HeadSize))
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, fmt.Errorf("resumable: reading the content's head: %w", err)
+	}
+	return head, nil
 }
 
 // Terminate deletes the upload and its parts (their bytes are GC's).

@@ -34,6 +34,8 @@ type env struct {
 	store  *resumable.Store
 	now    atomic.Int64
 	failOn atomic.Int32 // Finish fails this many times (a crash before the finish committed)
+	mu     sync.Mutex
+	head   []byte // what the last Finish was shown
 }
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -58,6 +60,9 @@ func (v *env) open() {
 				v.failOn.Add(-1)
 				return nil, errors.New("crash before the finish committed")
 			}
+			v.mu.Lock()
+			v.head = bytes.Clone(head)
+			v.mu.Unlock()
 			k := engine.Key{Namespace: "test.files", Tenant: "t", Name: info.MetaData["filename"]}
 			if _, err := tx.Put(k, engine.Record{ContentType: info.MetaData["filetype"]}, up); err != nil {
 				return nil, err
@@ -235,6 +240,54 @@ func TestResume(t *testing.T) {
 	st, _ = v.e.Stats()
 	if st.BlobBytes != int64(len(content)) || st.ChunkBytes > int64(len(content))+int64(len(content))/8 {
 		t.Fatalf("after GC: %d blob bytes, %d chunk bytes for a %d-byte file", st.BlobBytes, st.ChunkBytes, len(content))
+	}
+}
+
+// TestOnePatch: an upload sent in one PATCH is finished from its part
+// without streaming it again (one engine upload, not two), but for a
+// content kept in the index; the file is what a plain upload makes, and
+// Finish is shown its first bytes. Afterwards GC leaves the files' bytes,
+// once each.
+func TestOnePatch(t *testing.T) {
+	v := newEnv(t)
+	var total int64
+	for i, size := range []int{100, 16 << 10, 16<<10 + 1, 1 << 20, 5<<20 + 3} {
+		content := make([]byte, size)
+		r := rand.New(rand.NewPCG(uint64(i), 9))
+		for j := range content {
+			content[j] = byte(r.Uint32())
+		}
+		name := fmt.Sprintf("one-%d.bin", size)
+		url := v.create(name, int64(size))
+		before, _ := v.e.Stats()
+		if res, err := v.do("PATCH", url, bytes.NewReader(content), "Upload-Offset", "0"); err != nil || res.StatusCode != 204 {
+			t.Fatalf("size %d: PATCH: %v %v", size, res, err)
+		}
+		after, _ := v.e.Stats()
+		if got, want := after.Uploads-before.Uploads, map[bool]uint64{true: 1, false: 2}[size > 16<<10]; got != want {
+			t.Errorf("size %d: %d engine uploads, want %d", size, got, want)
+		}
+		rec, err := v.e.GetRecord(engine.Key{Namespace: "test.files", Tenant: "t", Name: name})
+		if err != nil || rec.Blob != blob.Sum(content) || rec.Size != int64(size) {
+			t.Fatalf("size %d: the file: %+v, %v; want %s", size, rec, err, blob.Sum(content))
+		}
+		v.mu.Lock()
+		head := v.head
+		v.mu.Unlock()
+		if !bytes.Equal(head, content[:min(size, resumable.HeadSize)]) {
+			t.Errorf("size %d: Finish was shown %d bytes, not the content's first", size, len(head))
+		}
+		total += int64(size)
+	}
+	enginetest.Collect(t, v.e, nil)
+	if _, err := v.e.GC(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.e.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := v.e.Stats(); st.BlobBytes != total || st.Blobs != 5 {
+		t.Fatalf("after GC: %d blobs of %d bytes, want 5 of %d", st.Blobs, st.BlobBytes, total)
 	}
 }
 
