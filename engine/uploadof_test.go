@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"bytes"
-	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,20 +69,7 @@ func TestUploadOf(t *testing.T) {
 		if err != nil || got.Blob != rec.Blob || got.Size != int64(size) {
 			t.Fatalf("size %d: the new record is %+v (%v)", size, got, err)
 		}
-		rd, err := e.OpenRecord(got)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all, err := io.ReadAll(rd)
-		if err != nil || !bytes.Equal(all, data) {
-			t.Fatalf("size %d: read back %d bytes (%v)", size, len(all), err)
-		}
-		part := make([]byte, min(size, 70<<10))
-		off := int64(size - len(part))
-		if _, err := rd.ReadAt(part, off); err != nil || !bytes.Equal(part, data[off:]) {
-			t.Fatalf("size %d: the last %d bytes read back wrong (%v)", size, len(part), err)
-		}
-		rd.Close()
+		readsBack(t, e, got, data)
 		if err := e.Check(ctx); err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}

@@ -62,20 +62,7 @@ func TestWholeDedup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rd, err := e.OpenRecord(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(rd)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("size %d: read back %d bytes (%v)", size, len(got), err)
-		}
-		part := make([]byte, min(size, 70<<10))
-		off := int64(size - len(part))
-		if _, err := rd.ReadAt(part, off); err != nil || !bytes.Equal(part, data[off:]) {
-			t.Fatalf("size %d: the last %d bytes read back wrong (%v)", size, len(part), err)
-		}
-		rd.Close()
+		readsBack(t, e, rec, data)
 		if err := e.DeleteRecord(ctx, k2); err != nil {
 			t.Fatal(err)
 		}
@@ -152,5 +139,25 @@ func TestWholeDedupHidden(t *testing.T) {
 	}
 	if st, _ := e.Stats(); st.DedupWhole != 0 || st.DedupChunks != 1 {
 		t.Errorf("hiding: %d found whole, %d chunks found stored; want 0 and 1", st.DedupWhole, st.DedupChunks)
+	}
+}
+
+// readsBack checks rec's content reads back as data, whole and its last
+// 70 KiB (in part, through the outboard of a large chunk).
+func readsBack(t *testing.T, e *engine.Engine, rec engine.Record, data []byte) {
+	t.Helper()
+	rd, err := e.OpenRecord(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	got, err := io.ReadAll(rd)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("size %d: read back %d bytes (%v)", len(data), len(got), err)
+	}
+	part := make([]byte, min(len(data), 70<<10))
+	off := int64(len(data) - len(part))
+	if _, err := rd.ReadAt(part, off); err != nil || !bytes.Equal(part, data[off:]) {
+		t.Fatalf("size %d: the last %d bytes read back wrong (%v)", len(data), len(part), err)
 	}
 }
