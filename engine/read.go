@@ -71,6 +71,51 @@ func (e *Engine) OpenRecord(rec Record) (*Reader, error) {
 	return e.open(rec.Blob, rec.Key.Namespace+"\x00"+rec.Key.Tenant)
 }
 
+// OpenRecords reads the contents of recs one after the other, each
+// opened (OpenRecord) when the one before it ends.
+func (e *Engine) OpenRecords(recs []Record) io.ReadCloser {
+	return &multiReader{e: e, recs: recs}
+}
+
+type multiReader struct {
+	e    *Engine
+	recs []Record
+	cur  *Reader
+}
+
+func (m *multiReader) Read(p []byte) (int, error) {
+	for {
+		if m.cur == nil {
+			if len(m.recs) == 0 {
+				return 0, io.EOF
+			}
+			r, err := m.e.OpenRecord(m.recs[0])
+			if err != nil {
+				return 0, err
+			}
+			m.cur, m.recs = r, m.recs[1:]
+		}
+		n, err := m.cur.Read(p)
+		if errors.Is(err, io.EOF) {
+			m.cur.Close()
+			m.cur = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (m *multiReader) Close() error {
+	if m.cur != nil {
+		m.cur.Close()
+		m.cur = nil
+	}
+	return nil
+}
+
 func (e *Engine) open(id blob.ID, scope string) (*Reader, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed

@@ -46,9 +46,24 @@ type Upload struct {
 	// is not padded (hideDedup).
 	again  *index.Inline
 	closed bool
-	// dedup are the content bytes found stored; written the bytes
-	// appended, in writing nanoseconds (compressing and appending).
+	// dedup are the content bytes found stored (but the caller's own:
+	// parts); written the bytes appended, in writing nanoseconds
+	// (compressing and appending).
 	dedup, written, writing int64
+	// parts is what an upload of records' contents knows of them
+	// (UploadParts), nil for another; taken counts the chunks of theirs
+	// it took as they are.
+	parts *partsOf
+	taken int
+}
+
+// partsOf is what UploadParts knows of the records whose contents it
+// uploads: their chunks but each one's last, where they lie in the whole
+// content (known) and their IDs (ids); and all their chunks (own).
+type partsOf struct {
+	known []chunker.Known
+	ids   []blob.ID
+	own   map[blob.ID]bool
 }
 
 // ID is the blob's ID: the BLAKE3-256 of its content.
@@ -88,6 +103,55 @@ func (u *Upload) Close() {
 // Unless Options.RevealDedup, an upload whose chunks were found stored
 // returns no sooner than writing them would have: see hideDedup.
 func (e *Engine) Upload(ctx context.Context, r io.Reader) (*Upload, error) {
+	return e.uploadWith(ctx, r, nil)
+}
+
+// UploadParts is an Upload of the contents of recs, one after the other
+// (a resumable upload's parts), as Upload of those bytes makes it: the
+// same ID, chunk list and chunks. What the records have already is not
+// done again. Where the chunking of the whole comes to one of their
+// chunks at a cut, not a record's last chunk (which its end cut), that
+// chunk is taken as it is, not scanned for its cut or hashed again: its
+// bytes, read verified, are those its ID names (chunker.Known says why
+// the cut is the same). And the records' chunks, found stored, are not
+// waited for as Upload waits for stored chunks: they are the caller's
+// own, and tell it nothing of what anyone else stored; other chunks
+// found stored are.
+func (e *Engine) UploadParts(ctx context.Context, recs []Record) (*Upload, error) {
+	p := &partsOf{own: map[blob.ID]bool{}}
+	var off int64
+	for _, rec := range recs {
+		var (
+			b   index.Blob
+			ok  bool
+			err error
+		)
+		if !rec.Blob.IsZero() {
+			b, ok, err = e.idx.Blob(rec.Blob)
+		}
+		if err != nil {
+			return nil, corrupt(err)
+		}
+		if ok {
+			at := off
+			for i, c := range b.Chunks {
+				p.own[c.ID] = true
+				if i < len(b.Chunks)-1 {
+					p.known = append(p.known, chunker.Known{Offset: at, Size: int(c.Size)})
+					p.ids = append(p.ids, c.ID)
+				}
+				at += int64(c.Size)
+			}
+		}
+		off += rec.Size
+	}
+	r := e.OpenRecords(recs)
+	defer r.Close()
+	return e.uploadWith(ctx, r, p)
+}
+
+// uploadWith is Upload, of records' contents if p is not nil.
+func (e *Engine) uploadWith(ctx context.Context, r io.Reader, p *partsOf) (*Upload, error) {
 	wait := time.NewTimer(e.opts.UploadWait)
 	select {
 	case e.uploadSlots <- struct{}{}:
@@ -98,7 +162,7 @@ func (e *Engine) Upload(ctx context.Context, r io.Reader) (*Upload, error) {
 		wait.Stop()
 		return nil, fmt.Errorf("engine: waiting to upload: %w", ctx.Err())
 	}
-	u, err := e.upload(ctx, r)
+	u, err := e.upload(ctx, r, p)
 	<-e.uploadSlots
 	if err != nil {
 		return nil, err
@@ -109,8 +173,8 @@ func (e *Engine) Upload(ctx context.Context, r io.Reader) (*Upload, error) {
 	return u, nil
 }
 
-// upload is Upload holding an upload slot.
-func (e *Engine) upload(ctx context.Context, r io.Reader) (*Upload, error) {
+// upload is uploadWith holding an upload slot.
+func (e *Engine) upload(ctx context.Context, r io.Reader, p *partsOf) (*Upload, error) {
 	if err := e.begin(); err != nil {
 		return nil, err
 	}
@@ -122,6 +186,7 @@ func (e *Engine) upload(ctx context.Context, r io.Reader) (*Upload, error) {
 		return nil, err
 	}
 	u := e.newUpload()
+	u.parts = p
 	if err := e.stream(ctx, u, r); err != nil {
 		u.Close()
 		return nil, err
@@ -177,6 +242,9 @@ func (e *Engine) UploadOf(rec Record) (*Upload, bool, error) {
 func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 	ch := chunker.New(r, e.opts.chunking())
 	defer ch.Close()
+	if u.parts != nil {
+		ch.Expect(u.parts.known)
+	}
 	whole := blob.New()
 	// hashing is the whole content's hash of the last chunk, running
 	// beside the rest of that chunk's work; done before the chunker is
@@ -271,7 +339,16 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		// A content of one chunk has the chunk's ID: its bytes need no
 		// second hash.
 		only := len(u.chunks) == 0 && ch.Last()
+		known, isKnown := ch.KnownIndex()
 		switch {
+		case isKnown && !only:
+			// A chunk of a part, as it is: only the whole content's hash
+			// reads it.
+			id = u.parts.ids[known]
+			u.taken++
+			if pre == nil {
+				hashing.Go(func() { whole.Write(data) })
+			}
 		case len(data) >= MinOutboard:
 			switch {
 			case only && pre != nil:
@@ -313,9 +390,11 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		}
 		if stored {
 			u.pinned = append(u.pinned, id)
-			u.dedup += int64(len(data))
-			e.stats.dedupChunks.Add(1)
-			e.stats.dedupBytes.Add(uint64(len(data)))
+			if u.parts == nil || !u.parts.own[id] {
+				u.dedup += int64(len(data))
+				e.stats.dedupChunks.Add(1)
+				e.stats.dedupBytes.Add(uint64(len(data)))
+			}
 			if len(u.chunks) == 1 && len(data) <= e.opts.InlineMax && loc.Inline() {
 				dupHeld = bytes.Clone(data)
 			}
@@ -324,6 +403,9 @@ func (e *Engine) stream(ctx context.Context, u *Upload, r io.Reader) error {
 		if len(u.chunks) == 1 && len(data) <= e.opts.InlineMax {
 			held, heldID = bytes.Clone(data), id
 			continue
+		}
+		if ob == nil && len(data) >= MinOutboard {
+			_, ob = blob.Outboard(data) // a part's chunk released since: written again
 		}
 		if err := write(id, data); err != nil {
 			return err

@@ -123,6 +123,40 @@ type Chunker struct {
 	// err is the source's error (io.EOF at its end), once it gave one.
 	err  error
 	done bool
+	// pos is the stream offset of (*buf)[r]; known, from Expect, the
+	// chunks known to be at offsets not yet passed; took, the index in
+	// Expect's list of the chunk Next last returned, -1 if it was cut.
+	pos   int64
+	known []Known
+	next  int
+	took  int
+}
+
+// Known is a chunk a stream is known to have: Size bytes at Offset from
+// its start, which Next would cut there if it came to Offset at a cut.
+// A chunk of another stream that has the same bytes from Offset on, not
+// its last (which that stream's end cut), is one: with the same Params,
+// where a chunk ends depends only on its bytes and the one after it (or
+// on MaxSize), so once two streams' chunkings meet at an offset they
+// agree until one of the streams ends.
+type Known struct {
+	Offset int64
+	Size   int
+}
+
+// Expect tells the chunker chunks the stream is known to have, in order
+// of Offset. Next returns one of them when it comes to its Offset at a
+// cut, as it would have cut it, but without scanning it for the cut
+// (KnownIndex says which); a chunk not at a cut, or longer than MaxSize
+// or than the rest of the stream, is passed over.
+func (c *Chunker) Expect(known []Known) {
+	c.known, c.next = known, 0
+}
+
+// KnownIndex is the index in Expect's list of the chunk Next last
+// returned, if it was one of them.
+func (c *Chunker) KnownIndex() (int, bool) {
+	return c.took, c.took >= 0
 }
 
 // New returns a chunker over r. Params must be valid (see Validate); New
@@ -133,7 +167,7 @@ func New(r io.Reader, p Params) *Chunker {
 		panic(err)
 	}
 	pl := pool(p.MaxSize)
-	c := &Chunker{p: p, src: r, buf: pl.Get().(*[]byte), pool: pl}
+	c := &Chunker{p: p, src: r, buf: pl.Get().(*[]byte), pool: pl, took: -1}
 	c.maskS, c.maskL = masks(p)
 	return c
 }
@@ -256,7 +290,8 @@ func (c *Chunker) Next() ([]byte, error) {
 		return nil, io.EOF
 	}
 	c.r += c.cut
-	c.cut = 0
+	c.pos += int64(c.cut)
+	c.cut, c.took = 0, -1
 	if c.r == c.w {
 		c.r, c.w = 0, 0
 	}
@@ -268,6 +303,16 @@ func (c *Chunker) Next() ([]byte, error) {
 	if len(data) == 0 {
 		c.done = true
 		return nil, io.EOF
+	}
+	for c.next < len(c.known) && c.known[c.next].Offset < c.pos {
+		c.next++
+	}
+	if c.next < len(c.known) {
+		if k := c.known[c.next]; k.Offset == c.pos && k.Size > 0 && k.Size <= len(data) && k.Size <= c.p.MaxSize {
+			c.cut, c.took = k.Size, c.next
+			c.next++
+			return data[:c.cut], nil
+		}
 	}
 	c.cut = c.cutPoint(data)
 	return data[:c.cut], nil

@@ -336,3 +336,86 @@ func TestSameAsLibraryRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestExpect: a stream made of parts, each chunked alone, is cut with the
+// parts' chunks but their last as Known exactly as it is cut without
+// them, taking them where its chunking meets them; known
+// chunks not at a cut, or past the stream's end, are passed over.
+func TestExpect(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, p := range []Params{
+		{},
+		{MinSize: 2 << 10, NormalSize: 8 << 10, MaxSize: 64 << 10},
+		{MinSize: 64, NormalSize: 256, MaxSize: 1024},
+	} {
+		p = p.WithDefaults()
+		for seed := range uint64(20) {
+			in := data(40+seed, 6*p.MaxSize+r.IntN(p.MaxSize))
+			var known []Known
+			taken := 0
+			for off := 0; off < len(in); {
+				// Parts from a byte to three MaxSize, many shorter than MinSize.
+				n := min(len(in)-off, 1+r.IntN(3*p.MaxSize))
+				if r.IntN(4) == 0 {
+					n = min(len(in)-off, 1+r.IntN(p.MinSize))
+				}
+				at := int64(off)
+				part := lengths(t, bytes.NewReader(in[off:off+n]), p)
+				for _, l := range part[:len(part)-1] {
+					known = append(known, Known{Offset: at, Size: l})
+					at += int64(l)
+				}
+				off += n
+			}
+			want := lengths(t, bytes.NewReader(in), p)
+			c := New(iotest.HalfReader(bytes.NewReader(in)), p)
+			c.Expect(known)
+			var got []int
+			for {
+				chunk, err := c.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, len(chunk))
+				if i, ok := c.KnownIndex(); ok {
+					if known[i].Size != len(chunk) {
+						t.Fatalf("known chunk %d is %d bytes, Next gave %d", i, known[i].Size, len(chunk))
+					}
+					taken++
+				}
+			}
+			c.Close()
+			if !slices.Equal(got, want) {
+				t.Fatalf("%+v seed %d: with the parts' chunks known, %d chunks; without, %d", p, seed, len(got), len(want))
+			}
+			if taken == 0 && len(known) > 0 {
+				t.Errorf("%+v seed %d: %d of %d known chunks taken", p, seed, taken, len(known))
+			}
+		}
+	}
+
+	// Not at a cut, longer than the rest, empty: passed over.
+	p := Params{MinSize: 64, NormalSize: 256, MaxSize: 1024}
+	in := data(99, 10<<10)
+	want := lengths(t, bytes.NewReader(in), p)
+	c := New(bytes.NewReader(in), p)
+	defer c.Close()
+	c.Expect([]Known{{Offset: 1, Size: 100}, {Offset: int64(want[0]), Size: 0}, {Offset: int64(len(in) - want[len(want)-1]), Size: 2 * want[len(want)-1]}})
+	var got []int
+	for {
+		chunk, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if _, ok := c.KnownIndex(); ok {
+			t.Fatalf("a known chunk not to be taken was taken")
+		}
+		got = append(got, len(chunk))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("with known chunks to pass over: %v, want %v", got, want)
+	}
+}

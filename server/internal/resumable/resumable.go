@@ -14,13 +14,14 @@
 // with the upload (Store.TTL), so the sweeper deletes an abandoned one
 // and GC reclaims its bytes (tusd's own stores never do: tus/tusd#435).
 //
-// Finishing streams the parts again, in order, into one upload: chunks
-// are cut as for a plain upload and found stored but at the parts'
-// edges, so the whole content's BLAKE3, chunk list and deduplication are
-// those of a plain upload. An upload sent in one PATCH (tus-js-client's
-// default) is its one part's content already, made as a plain upload
-// makes it, and is referenced again without being read (but for its
-// first bytes, which tell its type). Store.Finish writes the API's record with it,
+// Finishing makes the upload of the parts' content, in order, as a
+// plain upload of it makes it (its BLAKE3, chunk list and deduplication):
+// an upload sent in one PATCH (tus-js-client's default) is its one part's
+// content already, referenced again without being read (but for its
+// first bytes, which tell its type); one of several parts is read back
+// and chunked again where the parts' edges change the chunks, each
+// part's chunks taken as they are where the chunking meets them
+// (engine.UploadParts). Store.Finish writes the API's record with it,
 // in the transaction that deletes the parts and marks the upload done.
 // An upload whose last part committed but whose finish did not (a crash
 // between the two) is finished by the next request that reads it, so a
@@ -72,20 +73,6 @@ type Store struct {
 
 // HeadSize is how much of the content Finish is shown.
 const HeadSize = 3072
-
-// headReader keeps the first HeadSize bytes read through it.
-type headReader struct {
-	r    io.Reader
-	head []byte
-}
-
-func (h *headReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	if k := min(n, HeadSize-len(h.head)); k > 0 {
-		h.head = append(h.head, p[:k]...)
-	}
-	return n, err
-}
 
 // state is an upload's "info" record.
 type state struct {
@@ -346,50 +333,7 @@ func (u *upload) GetReader(ctx context.Context) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return u.s.reader(parts)
-}
-
-// multiReader reads records one after the other, opening each in turn.
-type multiReader struct {
-	e     *engine.Engine
-	parts []engine.Record
-	cur   *engine.Reader
-}
-
-func (s *Store) reader(parts []engine.Record) (io.ReadCloser, error) {
-	return &multiReader{e: s.Engine, parts: parts}, nil
-}
-
-func (m *multiReader) Read(p []byte) (int, error) {
-	for {
-		if m.cur == nil {
-			if len(m.parts) == 0 {
-				return 0, io.EOF
-			}
-			r, err := m.e.OpenRecord(m.parts[0])
-			if err != nil {
-				return 0, err
-			}
-			m.cur, m.parts = r, m.parts[1:]
-		}
-		n, err := m.cur.Read(p)
-		if errors.Is(err, io.EOF) {
-			m.cur.Close()
-			m.cur = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (m *multiReader) Close() error {
-	if m.cur != nil {
-		return m.cur.Close()
-	}
-	return nil
+	return u.s.Engine.OpenRecords(parts), nil
 }
 
 // FinishUpload finishes a complete upload (see the package doc).
@@ -448,44 +392,60 @@ func (u *upload) finish(ctx context.Context) error {
 // whole is the upload of the parts' content, one after the other, and
 // its first HeadSize bytes. The content of one part is the part's own,
 // referenced again without reading it (engine.UploadOf: the part was
-// chunked and hashed as a plain upload of the content would be), but for
-// the bytes of its head; that of several is streamed into a new upload.
+// chunked and hashed as a plain upload of the content would be); that of
+// several is uploaded from them (engine.UploadParts), which does again
+// only what the parts' edges change.
 func (s *Store) whole(ctx context.Context, parts []engine.Record) (*engine.Upload, []byte, error) {
+	var up *engine.Upload
 	if len(parts) == 1 {
-		up, ok, err := s.Engine.UploadOf(parts[0])
+		u, ok, err := s.Engine.UploadOf(parts[0])
 		if err != nil {
 			return nil, nil, err
 		}
 		if ok {
-			head, err := s.head(parts[0])
-			if err != nil {
-				up.Close()
-				return nil, nil, err
-			}
-			return up, head, nil
+			up = u
 		}
 	}
-	r, _ := s.reader(parts)
-	defer r.Close()
-	hr := &headReader{r: r}
-	up, err := s.Engine.Upload(ctx, hr)
-	return up, hr.head, err
+	if up == nil {
+		u, err := s.Engine.UploadParts(ctx, parts)
+		if err != nil {
+			return nil, nil, err
+		}
+		up = u
+	}
+	head, err := s.head(parts)
+	if err != nil {
+		up.Close()
+		return nil, nil, err
+	}
+	return up, head, nil
 }
 
-// head reads the first HeadSize bytes of rec's content (all of a
-// shorter one).
-func (s *Store) head(rec engine.Record) ([]byte, error) {
-	r, err := s.Engine.OpenRecord(rec)
-	if err != nil {
-		return nil, err
+// head reads the first HeadSize bytes of the parts' content (all of a
+// shorter one): of a first part that holds them, only the groups of its
+// first chunk that do.
+func (s *Store) head(parts []engine.Record) ([]byte, error) {
+	var r io.ReadCloser
+	if len(parts) > 0 && parts[0].Size >= HeadSize {
+		first, err := s.Engine.OpenRecord(parts[0])
+		if err != nil {
+			return nil, err
+		}
+		first.Window(HeadSize)
+		r = first
+	} else {
+		r = s.Engine.OpenRecords(parts)
 	}
 	defer r.Close()
-	r.Window(HeadSize) // only the groups of the first chunk that hold it
-	head := make([]byte, min(rec.Size, HeadSize))
-	if _, err := io.ReadFull(r, head); err != nil {
+	head := make([]byte, HeadSize)
+	n, err := io.ReadFull(r, head)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("resumable: reading the content's head: %w", err)
 	}
-	return head, nil
+	return head[:n], nil
 }
 
 // Terminate deletes the upload and its parts (their bytes are GC's).
