@@ -41,7 +41,7 @@ type tusRequest struct {
 }
 
 func (a *API) newUploads() {
-	a.uploads = &resumable.Store{Engine: a.Engine, Namespace: uploadsNS, TTL: a.cfg.UploadTTL, Now: a.Now, Finish: a.finishUpload}
+	a.uploads = &resumable.Store{Engine: a.Engine, Namespace: uploadsNS, TTL: a.cfg.UploadTTL, Now: a.Now, Finish: a.finishUpload, Owns: ownsUpload}
 	a.tus = a.uploads.Handler(uploadsAt+"/", a.cfg.MaxUpload, a.preCreate, a.preFinish)
 }
 
@@ -114,18 +114,22 @@ func (a *API) serveTus(w http.ResponseWriter, r *http.Request, serve func(http.R
 	return nil
 }
 
+// ownsUpload is the uploads' resumable.Store.Owns: the request's user
+// made the upload.
+func ownsUpload(ctx context.Context, st map[string]string) bool {
+	tr, ok := ctx.Value(tusKey{}).(tusRequest)
+	return ok && st["user"] == tr.user
+}
+
 // preCreate records whose the upload is and where it goes.
 func (a *API) preCreate(hook handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
 	tr, ok := hook.Context.Value(tusKey{}).(tusRequest)
 	if !ok {
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, errors.New("cloudstorage: a tus request without its target")
 	}
-	// A final upload concatenates partial ones of the same user only.
-	for _, id := range hook.Upload.PartialUploads {
-		if st, err := a.uploads.Storage(id); err != nil || st["user"] != tr.user {
-			return handler.HTTPResponse{}, handler.FileInfoChanges{}, handler.ErrNotFound
-		}
-	}
+	// A final upload concatenates partial ones of the same user only:
+	// tusd found them through the store, which finds no other's
+	// (ownsUpload).
 	return handler.HTTPResponse{}, handler.FileInfoChanges{Storage: map[string]string{
 		"user": tr.user, "visibility": tr.t.visibility, "bucket": tr.t.bucket, "path": tr.t.path,
 	}}, nil

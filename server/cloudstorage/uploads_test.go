@@ -89,6 +89,16 @@ func TestResumableConcat(t *testing.T) {
 	if r := v.do("POST", "/uploads/protected/277/stolen.txt", v.token("writer"), nil, append(tus, "Upload-Concat", "final;"+urls[0]+" "+theirs)...); r.code != 404 {
 		t.Fatalf("joining another user's partial upload: %s", r)
 	}
+	// Unfinished, theirs is as much not there as none is: the answer
+	// tells nothing of it.
+	unfinished := v.do("POST", "/uploads/protected/300/y.txt", v.token("other"), nil, append(tus, "Upload-Length", "3", "Upload-Concat", "partial")...)
+	v.want(unfinished, 201, "another user's partial upload, no bytes sent")
+	none := v.do("POST", "/uploads/protected/277/stolen.txt", v.token("writer"), nil, append(tus, "Upload-Concat", "final;"+urls[0]+" /uploads/"+strings.Repeat("0", 32))...)
+	stolen := v.do("POST", "/uploads/protected/277/stolen.txt", v.token("writer"), nil,
+		append(tus, "Upload-Concat", "final;"+urls[0]+" "+strings.TrimPrefix(unfinished.h.Get("Location"), v.url))...)
+	if none.code != 404 || stolen.code != none.code || !bytes.Equal(stolen.body, none.body) {
+		t.Fatalf("joining another user's unfinished partial upload: %s; joining none: %s", stolen, none)
+	}
 	final := v.do("POST", "/uploads/protected/277/joined.txt", v.token("writer"), nil, append(tus, "Upload-Concat", "final;"+urls[0]+" "+urls[1])...)
 	if final.code != 200 && final.code != 201 {
 		t.Fatalf("the final upload: %s", final)

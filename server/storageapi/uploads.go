@@ -38,7 +38,7 @@ type tusRequest struct {
 }
 
 func (a *API) newUploads() {
-	a.uploads = &resumable.Store{Engine: a.Engine, Namespace: uploadsNS, TTL: a.cfg.UploadTTL, Now: a.Now, Finish: a.finishUpload}
+	a.uploads = &resumable.Store{Engine: a.Engine, Namespace: uploadsNS, TTL: a.cfg.UploadTTL, Now: a.Now, Finish: a.finishUpload, Owns: a.ownsUpload}
 	a.tus = map[scope]*handler.UnroutedHandler{}
 	for _, s := range []scope{public, user, org} {
 		maxSize := a.cfg.MaxFile
@@ -97,10 +97,22 @@ func (a *API) ownUpload(id string, ar area) error {
 	if err != nil {
 		return err
 	}
-	if st["scope"] != string(ar.scope) || st["tenant"] != ar.tenant || st["user"] != ar.userID {
+	if !owns(st, ar) {
 		return errNoUpload
 	}
 	return nil
+}
+
+// owns: an upload of storage st is area ar's.
+func owns(st map[string]string, ar area) bool {
+	return st["scope"] == string(ar.scope) && st["tenant"] == ar.tenant && st["user"] == ar.userID
+}
+
+// ownsUpload is the uploads' resumable.Store.Owns: the request's area
+// has the upload.
+func (a *API) ownsUpload(ctx context.Context, st map[string]string) bool {
+	tr, ok := ctx.Value(tusKey{}).(tusRequest)
+	return ok && owns(st, tr.ar)
 }
 
 var errNoUpload = fail(http.StatusNotFound, "not_found", "no such upload")
@@ -123,8 +135,7 @@ func uploadMeta(m handler.MetaData) (string, string, error) {
 	return name, ctype, nil
 }
 
-// preCreate checks a new upload's name, and its partial uploads' owner,
-// and records whose it is.
+// preCreate checks a new upload's name and records whose it is.
 func (a *API) preCreate(hook handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
 	tr, ok := hook.Context.Value(tusKey{}).(tusRequest)
 	if !ok {
@@ -135,11 +146,8 @@ func (a *API) preCreate(hook handler.HookEvent) (handler.HTTPResponse, handler.F
 			return handler.HTTPResponse{}, handler.FileInfoChanges{}, handler.NewError("ERR_FILE_NAME", err.Error(), http.StatusBadRequest)
 		}
 	}
-	for _, p := range hook.Upload.PartialUploads {
-		if err := a.ownUpload(p, tr.ar); err != nil {
-			return handler.HTTPResponse{}, handler.FileInfoChanges{}, handler.ErrNotFound
-		}
-	}
+	// The partial uploads a final one names are the area's: tusd found
+	// them through the store, which finds no other (ownsUpload).
 	return handler.HTTPResponse{}, handler.FileInfoChanges{Storage: map[string]string{
 		"scope": string(tr.ar.scope), "tenant": tr.ar.tenant, "user": tr.ar.userID,
 	}}, nil

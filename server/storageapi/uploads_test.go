@@ -263,3 +263,42 @@ func TestResumableChecksum(t *testing.T) {
 		t.Fatalf("Tus-Checksum-Algorithm %q", r.h.Get("Tus-Checksum-Algorithm"))
 	}
 }
+
+// TestResumableConcat: a final upload joins the user's own partial
+// uploads into the file; naming another user's, finished or not, is
+// answered as naming none is.
+func TestResumableConcat(t *testing.T) {
+	v := newEnv(t, storageapi.Config{})
+	v.addUser("ann@acme.test", map[string]storageapi.Role{"acme": storageapi.RoleAdmin})
+	v.addUser("bob@acme.test", map[string]storageapi.Role{"acme": storageapi.RoleAdmin})
+	// partial is an upload of length bytes, body sent (nil: nothing yet).
+	partial := func(token string, length int, body []byte) string {
+		r := v.do(req{method: "POST", path: "/storage/user/uploads", token: token,
+			hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(length), "Upload-Concat", "partial"}})
+		v.want(r, 201)
+		u := strings.TrimPrefix(r.h.Get("Location"), v.url)
+		if body != nil {
+			v.want(v.tusPatch(u, token, 0, body), 204)
+		}
+		return u
+	}
+	join := func(token string, urls ...string) resp {
+		return v.do(req{method: "POST", path: "/storage/user/uploads", token: token,
+			hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Concat", "final;" + strings.Join(urls, " "), "Upload-Metadata", tusMeta("joined.txt", "text/plain")}})
+	}
+	a, b := partial("ann", 7, []byte("first, ")), partial("ann", 6, []byte("second"))
+	bobs, unfinished := partial("bob", 5, []byte("bob's")), partial("bob", 3, nil)
+	none := join("ann", a, "/storage/user/uploads/"+strings.Repeat("0", 32))
+	if none.code != 404 {
+		t.Fatalf("joining no upload: %d %s", none.code, none.body)
+	}
+	for _, theirs := range []string{bobs, unfinished} {
+		if r := join("ann", a, theirs); r.code != none.code || !bytes.Equal(r.body, none.body) {
+			t.Fatalf("joining another user's partial upload: %d %s; joining none: %d %s", r.code, r.body, none.code, none.body)
+		}
+	}
+	r := join("ann", a, b)
+	if r.code != 201 && r.code != 200 {
+		t.Fatalf("joining ann's own: %d %s", r.code, r.body)
+	}
+}

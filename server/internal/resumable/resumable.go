@@ -69,6 +69,12 @@ type Store struct {
 	// content's first HeadSize bytes (or all of a shorter one), to detect
 	// its type from.
 	Finish func(ctx context.Context, tx *engine.Tx, info handler.FileInfo, up *engine.Upload, head []byte) ([]byte, error)
+	// Owns reports whether the request of ctx may have the upload whose
+	// FileInfo.Storage is storage. One it may not is not found, to tusd
+	// as to the client: a final upload naming another's partial one is
+	// 404 as one naming none is, whether that one is complete or not.
+	// Nil, no request has any.
+	Owns func(ctx context.Context, storage map[string]string) bool
 }
 
 // HeadSize is how much of the content Finish is shown.
@@ -154,6 +160,9 @@ func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 	st, _, err := u.state()
 	if err != nil {
 		return nil, err
+	}
+	if s.Owns == nil || !s.Owns(ctx, st.Storage) {
+		return nil, handler.ErrNotFound
 	}
 	if !st.Done && !st.IsPartial && !st.SizeIsDeferred && st.Offset == st.Size && (st.Size > 0 || st.IsFinal) {
 		if err := u.finish(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,7 +36,8 @@ type env struct {
 	now    atomic.Int64
 	failOn atomic.Int32 // Finish fails this many times (a crash before the finish committed)
 	mu     sync.Mutex
-	head   []byte // what the last Finish was shown
+	head   []byte      // what the last Finish was shown
+	deny   atomic.Bool // Owns says no
 }
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -55,6 +57,7 @@ func (v *env) open() {
 	v.e = enginetest.OpenDir(t, v.dir, engine.Options{Now: v.clock, GCGrace: -1})
 	v.store = &resumable.Store{
 		Engine: v.e, Namespace: "test.tus", TTL: 24 * time.Hour, Now: v.clock,
+		Owns: func(context.Context, map[string]string) bool { return !v.deny.Load() },
 		Finish: func(ctx context.Context, tx *engine.Tx, info handler.FileInfo, up *engine.Upload, head []byte) ([]byte, error) {
 			if v.failOn.Load() > 0 {
 				v.failOn.Add(-1)
@@ -422,5 +425,52 @@ func TestConcat(t *testing.T) {
 	rec, err := v.e.GetRecord(engine.Key{Namespace: "test.files", Tenant: "t", Name: "joined.bin"})
 	if err != nil || rec.Blob != blob.Sum(append(append([]byte(nil), a...), b...)) {
 		t.Fatalf("the concatenated file: %v, %v", rec.Blob, err)
+	}
+}
+
+// TestOwns: an upload the request does not own (Store.Owns) is not
+// found, by every request, and a final upload naming it as a partial one
+// is answered as one naming none is, complete or not.
+func TestOwns(t *testing.T) {
+	v := newEnv(t)
+	done := v.create("", 3, "Upload-Concat", "partial")
+	if res, err := v.do("PATCH", done, strings.NewReader("abc"), "Upload-Offset", "0"); err != nil || res.StatusCode != 204 {
+		t.Fatalf("PATCH: %v %v", res, err)
+	}
+	unfinished := v.create("", 3, "Upload-Concat", "partial")
+	none := "/files/" + strings.Repeat("0", 32)
+	answer := func(method, url string, hdr ...string) string {
+		res, err := v.do(method, url, nil, hdr...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return fmt.Sprintf("%d %s", res.StatusCode, b)
+	}
+	join := func(url string) string {
+		return answer("POST", "/files/", "Upload-Concat", "final;"+done+" "+url, "Upload-Metadata", "filename "+b64("j.bin"))
+	}
+	if got := answer("HEAD", unfinished); !strings.HasPrefix(got, "200") {
+		t.Fatalf("HEAD of an upload owned: %s", got)
+	}
+	if got := join(unfinished); !strings.HasPrefix(got, "400") {
+		t.Fatalf("joining an unfinished upload owned: %s", got)
+	}
+	want := join(none)
+	if !strings.HasPrefix(want, "404") {
+		t.Fatalf("joining no upload: %s", want)
+	}
+	v.deny.Store(true)
+	for _, url := range []string{done, unfinished} {
+		if got := answer("HEAD", url); !strings.HasPrefix(got, "404") {
+			t.Errorf("HEAD of an upload not owned: %s", got)
+		}
+		if got := answer("PATCH", url, "Upload-Offset", "0"); !strings.HasPrefix(got, "404") {
+			t.Errorf("PATCH of an upload not owned: %s", got)
+		}
+		if got := join(url); got != want {
+			t.Errorf("joining an upload not owned: %q; joining none: %q", got, want)
+		}
 	}
 }
