@@ -32,6 +32,14 @@ func TestUploadParts(t *testing.T) {
 		e.writeCost.observe(1<<20, 100<<20, 50*time.Millisecond)
 	}
 	r := rand.New(rand.NewPCG(5, 5))
+	// put stores b as a part of upload tenant, and returns its record.
+	put := func(tenant, name string, b []byte) Record {
+		rec, err := e.PutRecord(ctx, Key{Namespace: "tus", Tenant: tenant, Name: name}, bytes.NewReader(b), Write{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
 	for round, sizes := range [][]int{
 		{1 << 20, 1 << 20, 1 << 20},
 		{100, 5000, 700 << 10, 3, 20 << 10, 1 << 20},
@@ -47,11 +55,7 @@ func TestUploadParts(t *testing.T) {
 				b[j] = byte(r.Uint32())
 			}
 			whole = append(whole, b...)
-			rec, err := e.PutRecord(ctx, Key{Namespace: "tus", Tenant: "up", Name: fmt.Sprintf("part/%d/%03d", round, i)}, bytes.NewReader(b), Write{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			parts = append(parts, rec)
+			parts = append(parts, put("up", fmt.Sprintf("part/%d/%03d", round, i), b))
 		}
 		up, err := e.UploadParts(ctx, parts)
 		if err != nil {
@@ -111,11 +115,7 @@ func TestUploadParts(t *testing.T) {
 	}
 	var parts []Record
 	for i, b := range [][]byte{other[:200<<10], other[200<<10:]} {
-		rec, err := e.PutRecord(ctx, Key{Namespace: "tus", Tenant: "up2", Name: fmt.Sprint(i)}, bytes.NewReader(b), Write{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, rec)
+		parts = append(parts, put("up2", fmt.Sprint(i), b))
 	}
 	up, err := e.UploadParts(ctx, parts)
 	if err != nil {
