@@ -109,11 +109,12 @@ func (m *multiReader) Read(p []byte) (int, error) {
 }
 
 func (m *multiReader) Close() error {
-	if m.cur != nil {
-		m.cur.Close()
-		m.cur = nil
+	if m.cur == nil {
+		return nil
 	}
-	return nil
+	err := m.cur.Close()
+	m.cur = nil
+	return err
 }
 
 func (e *Engine) open(id blob.ID, scope string) (*Reader, error) {
