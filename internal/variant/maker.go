@@ -66,11 +66,13 @@ func (m *Maker) Config() *Config { return &m.cfg }
 
 // Do runs fn for the variant named key (one not stored: Do is for making
 // it), unless a run for that key is
-// already in flight, whose result it then shares. fn runs holding one of
+// already in flight, whose result it then shares. fn says whether it made
+// the variant (false: it found it made, by a run that ended between the
+// caller's lookup and this one); only those count as made. fn runs holding one of
 // the Config.Concurrency slots, under a context that ends at
 // Config.Timeout and is detached from the callers' contexts. A caller whose ctx ends first returns
 // ctx's error; the run goes on for the others, or to store its result.
-func (m *Maker) Do(ctx context.Context, key string, fn func(ctx context.Context) (any, error)) (any, error) {
+func (m *Maker) Do(ctx context.Context, key string, fn func(ctx context.Context) (v any, made bool, err error)) (any, error) {
 	if m.cfg.Admit != nil {
 		if err := m.cfg.Admit(ctx); err != nil {
 			return nil, err
@@ -88,7 +90,7 @@ func (m *Maker) Do(ctx context.Context, key string, fn func(ctx context.Context)
 			return nil, fmt.Errorf("%w (waited %s)", ErrBusy, m.cfg.Timeout)
 		}
 		defer func() { <-m.slots }()
-		v, err := fn(runCtx)
+		v, made, err := fn(runCtx)
 		if err != nil {
 			m.failed.Add(1)
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -96,7 +98,9 @@ func (m *Maker) Do(ctx context.Context, key string, fn func(ctx context.Context)
 			}
 			return nil, err
 		}
-		m.made.Add(1)
+		if made {
+			m.made.Add(1)
+		}
 		return v, nil
 	})
 	select {

@@ -200,7 +200,7 @@ func TestMakerOnce(t *testing.T) {
 	}
 	var runs, inFlight, peak atomic.Int64
 	release := make(chan struct{})
-	fn := func(context.Context) (any, error) {
+	fn := func(context.Context) (any, bool, error) {
 		runs.Add(1)
 		n := inFlight.Add(1)
 		for {
@@ -211,7 +211,7 @@ func TestMakerOnce(t *testing.T) {
 		}
 		<-release
 		inFlight.Add(-1)
-		return "done", nil
+		return "done", true, nil
 	}
 	var wg sync.WaitGroup
 	for i := range 24 {
@@ -238,11 +238,19 @@ func TestMakerOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	unblock := make(chan struct{})
-	if _, err := m.Do(ctx, "slow", func(context.Context) (any, error) { <-unblock; return 1, nil }); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := m.Do(ctx, "slow", func(context.Context) (any, bool, error) { <-unblock; return 1, true, nil }); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a caller past its deadline: %v", err)
 	}
 	close(unblock)
 	waitUntil(t, func() bool { return m.Stats().Made == 4 })
+	// A run that found the variant made (by a run that ended after its
+	// caller looked) made nothing.
+	if v, err := m.Do(context.Background(), "a", func(context.Context) (any, bool, error) { return "found", false, nil }); v != "found" || err != nil {
+		t.Errorf("Do = %v, %v", v, err)
+	}
+	if s := m.Stats(); s.Made != 4 {
+		t.Errorf("a run that found the variant counted as made: %+v", s)
+	}
 }
 
 // waitUntil polls cond until it holds, failing the test after 10 s.
@@ -283,7 +291,7 @@ func TestMakerTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slow := func(ctx context.Context) (any, error) { <-ctx.Done(); return nil, ctx.Err() }
+	slow := func(ctx context.Context) (any, bool, error) { <-ctx.Done(); return nil, false, ctx.Err() }
 	var wg sync.WaitGroup
 	for _, key := range []string{"a", "b"} {
 		wg.Go(func() {

@@ -56,25 +56,26 @@ func Make(ctx context.Context, e *engine.Engine, rec engine.Record, spec variant
 		}
 	}
 	key := rec.Key.Namespace + "\x00" + rec.Key.Tenant + "\x00" + rec.Key.Name + "\x00" + rec.Blob.String() + "\x00" + name
-	v, err := m.Do(ctx, key, func(ctx context.Context) (any, error) {
+	v, err := m.Do(ctx, key, func(ctx context.Context) (any, bool, error) {
 		// Made by another request between the lookup and this turn?
 		if v, err := e.Variant(rec, name); !errors.Is(err, engine.ErrNotFound) {
-			return v, err
+			return v, false, err
 		}
 		body, err := e.OpenRecord(rec)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		src, err := io.ReadAll(io.LimitReader(body, cfg.MaxBytes+1))
 		body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("blobhttp: reading the image: %w", err)
+			return nil, false, fmt.Errorf("blobhttp: reading the image: %w", err)
 		}
 		b, err := variant.Make(ctx, src, spec, cfg.MaxPixels)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return e.PutVariant(ctx, rec, name, variant.ContentType(spec.Format), bytes.NewReader(b))
+		v, err := e.PutVariant(ctx, rec, name, variant.ContentType(spec.Format), bytes.NewReader(b))
+		return v, err == nil, err
 	})
 	if err != nil {
 		return engine.Record{}, err
