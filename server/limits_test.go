@@ -256,9 +256,21 @@ func TestDeclaredTooLarge(t *testing.T) {
 
 // slowRead starts a GET of path on c and reads its response n bytes
 // every gap until the server ends it or stop is closed.
-func slowRead(c net.Conn, path string, n int, gap time.Duration, stop <-chan struct{}) {
+func slowRead(c net.Conn, path string, n int, gap time.Duration, stop <-chan struct{}, started *atomic.Int64) {
 	defer c.Close()
 	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	// The status line, a byte at a time: once it came, the server holds
+	// the download's slot.
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	for b := make([]byte, 1); ; {
+		if _, err := c.Read(b); err != nil {
+			return
+		}
+		if b[0] == '\n' {
+			break
+		}
+	}
+	started.Add(1)
 	buf := make([]byte, n)
 	tick := time.NewTicker(gap)
 	defer tick.Stop()
@@ -299,12 +311,13 @@ func TestSlowReaders(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	var wg sync.WaitGroup
+	var started atomic.Int64 // slow downloads answered: each holds its address's slot
 	for i := range 40 {
 		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 2+i%4), addr)
-		wg.Go(func() { slowRead(c, "/public/1/big", 4<<10, 8*time.Second, stop) })
+		wg.Go(func() { slowRead(c, "/public/1/big", 4<<10, 8*time.Second, stop, &started) })
 	}
-	if !waitFor(5*time.Second, func() bool { return inflight(t, srv) >= 40 }) {
-		t.Fatalf("only %v of 40 slow downloads running", inflight(t, srv))
+	if !waitFor(5*time.Second, func() bool { return started.Load() >= 40 && inflight(t, srv) >= 40 }) {
+		t.Fatalf("only %d of 40 slow downloads answered, %v running", started.Load(), inflight(t, srv))
 	}
 	if st, _ := e.Stats(); st.ReadCacheBytes > cache+5<<20 {
 		t.Errorf("40 slow downloads keep %d bytes of chunks; the read cache is %d", st.ReadCacheBytes, cache)
@@ -313,10 +326,10 @@ func TestSlowReaders(t *testing.T) {
 	// wait: 127.0.0.2 has 10 slow ones; two more fill its 12.
 	for range 2 {
 		c := dialFrom(t, "127.0.0.2", addr)
-		wg.Go(func() { slowRead(c, "/public/1/big", 4<<10, 8*time.Second, stop) })
+		wg.Go(func() { slowRead(c, "/public/1/big", 4<<10, 8*time.Second, stop, &started) })
 	}
-	if !waitFor(5*time.Second, func() bool { return inflight(t, srv) >= 42 }) {
-		t.Fatalf("only %v of 42 slow downloads running", inflight(t, srv))
+	if !waitFor(5*time.Second, func() bool { return started.Load() >= 42 && inflight(t, srv) >= 42 }) {
+		t.Fatalf("only %d of 42 slow downloads answered, %v running", started.Load(), inflight(t, srv))
 	}
 	c := dialFrom(t, "127.0.0.2", addr)
 	fmt.Fprintf(c, "GET /public/1/big HTTP/1.1\r\nHost: x\r\nRange: bytes=0-0\r\n\r\n")
