@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"debug/elf"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,7 +53,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal("no ExecStart")
 	}
 	state := t.TempDir()
-	listen, metrics := freeAddr(t), freeAddr(t)
+	listen, metrics := testtool.FreeAddr(t), testtool.FreeAddr(t)
 	cmdline := strings.NewReplacer("/var/lib/cairn", state, "127.0.0.1:8080", listen, "127.0.0.1:9180", metrics).Replace(m[1])
 	args := strings.Fields(cmdline)
 	cmd := exec.Command(args[0], args[1:]...)
@@ -110,16 +108,6 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("%s is %v: open to others", p, fi.Mode().Perm())
 		}
 	}
-}
-
-// freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr())
 }
 
 // TestDockerfile checks the Dockerfile as far as this machine can
@@ -193,7 +181,7 @@ func TestDockerfile(t *testing.T) {
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	listen, metrics := freeAddr(t), freeAddr(t)
+	listen, metrics := testtool.FreeAddr(t), testtool.FreeAddr(t)
 	swap := strings.NewReplacer("/var/lib/cairn", state, "0.0.0.0:8080", listen, "0.0.0.0:9180", metrics)
 	for i, a := range cmdArgs {
 		cmdArgs[i] = swap.Replace(a)

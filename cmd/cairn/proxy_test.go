@@ -151,7 +151,7 @@ func startNginx(t *testing.T, nginx string, conf func(dir, user, front string) s
 	if os.Getuid() == 0 {
 		user = "user root;" // its workers read the test's private folders
 	}
-	front := freeAddr(t)
+	front := testtool.FreeAddr(t)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf(dir, user, front)), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,9 +2,8 @@ package testtool
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +22,9 @@ const MinIOHint = "GOBIN=~/.cache/cairn-tools go install github.com/minio/minio@
 const MinIOVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
 // MinIO is a real MinIO server on 127.0.0.1, on a temporary folder, run by
-// one test. Its credentials are fixed; Bucket is made empty for the test.
+// one test. Its credentials are its own (so a request that reaches
+// another test's server is refused, never answered); Bucket is made
+// empty for the test.
 type MinIO struct {
 	t                    testing.TB
 	bin, dir             string
@@ -31,6 +32,7 @@ type MinIO struct {
 	AccessKey, SecretKey string
 	Bucket               string
 	cmd                  *exec.Cmd
+	exited               chan struct{} // closed when cmd has exited
 }
 
 // StartMinIO starts a MinIO server for t, with an empty bucket, and stops
@@ -38,23 +40,34 @@ type MinIO struct {
 func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
 	m := &MinIO{t: t, bin: Path(t, "minio", MinIOHint), dir: t.TempDir(),
-		AccessKey: "cairn-test", SecretKey: "cairn-test-secret-key", Bucket: "cairn"}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Addr = l.Addr().String()
-	l.Close()
-	m.Start()
+		AccessKey: "cairn-" + rand.Text()[:12], SecretKey: rand.Text(), Bucket: "cairn"}
 	t.Cleanup(m.Stop)
-	c, err := minio.New(m.Addr, &minio.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, "")})
+	var err error
+	for range 3 { // a port taken before the server could bind it: another
+		m.Addr = FreeAddr(t)
+		if err = m.start(); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.MakeBucket(context.Background(), m.Bucket, minio.MakeBucketOptions{}); err != nil {
+	err = m.client().MakeBucket(context.Background(), m.Bucket, minio.MakeBucketOptions{})
+	if minio.ToErrorResponse(err).Code == "BucketAlreadyOwnedByYou" {
+		err = nil // a retried request: the first made it
+	}
+	if err != nil {
 		t.Fatalf("making the test bucket: %v", err)
 	}
 	return m
+}
+
+func (m *MinIO) client() *minio.Client {
+	c, err := minio.New(m.Addr, &minio.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, "")})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return c
 }
 
 // Endpoint is the server's URL.
@@ -80,30 +93,53 @@ func (m *MinIO) Getenv(k string) string {
 // until it is ready.
 func (m *MinIO) Start() {
 	m.t.Helper()
+	if err := m.start(); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+// start starts the server and waits until it is ready and known to be
+// this one: it answers a request signed with this server's credentials.
+// It fails if the server exits first (its port was taken) or another
+// answers on its address.
+func (m *MinIO) start() error {
 	cmd := exec.Command(m.bin, "server", filepath.Join(m.dir, "data"), "--address", m.Addr, "--console-address", "127.0.0.1:0", "--quiet")
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
 	log, err := os.Create(filepath.Join(m.dir, fmt.Sprintf("minio-%d.log", time.Now().UnixNano())))
 	if err != nil {
-		m.t.Fatal(err)
+		return err
 	}
+	defer log.Close()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		m.t.Fatalf("starting minio: %v", err)
+		return fmt.Errorf("starting minio: %w", err)
 	}
-	m.cmd = cmd
+	m.cmd, m.exited = cmd, make(chan struct{})
+	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(m.exited)
+	logs := func() string { b, _ := os.ReadFile(log.Name()); return string(b) }
+	c := m.client()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		res, err := http.Get(m.Endpoint() + "/minio/health/ready")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = c.ListBuckets(ctx)
+		cancel()
+		select {
+		case <-m.exited:
+			m.cmd = nil
+			return fmt.Errorf("minio on %s exited: %s", m.Addr, logs())
+		default:
+		}
 		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
+			return nil
+		}
+		if code := minio.ToErrorResponse(err).Code; code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" {
+			m.Stop()
+			return fmt.Errorf("another server answers on %s: %w", m.Addr, err)
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(log.Name())
-			m.t.Fatalf("minio not ready after 60 s: %v\n%s", err, b)
+			m.Stop()
+			return fmt.Errorf("minio not ready after 60 s: %w\n%s", err, logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -115,6 +151,6 @@ func (m *MinIO) Stop() {
 		return
 	}
 	m.cmd.Process.Kill()
-	m.cmd.Wait()
+	<-m.exited
 	m.cmd = nil
 }

@@ -127,12 +127,7 @@ func newPostgres(t testing.TB) *Postgres {
 		p.remove()
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Addr = l.Addr().String()
-	l.Close()
+	p.Addr = FreeAddr(t)
 	return p
 }
 
@@ -157,9 +152,19 @@ func (p *Postgres) Start() {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		c, err := pgx.Connect(ctx, p.DSN("postgres"))
+		if err == nil {
+			// This cluster, not another test's on the same port (whose
+			// bind this server then lost).
+			var data string
+			err = c.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&data)
+			c.Close(context.Background())
+			if err == nil && data != filepath.Join(p.dir, "data") {
+				p.cmd.Process.Kill()
+				p.t.Fatalf("another PostgreSQL (of %s) answers on %s", data, p.Addr)
+			}
+		}
 		cancel()
 		if err == nil {
-			c.Close(context.Background())
 			return
 		}
 		if time.Now().After(deadline) {
