@@ -495,154 +495,186 @@ func nonNil(v []byte) []byte {
 	return v
 }
 
-// run is one attempt at a batch's transaction.
-// run is one attempt; committing says whether COMMIT was sent (after
-// which a failure leaves the outcome unknown).
+// run is one attempt at a batch's transaction, in two round trips: the
+// first begins it, takes the commit lock (with expectations), checks the
+// store's lock and the expectations, and inserts or locks the merged
+// rows; the second writes and commits. Both are pipelined (pgx.Batch):
+// what the first finds decides the second, so the transaction is the
+// one statements sent one by one would make, without the round trips
+// each would cost (about ten an upload's commit, the commit lock held
+// through all of them). committing says whether COMMIT was sent and its
+// outcome is unknown: a failure of the second round trip other than a
+// statement's own error before COMMIT.
 func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byte, final map[string]*pgFinal) (committing bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), pgTimeout)
 	defer cancel()
-	tx, err := b.st.pool.Begin(ctx)
+	conn, err := b.st.pool.Acquire(ctx)
 	if err != nil {
 		return false, err
 	}
-	defer tx.Rollback(context.Background())
+	defer func() {
+		// A failed attempt's transaction is rolled back; a connection
+		// that cannot say so is closed by Release (pgxpool destroys one
+		// left in a transaction).
+		if pc := conn.Conn().PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
+			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			conn.Exec(rctx, "ROLLBACK")
+			rcancel()
+		}
+		conn.Release()
+	}()
+	b.st.lockMu.Lock()
+	pid := b.st.lockPID
+	b.st.lockMu.Unlock()
+
+	var first pgx.Batch
+	first.Queue("BEGIN")
 	// Commits with expectations take turns, so that each checks them
 	// against every earlier one (shared.go). The others write no entry
 	// a transaction computes from (segment seals, outboards, counters by
 	// merge) and go on unordered, as they did with one process.
 	if len(b.expects) > 0 {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgCommitLockKey); err != nil {
-			return false, err
+		first.Queue("SELECT pg_advisory_xact_lock($1)", pgCommitLockKey)
+	}
+	// That this process still holds the store's lock, if it took one.
+	if pid != 0 {
+		first.Queue(lockHeld, uint32(pgLockKey>>32), uint32(pgLockKey&0xffffffff), pid)
+	}
+	if len(b.expects) > 0 {
+		keys := make([][]byte, len(b.expects))
+		for i, x := range b.expects {
+			keys[i] = x.key
 		}
-	}
-	if err := b.st.checkLock(ctx, tx); err != nil {
-		return false, err
-	}
-	if err := b.check(ctx, tx); err != nil {
-		return false, err
-	}
-	if !sync {
-		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
-			return false, err
-		}
-	}
-	for _, r := range ranges {
-		if _, err := tx.Exec(ctx, "DELETE FROM "+pgTable+" WHERE k >= $1 AND k < $2", r.k, r.v); err != nil {
-			return false, err
-		}
-	}
-	if len(dels) > 0 {
-		if _, err := tx.Exec(ctx, "DELETE FROM "+pgTable+" WHERE k = ANY($1)", dels); err != nil {
-			return false, err
-		}
-	}
-	if len(setK) > 0 {
-		if _, err := tx.Exec(ctx, "INSERT INTO "+pgTable+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v", setK, setV); err != nil {
-			return false, err
-		}
+		first.Queue("SELECT k, v FROM "+pgTable+" WHERE k = ANY($1)", keys)
 	}
 	if len(mergeK) > 0 {
-		// A key not there yet takes the operand as its value; the others
-		// are read locked, merged here and written back.
+		// A merged key not there yet takes the operand as its value; the
+		// others are read locked, merged here and written back.
 		ops := make([][]byte, len(mergeK))
 		for i, k := range mergeK {
 			ops[i] = final[string(k)].v
 		}
-		rows, err := tx.Query(ctx, "INSERT INTO "+pgTable+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO NOTHING RETURNING k", mergeK, ops)
+		first.Queue("INSERT INTO "+pgTable+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO NOTHING RETURNING k", mergeK, ops)
+		first.Queue("SELECT k, v FROM "+pgTable+" WHERE k = ANY($1) ORDER BY k FOR UPDATE", mergeK)
+	}
+	var held bool
+	var found, inserted, locked map[string][]byte
+	err = func() error {
+		br := conn.SendBatch(ctx, &first)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		if len(b.expects) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if pid != 0 {
+			if err := br.QueryRow().Scan(&held); err != nil {
+				return err
+			}
+		}
+		var err error
+		if len(b.expects) > 0 {
+			if found, err = rowsOf(br); err != nil {
+				return err
+			}
+		}
+		if len(mergeK) > 0 {
+			if inserted, err = rowsOf(br); err != nil {
+				return err
+			}
+			if locked, err = rowsOf(br); err != nil {
+				return err
+			}
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return false, err
+	}
+	if pid != 0 && !held {
+		return false, errNoLock
+	}
+	for _, x := range b.expects {
+		v, ok := found[string(x.key)]
+		if !x.holds(v, ok) {
+			return false, fmt.Errorf("%w: %q", ErrConflict, x.key)
+		}
+	}
+	var upK, upV [][]byte
+	for _, k := range mergeK {
+		if _, ok := inserted[string(k)]; ok {
+			continue
+		}
+		v, ok := locked[string(k)]
+		if !ok {
+			return false, &pgconn.PgError{Code: "40001", Message: "a merged row was deleted meanwhile"}
+		}
+		merged, err := mergeValues(v, final[string(k)].v)
 		if err != nil {
 			return false, err
 		}
-		inserted := map[string]bool{}
-		for rows.Next() {
-			var k []byte
-			if err := rows.Scan(&k); err != nil {
-				rows.Close()
-				return false, err
-			}
-			inserted[string(k)] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return false, err
-		}
-		var rest [][]byte
-		for _, k := range mergeK {
-			if !inserted[string(k)] {
-				rest = append(rest, k)
-			}
-		}
-		if len(rest) > 0 {
-			rows, err := tx.Query(ctx, "SELECT k, v FROM "+pgTable+" WHERE k = ANY($1) ORDER BY k FOR UPDATE", rest)
-			if err != nil {
-				return false, err
-			}
-			var upK, upV [][]byte
-			for rows.Next() {
-				var k, v []byte
-				if err := rows.Scan(&k, &v); err != nil {
-					rows.Close()
-					return false, err
-				}
-				merged, err := mergeValues(v, final[string(k)].v)
-				if err != nil {
-					rows.Close()
-					return false, err
-				}
-				upK, upV = append(upK, k), append(upV, merged)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return false, err
-			}
-			if len(upK) != len(rest) {
-				return false, &pgconn.PgError{Code: "40001", Message: "a merged row was deleted meanwhile"}
-			}
-			if _, err := tx.Exec(ctx, "UPDATE "+pgTable+" AS t SET v = u.v FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) WHERE t.k = u.k", upK, upV); err != nil {
-				return false, err
-			}
+		upK, upV = append(upK, k), append(upV, merged)
+	}
+
+	var second pgx.Batch
+	if !sync {
+		second.Queue("SET LOCAL synchronous_commit TO OFF")
+	}
+	for _, r := range ranges {
+		second.Queue("DELETE FROM "+pgTable+" WHERE k >= $1 AND k < $2", r.k, r.v)
+	}
+	if len(dels) > 0 {
+		second.Queue("DELETE FROM "+pgTable+" WHERE k = ANY($1)", dels)
+	}
+	if len(setK) > 0 {
+		second.Queue("INSERT INTO "+pgTable+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v", setK, setV)
+	}
+	if len(upK) > 0 {
+		second.Queue("UPDATE "+pgTable+" AS t SET v = u.v FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) WHERE t.k = u.k", upK, upV)
+	}
+	writes := second.Len()
+	second.Queue("COMMIT")
+	br := conn.SendBatch(ctx, &second)
+	defer br.Close()
+	for range writes {
+		if _, err := br.Exec(); err != nil {
+			// A statement's own error: the server skipped the rest,
+			// COMMIT too. Any other: COMMIT may have run.
+			var pe *pgconn.PgError
+			return !errors.As(err, &pe), err
 		}
 	}
-	return true, tx.Commit(ctx)
+	if _, err := br.Exec(); err != nil {
+		return true, err
+	}
+	return true, br.Close()
+}
+
+// rowsOf reads the rows of a batch's next query, (k, v) or (k), by key.
+func rowsOf(br pgx.BatchResults) (map[string][]byte, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var k, v []byte
+		dest := []any{&k, &v}
+		if err := rows.Scan(dest[:len(rows.FieldDescriptions())]...); err != nil {
+			return nil, err
+		}
+		out[string(k)] = nonNil(v)
+	}
+	return out, rows.Err()
 }
 
 // pgCommitLockKey is the transaction-level advisory lock by which
 // commits take turns.
 const pgCommitLockKey = 0x636169726e01
-
-// check fails with ErrConflict unless every expectation holds.
-func (b *pgBatch) check(ctx context.Context, tx pgx.Tx) error {
-	if len(b.expects) == 0 {
-		return nil
-	}
-	keys := make([][]byte, len(b.expects))
-	for i, x := range b.expects {
-		keys[i] = x.key
-	}
-	rows, err := tx.Query(ctx, "SELECT k, v FROM "+pgTable+" WHERE k = ANY($1)", keys)
-	if err != nil {
-		return err
-	}
-	found := make(map[string][]byte, len(keys))
-	for rows.Next() {
-		var k, v []byte
-		if err := rows.Scan(&k, &v); err != nil {
-			rows.Close()
-			return err
-		}
-		found[string(k)] = nonNil(v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, x := range b.expects {
-		v, ok := found[string(x.key)]
-		if !x.holds(v, ok) {
-			return fmt.Errorf("%w: %q", ErrConflict, x.key)
-		}
-	}
-	return nil
-}
 
 // pgLockKey is the advisory lock of the node that has the store open.
 const pgLockKey = 0x636169726e // "cairn"
@@ -715,25 +747,6 @@ const lockHeld = "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'adviso
 // errNoLock is an attempt's finding that this process no longer holds
 // the store's lock.
 var errNoLock = errors.New("index: the store's lock is not held")
-
-// checkLock, in a commit's transaction, fails with errNoLock unless this
-// process holds the store's lock (if it ever took one).
-func (p *pgStore) checkLock(ctx context.Context, tx pgx.Tx) error {
-	p.lockMu.Lock()
-	pid := p.lockPID
-	p.lockMu.Unlock()
-	if pid == 0 {
-		return nil
-	}
-	var held bool
-	if err := tx.QueryRow(ctx, lockHeld, uint32(pgLockKey>>32), uint32(pgLockKey&0xffffffff), pid).Scan(&held); err != nil {
-		return err
-	}
-	if !held {
-		return errNoLock
-	}
-	return nil
-}
 
 // relock takes the lock again after a commit found it gone.
 func (p *pgStore) relock() error {
