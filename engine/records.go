@@ -32,7 +32,7 @@ func (e *Engine) PutRecord(ctx context.Context, k Key, r io.Reader, w Write) (Re
 	}
 	defer up.Close()
 	var out Record
-	err = e.Update(ctx, func(tx *Tx) error {
+	err = e.update(ctx, up.ahead(k), func(tx *Tx) error {
 		var err error
 		out, err = tx.Put(k, Record{ContentType: w.ContentType, Meta: w.Meta, Expires: w.Expires}, up)
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -73,7 +74,10 @@ func fromIndex(k Key, r index.Record) Record {
 type Tx struct {
 	e     *Engine
 	locks *lockSet
-	now   time.Time
+	// idx answers the transaction's reads: the index, or what was read
+	// of it ahead, under the transaction's locks (ahead).
+	idx index.View
+	now time.Time
 	// retry is set when a lock could not be taken in order; every later
 	// call fails, and Update runs the function again holding more locks.
 	retry   bool
@@ -127,6 +131,36 @@ const maxAttempts = 64
 // must not keep anything from a run that fails. If fn returns an error,
 // nothing is written and Update returns that error.
 func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	return e.update(ctx, ahead{}, fn)
+}
+
+// ahead names entries a transaction will read. With the index in
+// PostgreSQL, update takes their locks first and reads them in one round
+// trip, not one each as the transaction comes to them.
+type ahead struct {
+	records       []Key
+	blobs, chunks []blob.ID
+}
+
+// stripes are the locks of a's entries, sorted.
+func (a ahead) stripes(l *stripes) []int {
+	var out []int
+	for _, k := range a.records {
+		out = append(out, l.ofRecord(k))
+	}
+	for _, id := range a.blobs {
+		out = append(out, l.ofID(index.ZeroBlob, id))
+	}
+	for _, id := range a.chunks {
+		out = append(out, l.ofID(index.ZeroChunk, id))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// update is Update, reading a's entries ahead where that saves round
+// trips.
+func (e *Engine) update(ctx context.Context, a ahead, fn func(tx *Tx) error) error {
 	if err := e.begin(); err != nil {
 		return err
 	}
@@ -135,18 +169,30 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		return err
 	}
 	var need []int
+	readAhead := e.idx.Remote() && len(a.records)+len(a.blobs)+len(a.chunks) > 0
+	if readAhead {
+		need = a.stripes(e.locks) // every later attempt holds them too
+	}
 	conflicts := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		tx := &Tx{
-			e: e, locks: newLockSet(e.locks), now: e.opts.Now(),
+			e: e, locks: newLockSet(e.locks), idx: e.idx.View, now: e.opts.Now(),
 			chunks: map[blob.ID]*chunkState{}, blobs: map[blob.ID]*blobState{},
 			records: map[Key]*recordState{}, ends: map[uint64]int64{},
 		}
 		tx.locks.lockAll(need)
-		err := fn(tx)
+		var err error
+		if readAhead {
+			// Under their locks, as the transaction's own reads would be.
+			if tx.idx, err = e.idx.Prefetch(a.records, a.blobs, a.chunks); err != nil {
+				tx.locks.unlockAll()
+				return corrupt(err)
+			}
+		}
+		err = fn(tx)
 		if tx.retry && attempt < maxAttempts {
 			need = tx.locks.list()
 			tx.locks.unlockAll()
@@ -237,7 +283,7 @@ func (tx *Tx) chunk(id blob.ID) (*chunkState, error) {
 	if err := tx.lock(i); err != nil {
 		return nil, err
 	}
-	c, ok, err := tx.e.idx.Chunk(id)
+	c, ok, err := tx.idx.Chunk(id)
 	if err != nil {
 		return nil, corrupt(err)
 	}
@@ -255,7 +301,7 @@ func (tx *Tx) blob(id blob.ID) (*blobState, error) {
 	if err := tx.lock(i); err != nil {
 		return nil, err
 	}
-	b, ok, err := tx.e.idx.Blob(id)
+	b, ok, err := tx.idx.Blob(id)
 	if err != nil {
 		return nil, corrupt(err)
 	}
@@ -275,7 +321,7 @@ func (tx *Tx) record(k Key) (*recordState, error) {
 	if err := tx.lock(tx.e.locks.ofRecord(k)); err != nil {
 		return nil, err
 	}
-	r, ok, err := tx.e.idx.Record(k)
+	r, ok, err := tx.idx.Record(k)
 	if err != nil {
 		return nil, corrupt(err)
 	}
@@ -426,6 +472,23 @@ func (tx *Tx) addUpload(up *Upload) error {
 	bs.cur = index.Blob{Size: up.size, Refs: 1, Created: tx.now.UnixNano(), Chunks: up.chunks}
 	bs.exists, bs.changed = true, true
 	return nil
+}
+
+// aheadChunks bounds the chunks ahead reads: the chunks are read only if
+// the content is new, and each is one more lock held from the start.
+const aheadChunks = 4
+
+// ahead is what a Put of up at k reads: the record, the content's blob
+// and, if it is new, its chunks (of a small upload, whose round trips
+// are most of its cost).
+func (up *Upload) ahead(k Key) ahead {
+	a := ahead{records: []Key{k}, blobs: []blob.ID{up.id}}
+	if len(up.chunks) <= aheadChunks {
+		for _, c := range up.chunks {
+			a.chunks = append(a.chunks, c.ID)
+		}
+	}
+	return a
 }
 
 // addUnreferenced stores an upload's content with no reference (Put).

@@ -3,9 +3,11 @@ package index
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/cairnstore/cairn/internal/blob"
 	"github.com/cairnstore/cairn/internal/testtool"
 )
 
@@ -103,4 +105,58 @@ func TestPostgresCommit(t *testing.T) {
 	if n := db.st.(*pgStore).pool.Stat().AcquiredConns(); n != 1 {
 		t.Errorf("%d connections taken, want 1 (the store's lock's)", n)
 	}
+}
+
+// TestPrefetch: on each store, a prefetched View answers the entries it
+// was asked for as they were when it read them (present or absent), and
+// any other as the index does now.
+func TestPrefetch(t *testing.T) {
+	stores(t, func(t *testing.T, open func() (*DB, error)) {
+		db := must(t, open)()
+		defer db.Close()
+		a, b := RecordKey{"ns", "t", "a"}, RecordKey{"ns", "t", "b"}
+		id, missing := blob.Sum([]byte("content")), blob.Sum([]byte("nothing"))
+		batch := db.NewBatch()
+		batch.SetRecord(a, Record{Size: 1, Version: 1})
+		batch.SetBlob(id, Blob{Size: 7, Refs: 2})
+		batch.SetChunk(id, Chunk{Refs: 3, Location: Location{Segment: 5, Raw: 7, Stored: 7}})
+		if err := batch.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		v, err := db.Prefetch([]RecordKey{a, b}, []blob.ID{id, missing}, []blob.ID{id, missing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.HasSuffix(t.Name(), "store=postgres"); db.Remote() != want {
+			t.Errorf("Remote = %v on %s", db.Remote(), t.Name())
+		}
+		batch = db.NewBatch()
+		batch.SetRecord(a, Record{Size: 2, Version: 2})
+		batch.SetRecord(b, Record{Size: 3, Version: 1})
+		batch.SetRecord(RecordKey{"ns", "t", "c"}, Record{Size: 4, Version: 1})
+		if err := batch.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if r, ok, err := v.Record(a); err != nil || !ok || r.Size != 1 {
+			t.Errorf("Record(a) = %+v, %v, %v; want the one read ahead", r, ok, err)
+		}
+		if _, ok, err := v.Record(b); err != nil || ok {
+			t.Errorf("Record(b) = %v, %v; want absent, as read ahead", ok, err)
+		}
+		if r, ok, err := v.Record(RecordKey{"ns", "t", "c"}); err != nil || !ok || r.Size != 4 {
+			t.Errorf("Record(c), not read ahead = %+v, %v, %v; want the index's", r, ok, err)
+		}
+		if bl, ok, err := v.Blob(id); err != nil || !ok || bl.Refs != 2 || bl.Size != 7 {
+			t.Errorf("Blob = %+v, %v, %v", bl, ok, err)
+		}
+		if c, ok, err := v.Chunk(id); err != nil || !ok || c.Refs != 3 || c.Raw != 7 {
+			t.Errorf("Chunk = %+v, %v, %v", c, ok, err)
+		}
+		if _, ok, err := v.Blob(missing); err != nil || ok {
+			t.Errorf("Blob(missing) = %v, %v", ok, err)
+		}
+		if _, ok, err := v.Chunk(missing); err != nil || ok {
+			t.Errorf("Chunk(missing) = %v, %v", ok, err)
+		}
+	})
 }

@@ -577,15 +577,15 @@ func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byt
 		}
 		var err error
 		if len(b.expects) > 0 {
-			if found, err = rowsOf(br); err != nil {
+			if found, err = scanKV(br.Query()); err != nil {
 				return err
 			}
 		}
 		if len(mergeK) > 0 {
-			if inserted, err = rowsOf(br); err != nil {
+			if inserted, err = scanKV(br.Query()); err != nil {
 				return err
 			}
-			if locked, err = rowsOf(br); err != nil {
+			if locked, err = scanKV(br.Query()); err != nil {
 				return err
 			}
 		}
@@ -653,9 +653,9 @@ func (b *pgBatch) run(sync bool, ranges []pgOp, dels, setK, setV, mergeK [][]byt
 	return true, br.Close()
 }
 
-// rowsOf reads the rows of a batch's next query, (k, v) or (k), by key.
-func rowsOf(br pgx.BatchResults) (map[string][]byte, error) {
-	rows, err := br.Query()
+// scanKV reads rows of (k, v), or of (k), by key; it takes a query's
+// results as it returns them.
+func scanKV(rows pgx.Rows, err error) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
