@@ -13,6 +13,18 @@ import (
 	"github.com/cairnstore/cairn/internal/testtool"
 )
 
+// openPostgres opens an index in a new database of the package's
+// cluster, closed when t ends.
+func openPostgres(t *testing.T) *DB {
+	t.Helper()
+	db, err := OpenPostgres(context.Background(), testtool.SharedPostgres(t).NewDatabase(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestPostgresCommit: a commit's transaction, pipelined in two round
 // trips, is still one transaction. Eight writers increment one record by
 // compare-and-set (ExpectRecord, retried on ErrConflict) and a counter by
@@ -21,12 +33,7 @@ import (
 // even the counter row its merge had inserted before the check; and no
 // connection is left taken.
 func TestPostgresCommit(t *testing.T) {
-	dsn := testtool.SharedPostgres(t).NewDatabase(t)
-	db, err := OpenPostgres(context.Background(), dsn, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openPostgres(t)
 	if ok, err := db.LockStore(); !ok || err != nil {
 		t.Fatalf("LockStore = %v, %v", ok, err)
 	}
@@ -115,12 +122,7 @@ func TestPostgresCommit(t *testing.T) {
 // 64 more entries expected absent. No increment is lost: the counters
 // add up to what the commits added.
 func TestPostgresCommitLocks(t *testing.T) {
-	dsn := testtool.SharedPostgres(t).NewDatabase(t)
-	db, err := OpenPostgres(context.Background(), dsn, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openPostgres(t)
 	key := func(i int) RecordKey { return RecordKey{"ns", "t", fmt.Sprintf("c%d", i)} }
 	// add adds 1 to each of the counters named, expecting the others
 	// absent, until it commits.
